@@ -1,0 +1,236 @@
+/*
+ * rusty.h - the whole public C API of aiorusty's core.
+ *
+ * This header is also the cffi cdef (aiorusty/_build.py reads it, dropping
+ * preprocessor lines other than `#define NAME <integer>`), so it is written in
+ * the subset of C that cffi parses: no macros with arguments, no inline code.
+ *
+ * Conventions: functions return 0 (or a count) on success and a negative errno
+ * on failure, outputs go through pointers, and time is always an argument
+ * (`now_us`, microseconds on a monotonic clock chosen by the caller).
+ * IPv4 addresses are host-order integers (10.0.0.2 == 0x0a000002).
+ */
+#ifndef RUSTY_H
+#define RUSTY_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* ---------------------------------------------------------------- devices */
+
+struct rusty_dev;                       /* a NIC driver or a wrapper around one */
+
+#define RUSTY_OFF_RX_CSUM 1             /* device tells us received L4 checksums are valid */
+#define RUSTY_OFF_TX_CSUM 2             /* device completes partial L4 checksums on transmit */
+#define RUSTY_OFF_TSO 4                 /* device segments large TCP frames (unused yet) */
+
+struct rusty_dev_info {
+    char name[32];
+    char driver[16];
+    uint8_t mac[6];
+    uint16_t mtu;
+    uint16_t queues;
+    uint32_t offloads;                  /* RUSTY_OFF_* */
+};
+
+struct rusty_dev_stats {
+    uint64_t rx_frames;
+    uint64_t rx_bytes;
+    uint64_t tx_frames;
+    uint64_t tx_bytes;
+    uint64_t rx_dropped;                /* no buffer, truncated, ring overrun */
+    uint64_t tx_dropped;                /* device full or error */
+    uint64_t rx_errors;
+    uint64_t tx_errors;
+};
+
+/* Options every driver understands; zero means "the default". */
+struct rusty_dev_config {
+    uint32_t pool_buffers;              /* frame buffers in this device's pool (default 4096) */
+    uint16_t queues;                    /* number of queues (default 1) */
+    uint16_t mtu;                       /* default: the device's own, or 1500 */
+    uint16_t queue;                     /* open only this queue (multi-queue devices, one per worker) */
+    uint16_t flags;                     /* RUSTY_DEVF_* */
+    uint32_t ring_frames;               /* ring size for ring-based drivers (default per driver) */
+};
+
+#define RUSTY_DEVF_CREATE 1             /* create the device if missing (tap, shm) */
+#define RUSTY_DEVF_NO_OFFLOAD 2         /* do not negotiate checksum offload */
+#define RUSTY_DEVF_SINGLE_QUEUE 4       /* open one explicit queue, not all */
+
+/* Fault injection: probabilities are parts per million, delays microseconds. */
+struct rusty_faults_config {
+    uint64_t seed;
+    uint32_t drop_ppm;
+    uint32_t duplicate_ppm;
+    uint32_t reorder_ppm;               /* hold a frame back and send it after the next one */
+    uint32_t corrupt_ppm;               /* flip one random byte past the Ethernet header */
+    uint32_t delay_us;                  /* added latency, both directions */
+    uint32_t jitter_us;
+    uint64_t rate_bps;                  /* token-bucket rate limit, 0 = none */
+    uint32_t direction;                 /* 1 = rx only, 2 = tx only, 3 = both (default) */
+};
+
+int rusty_loopback_open(const struct rusty_dev_config *cfg, struct rusty_dev **out);
+int rusty_pair_open(const struct rusty_dev_config *cfg, struct rusty_dev **a, struct rusty_dev **b);
+int rusty_tap_open(const char *name, const struct rusty_dev_config *cfg, struct rusty_dev **out);
+int rusty_afpacket_open(const char *ifname, const struct rusty_dev_config *cfg, struct rusty_dev **out);
+int rusty_shm_open(const char *name, const struct rusty_dev_config *cfg, struct rusty_dev **out);
+
+/* Wrappers: take ownership of `inner`, are devices themselves. */
+int rusty_pcap_wrap(struct rusty_dev *inner, const char *path, struct rusty_dev **out);
+int rusty_faults_wrap(struct rusty_dev *inner, const struct rusty_faults_config *cfg, struct rusty_dev **out);
+int rusty_trace_wrap(struct rusty_dev *inner, struct rusty_dev **out);
+/* Copies decoded trace lines (one per frame, '\n'-terminated) out of the tracer. */
+size_t rusty_trace_drain(struct rusty_dev *dev, char *out, size_t cap);
+
+void rusty_dev_close(struct rusty_dev *dev);
+void rusty_dev_get_info(struct rusty_dev *dev, struct rusty_dev_info *out);
+void rusty_dev_get_stats(struct rusty_dev *dev, struct rusty_dev_stats *out);
+int rusty_dev_fd(struct rusty_dev *dev, uint16_t queue);      /* -1 when it has none */
+int rusty_dev_set_mac(struct rusty_dev *dev, const uint8_t *mac);
+
+/* Frame-at-a-time access for tests and tools; the stack never uses these. */
+int rusty_dev_send(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len);
+int rusty_dev_recv(struct rusty_dev *dev, uint16_t queue, uint8_t *frame, size_t cap); /* -EAGAIN when none */
+/* Benchmark loops kept in C: receive and drop up to `max` frames in bursts for at
+ * most `budget_us` (by the monotonic clock); transmit `count` copies of a frame. */
+int64_t rusty_dev_bench_rx(struct rusty_dev *dev, uint16_t queue, uint64_t max, uint64_t budget_us, uint64_t *bytes);
+int64_t rusty_dev_bench_tx(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len, uint64_t count);
+
+/* ----------------------------------------------------------------- stack */
+
+struct rusty_stack;
+
+struct rusty_stack_config {
+    uint64_t seed;                      /* ISNs, ephemeral ports, ARP jitter */
+    uint32_t max_sockets;               /* socket table size (default 4096) */
+    uint32_t max_tcp_conns;             /* TCP control blocks (default 4096) */
+    uint32_t max_timers;                /* default derived from the above */
+    uint32_t event_queue;               /* events held between polls (default 4096) */
+    uint32_t arp_cache;                 /* ARP entries (default 256) */
+    uint32_t arp_timeout_us;            /* reachable time of an entry (default 60 s) */
+    uint32_t udp_rx_queue;              /* datagrams queued per UDP socket (default 256) */
+    uint32_t tcp_rcvbuf;                /* per connection (default 256 KiB) */
+    uint32_t tcp_sndbuf;                /* per connection (default 256 KiB) */
+    uint32_t tcp_buffer_budget;         /* bytes of TCP buffers in all (default 256 MiB) */
+    uint32_t tcp_msl_us;                /* maximum segment lifetime; TIME-WAIT is 2*MSL (default 30 s) */
+    uint16_t ephemeral_lo;              /* default 49152 */
+    uint16_t ephemeral_hi;              /* default 65535 */
+    uint16_t rx_burst;                  /* frames per rx burst (default 32) */
+    uint16_t flags;
+};
+
+/* Socket events returned by rusty_stack_poll. 16 bytes, packed for struct.iter_unpack("<IHHiI"). */
+struct rusty_event {
+    uint32_t sock;                      /* socket handle (ICMP: the echo identifier) */
+    uint16_t type;                      /* RUSTY_EV_* */
+    uint16_t flags;
+    int32_t arg;                        /* bytes, sequence number, or negative errno */
+    uint32_t arg2;                      /* e.g. a peer address */
+};
+
+#define RUSTY_EV_UDP_READABLE 1         /* datagrams queued on sock */
+#define RUSTY_EV_UDP_ERROR 2            /* ICMP error for sock, arg = -errno, arg2 = peer ip */
+#define RUSTY_EV_ICMP_ECHO_REPLY 3      /* sock = identifier, arg = sequence, arg2 = source ip */
+#define RUSTY_EV_TCP_ACCEPT 16          /* a listener has connections to accept */
+#define RUSTY_EV_TCP_CONNECTED 17       /* active open completed */
+#define RUSTY_EV_TCP_READABLE 18        /* data (or a FIN) to read */
+#define RUSTY_EV_TCP_WRITABLE 19        /* send space became available */
+#define RUSTY_EV_TCP_EOF 20             /* peer sent FIN, all data before it was read */
+#define RUSTY_EV_TCP_CLOSED 21          /* arg = 0 or -errno (ECONNRESET, ETIMEDOUT, ECONNREFUSED) */
+
+int rusty_stack_new(const struct rusty_stack_config *cfg, struct rusty_stack **out);
+void rusty_stack_free(struct rusty_stack *stack);     /* does not close the devices */
+/* Attach a device as an interface; returns the interface index. Sends a gratuitous ARP. */
+int rusty_stack_add_iface(struct rusty_stack *stack, struct rusty_dev *dev, uint32_t ip,
+                          uint8_t prefix_len, uint32_t gateway, uint64_t now_us);
+/* rx bursts from every queue -> protocol processing -> due timers -> tx flush. */
+int rusty_stack_poll(struct rusty_stack *stack, uint64_t now_us, struct rusty_event *events, int max);
+/* Absolute time (us) the stack next needs polling, now_us if it has work pending, -1 if never. */
+int64_t rusty_stack_next_deadline(struct rusty_stack *stack, uint64_t now_us);
+/* Does `ip` route through one of the stack's interfaces? 1 = local address, 2 = reachable, 0 = no. */
+int rusty_stack_route(struct rusty_stack *stack, uint32_t ip);
+
+struct rusty_stats {
+    uint64_t eth_rx_frames;
+    uint64_t eth_tx_frames;
+    uint64_t eth_rx_bytes;
+    uint64_t eth_tx_bytes;
+    uint64_t eth_rx_malformed;
+    uint64_t eth_rx_not_for_us;
+    uint64_t eth_rx_unknown_type;
+    uint64_t tx_no_buffer;
+    uint64_t tx_device_full;
+    uint64_t arp_rx;
+    uint64_t arp_tx_requests;
+    uint64_t arp_tx_replies;
+    uint64_t arp_malformed;
+    uint64_t arp_unresolved_drops;
+    uint64_t arp_entries;
+    uint64_t ip_rx;
+    uint64_t ip_tx;
+    uint64_t ip_malformed;
+    uint64_t ip_bad_checksum;
+    uint64_t ip_not_for_us;
+    uint64_t ip_fragments_dropped;
+    uint64_t ip_unknown_protocol;
+    uint64_t ip_no_route;
+    uint64_t icmp_rx;
+    uint64_t icmp_tx;
+    uint64_t icmp_malformed;
+    uint64_t icmp_echo_requests;
+    uint64_t icmp_echo_replies;
+    uint64_t icmp_unreachable_tx;
+    uint64_t udp_rx;
+    uint64_t udp_tx;
+    uint64_t udp_malformed;
+    uint64_t udp_bad_checksum;
+    uint64_t udp_no_port;
+    uint64_t udp_queue_full;
+    uint64_t tcp_rx;
+    uint64_t tcp_tx;
+    uint64_t tcp_malformed;
+    uint64_t tcp_bad_checksum;
+    uint64_t tcp_retransmits;
+    uint64_t tcp_fast_retransmits;
+    uint64_t tcp_timeouts;
+    uint64_t tcp_rst_rx;
+    uint64_t tcp_rst_tx;
+    uint64_t tcp_challenge_acks;
+    uint64_t tcp_syn_cookies_sent;
+    uint64_t tcp_syn_cookies_ok;
+    uint64_t tcp_backlog_drops;
+    uint64_t tcp_ooo_segments;
+    uint64_t tcp_active_opens;
+    uint64_t tcp_passive_opens;
+    uint64_t tcp_conns;                 /* gauge: control blocks in use */
+    uint64_t tcp_buffer_bytes;          /* gauge: bytes held in TCP buffers */
+    uint64_t sockets;                   /* gauge: socket table slots in use */
+    uint64_t timers;                    /* gauge: armed timers */
+    uint64_t pool_free;                 /* gauge: free frame buffers, all interfaces */
+    uint64_t events_dropped;
+};
+void rusty_stack_get_stats(struct rusty_stack *stack, struct rusty_stats *out);
+
+/* ------------------------------------------------------------------ ICMP */
+
+/* Send an echo request with `payload_len` bytes of pattern payload. */
+int rusty_icmp_echo(struct rusty_stack *stack, uint32_t dst, uint16_t ident, uint16_t seq,
+                    uint16_t payload_len, uint64_t now_us);
+
+/* ------------------------------------------------------------------- UDP */
+
+int rusty_udp_bind(struct rusty_stack *stack, uint32_t ip, uint16_t port, uint32_t *sock);
+int rusty_udp_sendto(struct rusty_stack *stack, uint32_t sock, uint32_t dst, uint16_t port,
+                     const uint8_t *data, size_t len, uint64_t now_us);
+/* Copies one datagram out; returns its length (truncated to cap), -EAGAIN when none. */
+int rusty_udp_recvfrom(struct rusty_stack *stack, uint32_t sock, uint8_t *buf, size_t cap,
+                       uint32_t *src, uint16_t *port);
+int rusty_udp_getsockname(struct rusty_stack *stack, uint32_t sock, uint32_t *ip, uint16_t *port);
+int rusty_udp_close(struct rusty_stack *stack, uint32_t sock);
+
+/* ------------------------------------------------------------------- TCP */
+/* (declared by the TCP layer; see aiorusty/tcp/_core/tcp.c) */
+
+#endif

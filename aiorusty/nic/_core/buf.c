@@ -1,0 +1,76 @@
+/*
+ * buf.c - the frame buffer pool: one allocation at start-up, a free list after.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "../../tcp/_core/checksum.h"
+
+int rusty_pool_init(struct rusty_pool *pool, uint32_t count)
+{
+    memset(pool, 0, sizeof(*pool));
+    if (count == 0)
+        return -EINVAL;
+    pool->bufs = calloc(count, sizeof(*pool->bufs));
+    /* 64-byte alignment keeps every slot on its own cache lines. */
+    if (posix_memalign((void **)&pool->memory, 64, (size_t)count * RUSTY_BUF_SIZE) != 0)
+        pool->memory = NULL;
+    if (!pool->bufs || !pool->memory) {
+        free(pool->bufs);
+        free(pool->memory);
+        memset(pool, 0, sizeof(*pool));
+        return -ENOMEM;
+    }
+    pool->count = count;
+    for (uint32_t i = count; i-- > 0;) {
+        struct rusty_buf *b = &pool->bufs[i];
+        b->storage = pool->memory + (size_t)i * RUSTY_BUF_SIZE;
+        b->index = i;
+        b->pool = pool;
+        b->next = pool->free_list;
+        pool->free_list = b;
+    }
+    pool->free = count;
+    return 0;
+}
+
+void rusty_pool_destroy(struct rusty_pool *pool)
+{
+    free(pool->bufs);
+    free(pool->memory);
+    memset(pool, 0, sizeof(*pool));
+}
+
+struct rusty_buf *rusty_buf_clone(struct rusty_pool *pool, const struct rusty_buf *src)
+{
+    struct rusty_buf *b = rusty_pool_get(pool);
+    if (!b)
+        return NULL;
+    b->off = src->off;
+    b->len = src->len;
+    b->flags = src->flags;
+    b->csum_start = src->csum_start;
+    b->csum_offset = src->csum_offset;
+    b->queue = src->queue;
+    b->stamp_us = src->stamp_us;
+    memcpy(rusty_buf_data(b), rusty_buf_data(src), src->len);
+    return b;
+}
+
+void rusty_buf_complete_csum(struct rusty_buf *b)
+{
+    if (!(b->flags & RUSTY_BUF_CSUM_PARTIAL))
+        return;
+    b->flags &= (uint8_t)~RUSTY_BUF_CSUM_PARTIAL;
+    if ((uint32_t)b->csum_start + b->csum_offset + 2 > b->len)
+        return;                         /* malformed request: leave the frame as it is */
+    uint8_t *data = rusty_buf_data(b);
+    uint8_t *field = data + b->csum_start + b->csum_offset;
+    /* The field holds the folded pseudo-header sum; summing over it includes it. */
+    uint16_t sum = rusty_csum_fold(rusty_csum_add(0, data + b->csum_start, b->len - b->csum_start));
+    uint16_t csum = (uint16_t)~sum;
+    field[0] = (uint8_t)(csum >> 8);
+    field[1] = (uint8_t)csum;
+}

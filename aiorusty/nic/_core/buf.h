@@ -1,0 +1,127 @@
+/*
+ * buf.h - frame buffers and the fixed pool they come from.
+ *
+ * Every frame the stack touches lives in a rusty_buf taken from a pool sized
+ * when its device opens; nothing on the data path calls malloc. A buffer is a
+ * 2 KiB slot with headroom so headers can be pushed in front of a payload
+ * (like an sk_buff): reserve(), then put() the payload, then push() headers.
+ *
+ * Owns: buffer layout, the pool, checksum-offload metadata. Not: what frames mean.
+ */
+#ifndef RUSTY_BUF_H
+#define RUSTY_BUF_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define RUSTY_BUF_SIZE 2048u
+#define RUSTY_BUF_HEADROOM 128u         /* virtio-net header + Ethernet + IPv4 + TCP with options */
+
+/* flags */
+#define RUSTY_BUF_CSUM_PARTIAL 1u       /* tx: L4 checksum field holds the pseudo-header sum; finish it
+                                           over [csum_start, end) and store at csum_start + csum_offset */
+#define RUSTY_BUF_CSUM_VALID 2u         /* rx: the device verified the L4 checksum */
+
+struct rusty_pool;
+
+struct rusty_buf {
+    uint8_t *storage;                   /* RUSTY_BUF_SIZE bytes */
+    uint16_t off;                       /* frame start within storage */
+    uint16_t len;                       /* frame length */
+    uint16_t csum_start;                /* relative to the frame start */
+    uint16_t csum_offset;               /* relative to csum_start */
+    uint8_t flags;
+    uint8_t queue;                      /* rx: queue it arrived on */
+    uint16_t l3_off;                    /* rx: set by the stack while parsing */
+    uint32_t index;                     /* slot in the pool */
+    uint64_t stamp_us;                  /* wrappers may stamp (delay line) */
+    struct rusty_pool *pool;
+    struct rusty_buf *next;             /* free list and queues */
+};
+
+struct rusty_pool {
+    struct rusty_buf *bufs;
+    uint8_t *memory;
+    struct rusty_buf *free_list;
+    uint32_t count;
+    uint32_t free;
+    uint64_t exhausted;                 /* get() that found the pool empty */
+};
+
+int rusty_pool_init(struct rusty_pool *pool, uint32_t count);
+void rusty_pool_destroy(struct rusty_pool *pool);
+
+static inline struct rusty_buf *rusty_pool_get(struct rusty_pool *pool)
+{
+    struct rusty_buf *b = pool->free_list;
+    if (!b) {
+        pool->exhausted++;
+        return NULL;
+    }
+    pool->free_list = b->next;
+    pool->free--;
+    b->next = NULL;
+    b->off = RUSTY_BUF_HEADROOM;
+    b->len = 0;
+    b->flags = 0;
+    b->queue = 0;
+    b->l3_off = 0;
+    b->stamp_us = 0;
+    return b;
+}
+
+static inline void rusty_buf_free(struct rusty_buf *b)
+{
+    struct rusty_pool *pool = b->pool;
+    b->next = pool->free_list;
+    pool->free_list = b;
+    pool->free++;
+}
+
+static inline uint8_t *rusty_buf_data(const struct rusty_buf *b)
+{
+    return b->storage + b->off;
+}
+
+/* Prepend n bytes (a header); NULL when the headroom is used up. */
+static inline uint8_t *rusty_buf_push(struct rusty_buf *b, uint16_t n)
+{
+    if (b->off < n)
+        return NULL;
+    b->off -= n;
+    b->len += n;
+    return b->storage + b->off;
+}
+
+/* Remove n bytes from the front (a parsed header); NULL when shorter. */
+static inline uint8_t *rusty_buf_pull(struct rusty_buf *b, uint16_t n)
+{
+    if (b->len < n)
+        return NULL;
+    b->off += n;
+    b->len -= n;
+    return b->storage + b->off;
+}
+
+/* Append n bytes at the tail; NULL when they do not fit. */
+static inline uint8_t *rusty_buf_put(struct rusty_buf *b, uint16_t n)
+{
+    uint8_t *tail = b->storage + b->off + b->len;
+    if ((uint32_t)b->off + b->len + n > RUSTY_BUF_SIZE)
+        return NULL;
+    b->len += n;
+    return tail;
+}
+
+static inline uint16_t rusty_buf_tailroom(const struct rusty_buf *b)
+{
+    return (uint16_t)(RUSTY_BUF_SIZE - b->off - b->len);
+}
+
+/* Copy a whole frame into a fresh buffer of `pool`; NULL when exhausted or too big. */
+struct rusty_buf *rusty_buf_clone(struct rusty_pool *pool, const struct rusty_buf *src);
+
+/* Finish a RUSTY_BUF_CSUM_PARTIAL checksum in software. */
+void rusty_buf_complete_csum(struct rusty_buf *b);
+
+#endif

@@ -1,0 +1,193 @@
+"""Opening devices: an Interface spec becomes a C device, wrapped as asked.
+
+Owns: the Python handle of a C device (closed by ffi.gc or close()), the
+per-driver error messages that say how to fix a failure, the wrapper order
+(driver -> faults -> pcap -> trace, so the capture shows what the stack
+really sent and received after faults). Not: the drivers themselves (C, _core/).
+"""
+
+import errno
+import logging
+
+from .._errors import check
+from .._rusty import ffi, lib
+from ._spec import Interface
+
+log = logging.getLogger("aiorusty.nic")
+trace_log = logging.getLogger("aiorusty.trace")
+
+_HINTS = {
+    ("tap", errno.EPERM): "run as root or create it with `ip tuntap add {target} mode tap user $USER`",
+    ("tap", errno.EACCES): "run as root or create it with `ip tuntap add {target} mode tap user $USER`",
+    ("tap", errno.ENOENT): "/dev/net/tun is missing: load the tun module or create it with `mknod /dev/net/tun c 10 200`",
+    ("tap", errno.EBUSY): "another process holds the tap queue; use queues= or a multi-queue tap",
+    ("afpacket", errno.EPERM): "AF_PACKET needs root or CAP_NET_RAW (`setcap cap_net_raw+ep $(which python3)`)",
+    ("afpacket", errno.ENODEV): "no such interface; list them with `ip link`",
+    ("shm", errno.EACCES): "the shared-memory file in /dev/shm belongs to another user",
+}
+
+
+class Device:
+    """A NIC driver (possibly wrapped) from the C core. Closing it frees its frame pool."""
+
+    def __init__(self, ptr, iface):
+        self._ptr = ffi.gc(ptr, lib.rusty_dev_close)
+        self.interface = iface
+        self._trace = bool(iface.trace)
+        self._trace_buf = ffi.new("char[]", 65536) if self._trace else None
+
+    @property
+    def ptr(self):
+        if self._ptr is None:
+            raise ValueError("device is closed")
+        return self._ptr
+
+    def info(self):
+        out = ffi.new("struct rusty_dev_info *")
+        lib.rusty_dev_get_info(self.ptr, out)
+        return {
+            "name": ffi.string(out.name).decode(),
+            "driver": ffi.string(out.driver).decode(),
+            "mac": ":".join(f"{b:02x}" for b in out.mac),
+            "mtu": out.mtu,
+            "queues": out.queues,
+            "offloads": out.offloads,
+        }
+
+    def stats(self):
+        out = ffi.new("struct rusty_dev_stats *")
+        lib.rusty_dev_get_stats(self.ptr, out)
+        return {name: getattr(out, name) for name, _ in ffi.typeof("struct rusty_dev_stats").fields}
+
+    def fileno(self, queue=0):
+        return lib.rusty_dev_fd(self.ptr, queue)
+
+    def send(self, frame, queue=0):
+        """Transmit one raw Ethernet frame (tests and tools)."""
+        check(lib.rusty_dev_send(self.ptr, queue, ffi.from_buffer(frame), len(frame)), f"send on {self}")
+
+    def recv(self, queue=0, cap=2048):
+        """One received frame as bytes, or None when none is waiting."""
+        buf = ffi.new("uint8_t[]", cap)
+        n = lib.rusty_dev_recv(self.ptr, queue, buf, cap)
+        if n == -errno.EAGAIN:
+            return None
+        check(n, f"recv on {self}")
+        return bytes(ffi.buffer(buf, n))
+
+    def drain_trace(self):
+        """Log the tracer's decoded lines (called once per loop tick, never per frame)."""
+        if not self._trace:
+            return
+        while True:
+            n = lib.rusty_trace_drain(self.ptr, self._trace_buf, 65536)
+            if not n:
+                return
+            for line in ffi.string(self._trace_buf, n).decode(errors="replace").splitlines():
+                trace_log.info("%s %s", self.interface.target or self.interface.driver, line)
+
+    def close(self):
+        if self._ptr is not None:
+            ptr, self._ptr = self._ptr, None
+            lib.rusty_dev_close(ffi.gc(ptr, None))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<Device {self.interface}>"
+
+
+def _config(iface):
+    cfg = ffi.new("struct rusty_dev_config *")
+    cfg.pool_buffers = iface.pool
+    cfg.queues = iface.queues
+    cfg.mtu = iface.mtu
+    cfg.ring_frames = iface.ring
+    flags = lib.RUSTY_DEVF_CREATE
+    if iface.queue is not None:
+        cfg.queue = iface.queue
+        flags |= lib.RUSTY_DEVF_SINGLE_QUEUE
+    if not iface.offload:
+        flags |= lib.RUSTY_DEVF_NO_OFFLOAD
+    cfg.flags = flags
+    return cfg
+
+
+def _open_driver(iface, cfg):
+    out = ffi.new("struct rusty_dev **")
+    target = iface.target.encode()
+    if iface.driver == "tap":
+        ret = lib.rusty_tap_open(target, cfg, out)
+    elif iface.driver == "afpacket":
+        ret = lib.rusty_afpacket_open(target, cfg, out)
+    elif iface.driver == "shm":
+        ret = lib.rusty_shm_open(target, cfg, out)
+    else:
+        ret = lib.rusty_loopback_open(cfg, out)
+    hint = _HINTS.get((iface.driver, -ret))
+    check(ret, f"{iface.driver} device {iface.target or ''}".rstrip(), hint and hint.format(target=iface.target))
+    return out[0]
+
+
+def _wrap(ptr, iface):
+    """Apply the wrappers a spec asks for; on failure the inner device is closed."""
+    out = ffi.new("struct rusty_dev **")
+    try:
+        if iface.faults is not None and iface.faults.active:
+            f = iface.faults
+            fc = ffi.new("struct rusty_faults_config *")
+            fc.seed = f.seed
+            fc.drop_ppm = round(f.drop * 1e6)
+            fc.duplicate_ppm = round(f.duplicate * 1e6)
+            fc.reorder_ppm = round(f.reorder * 1e6)
+            fc.corrupt_ppm = round(f.corrupt * 1e6)
+            fc.delay_us = f.delay_us
+            fc.jitter_us = f.jitter_us
+            fc.rate_bps = f.rate_bps
+            fc.direction = f.direction
+            check(lib.rusty_faults_wrap(ptr, fc, out), "fault injector")
+            ptr = out[0]
+        if iface.pcap:
+            check(lib.rusty_pcap_wrap(ptr, iface.pcap.encode(), out), f"pcap file {iface.pcap}")
+            ptr = out[0]
+        if iface.trace:
+            check(lib.rusty_trace_wrap(ptr, out), "tracer")
+            ptr = out[0]
+    except BaseException:
+        lib.rusty_dev_close(ptr)
+        raise
+    return ptr
+
+
+def open_device(spec):
+    """Open the device an interface spec (or Interface) names, with its wrappers."""
+    iface = Interface.parse(spec)
+    ptr = _open_driver(iface, _config(iface))
+    if iface.mac:
+        lib.rusty_dev_set_mac(ptr, bytes.fromhex(iface.mac.replace(":", "")))
+    ptr = _wrap(ptr, iface)
+    dev = Device(ptr, iface)
+    if iface.host is not None:
+        from ._host import configure_host_side
+        try:
+            configure_host_side(dev, iface)
+        except BaseException:
+            dev.close()
+            raise
+    log.debug("opened %s: %s", iface, dev.info())
+    return dev
+
+
+def open_pair(pool=0, ring=0):
+    """Two devices joined like a cable (in-process), for tests: (a, b)."""
+    cfg = ffi.new("struct rusty_dev_config *")
+    cfg.pool_buffers = pool
+    cfg.ring_frames = ring
+    a = ffi.new("struct rusty_dev **")
+    b = ffi.new("struct rusty_dev **")
+    check(lib.rusty_pair_open(cfg, a, b), "pair device")
+    return Device(a[0], Interface("loopback")), Device(b[0], Interface("loopback"))

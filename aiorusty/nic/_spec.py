@@ -1,0 +1,244 @@
+"""Interface specs: the one string that names a device and how the stack uses it.
+
+    DRIVER:TARGET[,key=value...]      tap:rusty0,ip=10.0.0.2/24,host=10.0.0.1/24
+    loopback[,key=value...]           loopback,ip=10.9.0.1/24
+
+Owns: parsing and validating the spec, with errors that name the bad piece
+and the expected form. Not: opening the device (aiorusty.nic._device).
+"""
+
+import dataclasses
+import ipaddress
+import re
+
+DRIVERS = ("tap", "afpacket", "shm", "loopback")
+NEEDS_TARGET = ("tap", "afpacket", "shm")
+FAULT_KEYS = ("drop", "duplicate", "reorder", "corrupt", "delay", "jitter", "rate", "seed", "faults_dir")
+
+_FORM = "DRIVER:TARGET[,key=value...] with DRIVER one of tap, afpacket, shm, loopback"
+_MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+_TIME_UNITS = {"us": 1, "ms": 1000, "s": 1000000}
+_RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "bps": 1, "kbps": 10**3, "mbps": 10**6, "gbps": 10**9}
+
+
+class InterfaceSpecError(ValueError):
+    """A malformed interface spec; the message says what is wrong and the expected form."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Faults:
+    """Seeded fault injection on a device: probabilities in [0, 1], times in microseconds."""
+
+    seed: int = 1
+    drop: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    corrupt: float = 0.0
+    delay_us: int = 0
+    jitter_us: int = 0
+    rate_bps: int = 0
+    direction: int = 3  # 1 rx, 2 tx, 3 both
+
+    @property
+    def active(self):
+        return any((self.drop, self.duplicate, self.reorder, self.corrupt, self.delay_us, self.jitter_us, self.rate_bps))
+
+
+@dataclasses.dataclass(frozen=True)
+class Interface:
+    """One network interface of the user-space stack, parsed from a spec string."""
+
+    driver: str
+    target: str = ""
+    ip: ipaddress.IPv4Interface | None = None
+    gateway: ipaddress.IPv4Address | None = None
+    host: ipaddress.IPv4Interface | None = None
+    mtu: int = 0
+    mac: str | None = None
+    queues: int = 1
+    queue: int | None = None
+    pool: int = 0
+    ring: int = 0
+    offload: bool = True
+    pcap: str | None = None
+    trace: bool = False
+    faults: Faults | None = None
+
+    @classmethod
+    def parse(cls, spec):
+        if isinstance(spec, Interface):
+            return spec
+        if not isinstance(spec, str) or not spec.strip():
+            raise InterfaceSpecError(f"empty interface spec: expected {_FORM}")
+        head, *pairs = [p.strip() for p in spec.strip().split(",")]
+        driver, sep, target = head.partition(":")
+        driver = driver.strip().lower()
+        if driver not in DRIVERS:
+            raise InterfaceSpecError(f"interface spec {spec!r}: unknown driver {driver!r}; expected {_FORM}")
+        if driver in NEEDS_TARGET and not target:
+            raise InterfaceSpecError(f"interface spec {spec!r}: {driver} needs a target, as in '{driver}:NAME'")
+        if driver == "loopback" and target:
+            raise InterfaceSpecError(f"interface spec {spec!r}: loopback takes no target; write 'loopback,ip=...'")
+        if target and not _NAME.match(target):
+            raise InterfaceSpecError(
+                f"interface spec {spec!r}: bad {driver} name {target!r} (1-15 letters, digits, '.', '-', '_')")
+        fields = {"driver": driver, "target": target}
+        faults = {}
+        for pair in pairs:
+            if not pair:
+                continue
+            key, eq, value = pair.partition("=")
+            key, value = key.strip().lower(), value.strip()
+            if not eq or not value:
+                raise InterfaceSpecError(f"interface spec {spec!r}: {pair!r} should be key=value")
+            try:
+                if key in FAULT_KEYS:
+                    faults[key] = value
+                else:
+                    _set_key(fields, key, value)
+            except InterfaceSpecError as e:
+                raise InterfaceSpecError(f"interface spec {spec!r}: {e}") from None
+            except ValueError as e:
+                raise InterfaceSpecError(f"interface spec {spec!r}: bad value for {key}: {e}") from None
+        if faults:
+            try:
+                fields["faults"] = _parse_faults(faults)
+            except ValueError as e:
+                raise InterfaceSpecError(f"interface spec {spec!r}: {e}") from None
+        iface = cls(**fields)
+        iface._check(spec)
+        return iface
+
+    def _check(self, spec):
+        if self.host is not None and self.driver != "tap":
+            raise InterfaceSpecError(f"interface spec {spec!r}: host= only applies to tap devices")
+        if self.host is not None and self.ip is not None and self.host.ip == self.ip.ip:
+            raise InterfaceSpecError(f"interface spec {spec!r}: host= and ip= must differ (kernel side vs stack side)")
+        if self.queue is not None and self.queue >= self.queues and self.driver != "afpacket":
+            raise InterfaceSpecError(f"interface spec {spec!r}: queue={self.queue} but only {self.queues} queues")
+
+    def __str__(self):
+        parts = [f"{self.driver}:{self.target}" if self.target else self.driver]
+        if self.ip is not None:
+            parts.append(f"ip={self.ip.with_prefixlen}")
+        if self.gateway is not None:
+            parts.append(f"gw={self.gateway}")
+        if self.host is not None:
+            parts.append(f"host={self.host.with_prefixlen}")
+        for key, default in (("mtu", 0), ("mac", None), ("queues", 1), ("queue", None), ("pool", 0), ("ring", 0)):
+            value = getattr(self, key)
+            if value != default:
+                parts.append(f"{key}={value}")
+        if not self.offload:
+            parts.append("offload=0")
+        if self.pcap:
+            parts.append(f"pcap={self.pcap}")
+        if self.trace:
+            parts.append("trace=1")
+        if self.faults is not None:
+            f = self.faults
+            for key, value in (("drop", f.drop), ("duplicate", f.duplicate), ("reorder", f.reorder), ("corrupt", f.corrupt)):
+                if value:
+                    parts.append(f"{key}={value:g}")
+            if f.delay_us:
+                parts.append(f"delay={f.delay_us}us")
+            if f.jitter_us:
+                parts.append(f"jitter={f.jitter_us}us")
+            if f.rate_bps:
+                parts.append(f"rate={f.rate_bps}bit")
+            parts.append(f"seed={f.seed}")
+        return ",".join(parts)
+
+    def with_queue(self, queue):
+        """The same interface opened on one queue (one worker of several)."""
+        return dataclasses.replace(self, queue=queue)
+
+
+def _set_key(fields, key, value):
+    if key == "ip":
+        if "/" not in value:
+            raise InterfaceSpecError(f"ip={value} needs a prefix length, as in ip=10.0.0.2/24")
+        fields["ip"] = ipaddress.IPv4Interface(value)
+    elif key in ("gw", "gateway"):
+        fields["gateway"] = ipaddress.IPv4Address(value)
+    elif key == "host":
+        if "/" not in value:
+            raise InterfaceSpecError(f"host={value} needs a prefix length, as in host=10.0.0.1/24")
+        fields["host"] = ipaddress.IPv4Interface(value)
+    elif key == "mtu":
+        mtu = int(value)
+        if not 68 <= mtu <= 1500:
+            raise InterfaceSpecError(f"mtu={value} out of range (68..1500; frame buffers are 2 KiB)")
+        fields["mtu"] = mtu
+    elif key == "mac":
+        if not _MAC.match(value):
+            raise InterfaceSpecError(f"mac={value} is not a MAC address like 02:52:00:00:00:01")
+        fields["mac"] = value.lower()
+    elif key in ("queues", "queue", "pool", "ring"):
+        n = int(value)
+        low = 1 if key in ("queues",) else 0
+        if n < low or (key == "queues" and n > 16):
+            raise InterfaceSpecError(f"{key}={value} out of range" + (" (1..16)" if key == "queues" else ""))
+        fields[key] = n
+    elif key == "offload":
+        fields["offload"] = _bool(key, value)
+    elif key == "pcap":
+        fields["pcap"] = value
+    elif key == "trace":
+        fields["trace"] = _bool(key, value)
+    else:
+        known = "ip, gw, host, mtu, mac, queues, queue, pool, ring, offload, pcap, trace, " + ", ".join(FAULT_KEYS[:-1])
+        raise InterfaceSpecError(f"unknown key {key!r} (known keys: {known})")
+
+
+def _bool(key, value):
+    v = value.lower()
+    if v in ("1", "yes", "true", "on"):
+        return True
+    if v in ("0", "no", "false", "off"):
+        return False
+    raise InterfaceSpecError(f"{key}={value} should be 0 or 1")
+
+
+def _probability(key, value):
+    v = value.strip()
+    p = float(v[:-1]) / 100 if v.endswith("%") else float(v)
+    if not 0 <= p <= 1:
+        raise ValueError(f"{key}={value} should be a probability in [0, 1] or a percentage like 1%")
+    return p
+
+
+def _duration_us(key, value):
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(us|ms|s)?", value.strip())
+    if not m:
+        raise ValueError(f"{key}={value} should be a duration like 25ms, 500us or 1s")
+    return int(float(m.group(1)) * _TIME_UNITS[m.group(2) or "ms"])
+
+
+def _rate_bps(key, value):
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)", value.strip())
+    unit = m.group(2).lower() if m else ""
+    if not m or (unit and unit not in _RATE_UNITS):
+        raise ValueError(f"{key}={value} should be a rate like 100mbit, 1gbit or 500kbit")
+    return int(float(m.group(1)) * _RATE_UNITS[unit or "bit"])
+
+
+def _parse_faults(raw):
+    kw = {}
+    for key, value in raw.items():
+        if key in ("drop", "duplicate", "reorder", "corrupt"):
+            kw[key] = _probability(key, value)
+        elif key in ("delay", "jitter"):
+            kw[f"{key}_us"] = _duration_us(key, value)
+        elif key == "rate":
+            kw["rate_bps"] = _rate_bps(key, value)
+        elif key == "seed":
+            kw["seed"] = int(value)
+        elif key == "faults_dir":
+            kw["direction"] = {"rx": 1, "tx": 2, "both": 3}[value] if value in ("rx", "tx", "both") else _bad_dir(value)
+    return Faults(**kw)
+
+
+def _bad_dir(value):
+    raise ValueError(f"faults_dir={value} should be rx, tx or both")

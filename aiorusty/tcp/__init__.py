@@ -1,0 +1,1 @@
+"""aiorusty.tcp - the user-space TCP/IP stack (C core) and its thin Python wrapper."""
