@@ -253,28 +253,28 @@ static int faults_rx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **b
         return rusty_dev_rx(dev->inner, queue, bufs, max, now_us);
     struct line *l = &f->lines[queue * 2 + DIR_RX];
     release_held(f, l, DIR_RX, now_us);
-    int got = line_drain(f, l, bufs, max, now_us);
-    /* Pull until the caller has frames or the inner device is empty, so a
-       dropped frame does not look like an idle link; bounded per call. */
-    for (int round = 0; got < max && round < 8; round++) {
+    /* Take what the inner device holds (bounded per call) whatever the
+       caller asked for: the injector sits on the wire, so frames wait in its
+       line, where the shaper's backlog bound and the delay apply, not in the
+       inner device's ring. */
+    for (int round = 0; round < 8; round++) {
         /* Each frame in may become three out (itself, a duplicate, a
            released held frame): leave room in the line for that. */
         int room = (int)(LINE_SLOTS - l->count) / 3;
-        int want = max - got < room ? max - got : room;
-        if (want > RUSTY_BURST_MAX)
-            want = RUSTY_BURST_MAX;
-        struct rusty_buf *in[RUSTY_BURST_MAX];
-        int n = want > 0 ? rusty_dev_rx(dev->inner, queue, in, want, now_us) : 0;
-        if (n < 0)
-            return got ? got : n;
-        if (n == 0)
+        int want = room < RUSTY_BURST_MAX ? room : RUSTY_BURST_MAX;
+        if (want <= 0)
             break;
+        struct rusty_buf *in[RUSTY_BURST_MAX];
+        int n = rusty_dev_rx(dev->inner, queue, in, want, now_us);
+        if (n < 0)
+            return n;
         int dropped = 0;
         for (int i = 0; i < n; i++)
             inject(dev, l, DIR_RX, in[i], now_us, &dropped);
-        got += line_drain(f, l, bufs + got, max - got, now_us);
+        if (n < want)
+            break;
     }
-    return got;
+    return line_drain(f, l, bufs, max, now_us);
 }
 
 static int faults_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs, int n, uint64_t now_us)
