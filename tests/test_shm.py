@@ -44,6 +44,16 @@ PEER = textwrap.dedent(r"""
                 select.select([dev.fileno(q)], [], [], float(args[1]))
                 frame = dev.recv(queue=q)
             print("frame", frame.hex() if frame is not None else "none", flush=True)
+        elif cmd == "burst":                    # frames numbered 0..n-1, retried while the ring is full
+            n, size, i = int(args[0]), int(args[1]), 0
+            while i < n:
+                body = i.to_bytes(4, "big") * (size // 4)
+                try:
+                    dev.send(bytes.fromhex("025200000002025200000001") + b"\x88\xb5" + body)
+                    i += 1
+                except BlockingIOError:
+                    select.select([], [], [], 0.0005)
+            print("sent", flush=True)
         elif cmd == "crash":
             os._exit(0)
         elif cmd == "close":
@@ -169,6 +179,28 @@ def test_two_processes_exchange_frames_both_ways_on_every_queue(name, peers):
     finally:
         close(a)
     assert shm_files(name) == []
+
+
+def test_a_burst_larger_than_the_ring_arrives_complete_and_in_order(name, peers):
+    a = open_device(f"shm:{name},ring=64")
+    try:
+        b = peers(f"shm:{name}")
+        n, size = 5000, 100
+        b.proc.stdin.write(f"burst {n} {size}\n")
+        b.proc.stdin.flush()
+        expect = 0
+        while expect < n:
+            f = a.recv()
+            if f is None:
+                assert readable(a.fileno(), timeout=10), f"stalled after {expect} frames"
+                continue
+            assert f[14:] == expect.to_bytes(4, "big") * (size // 4), expect
+            expect += 1
+        assert b._line() == ["sent"]
+        assert a.recv() is None
+        b.close()
+    finally:
+        close(a)
 
 
 def test_wakeup_fd_becomes_readable_when_the_peer_sends(name, peers):
