@@ -346,6 +346,7 @@ def test_one_worker_per_queue(name, peers):
         assert recv_wait(a, 1) == frame(21)
         assert recv_wait(a, 0) == frame(20)
         assert peers(f"shm:{name},queues=2,queue=1").hello[:2] == ["error", str(errno.EBUSY)]
+        assert peers(f"shm:{name},queues=3,queue=2").hello[:2] == ["error", str(errno.EINVAL)]
         w0.close()
         w1.close()
     finally:

@@ -321,13 +321,13 @@ static int claim(struct shm *s, const struct rusty_dev_config *cfg)
 {
     struct shm_header *h = s->hdr;
     unsigned first = 0, count = h->queues;
+    if (cfg && cfg->queues > 1 && cfg->queues != h->queues)
+        return -EINVAL;                 /* the link was made with another queue count */
     if (cfg && (cfg->flags & RUSTY_DEVF_SINGLE_QUEUE)) {
         if (cfg->queue >= h->queues)
             return -EINVAL;
         first = cfg->queue;
         count = 1;
-    } else if (cfg && cfg->queues > 1 && cfg->queues != h->queues) {
-        return -EINVAL;                 /* the link was made with another queue count */
     }
     int side = -1;
     for (int cand = SIDE_A; cand <= SIDE_B && side < 0; cand++) {
