@@ -189,7 +189,9 @@ def test_a_corrupted_frame_fails_its_checksums(devices):
         f, start, offset = udp_partial(bytes([i]) * (20 + i))
         send_partial(dev, f, start, offset, T0)
         (got,) = recv_all(dev)
-        assert len(got) == len(f) and got[:14] == f[:14]
+        done = f[:40] + struct.pack("!H", 0xFFFF - ones_sum(f[34:])) + f[42:]   # checksum finished
+        assert checksums_ok(done) == (True, True)
+        assert len(got) == len(f) and sum(x != y for x, y in zip(got, done)) == 1   # then one byte flipped
         assert checksums_ok(got) != (True, True), i
     assert counts(dev)["corrupted"] == 60
 
