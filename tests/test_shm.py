@@ -101,10 +101,10 @@ def send_partial(dev, frame, start, offset, now=0, queue=0):
 class Peer:
     """The other process: opens `spec`, then sends/receives frames on command."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, wait=True):
         self.proc = subprocess.Popen([sys.executable, "-c", PEER, ROOT, spec], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
-        self.hello = self._line()
+        self.hello = self._line() if wait else None
 
     def _line(self, timeout=20):
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -167,7 +167,7 @@ def name():
 @pytest.fixture
 def peers():
     started = []
-    yield lambda spec: started.append(Peer(spec)) or started[-1]
+    yield lambda spec, wait=True: started.append(Peer(spec, wait)) or started[-1]
     for p in started:
         p.kill()
 
@@ -257,6 +257,18 @@ def test_wakeup_fd_becomes_readable_when_the_peer_sends(name, peers):
         b.close()
     finally:
         close(a)
+
+
+def test_two_processes_opening_at_once_get_one_side_each(name, peers):
+    first, second = peers(f"shm:{name}", wait=False), peers(f"shm:{name}", wait=False)
+    first.hello, second.hello = first._line(), second._line()
+    assert first.hello[0] == second.hello[0] == "ready"
+    assert first.hello[1] != second.hello[1]
+    first.send(frame(1))
+    assert second.recv() == frame(1)
+    first.close()
+    second.close()
+    assert shm_files(name) == []
 
 
 def test_third_opener_gets_busy(name, peers):
