@@ -277,6 +277,33 @@ def test_wrappers_pass_deadlines_and_counts_through(tmp_path, devices):
     assert dev.info()["driver"] == "trace"
 
 
+def test_through_a_pair_each_end_sees_the_other_s_faults():
+    a, b = ffi.new("struct rusty_dev **"), ffi.new("struct rusty_dev **")
+    check(lib.rusty_pair_open(ffi.NULL, a, b), "pair")
+    cfg = ffi.new("struct rusty_faults_config *")
+    cfg.seed, cfg.duplicate_ppm, cfg.reorder_ppm, cfg.direction = 11, 300_000, 200_000, 2
+    wrapped = ffi.new("struct rusty_dev **")
+    check(lib.rusty_faults_wrap(a[0], cfg, wrapped), "faults")
+    end_a, end_b = Device(wrapped[0], Interface("loopback")), Device(b[0], Interface("loopback"))
+    try:
+        for i in range(300):
+            send_at(end_a, frame(i), T0)
+        got = [seq_of(f) for f in recv_all(end_b, T0)]
+        recv_at(end_a, T0 + 1000)               # a call on a's side releases a last held frame
+        got += [seq_of(f) for f in recv_all(end_b, T0 + 1000)]
+        c = counts(end_a)
+        assert sorted(set(got)) == list(range(300))
+        assert len(got) == 300 + c["duplicated"] and c["duplicated"] > 0
+        assert got != sorted(got) and c["reordered"] > 0
+        assert sum(1 for x, y in zip(got, got[1:]) if y < x) <= c["reordered"]
+        for i in range(5):                      # the other direction is untouched
+            send_at(end_b, frame(1000 + i), T0)
+        assert [seq_of(f) for f in recv_all(end_a, T0)] == list(range(1000, 1005))
+    finally:
+        close(end_b)
+        close(end_a)
+
+
 def test_counts_without_an_injector_is_an_error():
     dev = open_device("loopback")
     try:
