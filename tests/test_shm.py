@@ -128,10 +128,17 @@ class Peer:
         assert reply[0] == "frame"
         return None if reply[1] == "none" else bytes.fromhex(reply[1])
 
-    def crash(self):
+    def crash(self, reap=True):
         self.proc.stdin.write("crash\n")
         self.proc.stdin.flush()
-        assert self.proc.wait(10) == 0
+        if reap:
+            assert self.proc.wait(10) == 0
+        else:                                   # exited, but a zombie until someone waits for it
+            import time
+            deadline = time.monotonic() + 10
+            while open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
 
     def close(self):
         if self.proc.poll() is None:
@@ -339,7 +346,7 @@ def test_a_crashed_peer_side_is_taken_over_by_a_new_process(name, peers):
         mac_b = b.hello[1]
         b.send(frame(1))
         assert recv_wait(a) == frame(1)
-        b.crash()                               # exits without closing: its claim stays, its pid is dead
+        b.crash(reap=False)                     # exits without closing: its claim stays, its pid a zombie
         a.send(frame(2))                        # lands in the dead side's ring
         c = peers(f"shm:{name}")
         assert c.hello[:2] == ["ready", mac_b]  # the same side, so the same MAC
