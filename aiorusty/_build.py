@@ -6,8 +6,9 @@ lines removed except `#define NAME <integer>` constants. The sources are every
 builds with AddressSanitizer and UndefinedBehaviorSanitizer (run the tests with
 libasan preloaded, as .ci/run does); AIORUSTY_DEBUG=1 keeps asserts and -g.
 
-Run `python -m aiorusty._build` (or `python aiorusty/_build.py`) to build the
-extension in place for development; `pip install .` builds it through setup.py.
+Run `python aiorusty/_build.py` to build the extension in place for
+development (not `-m`: importing the package needs the extension it builds);
+`pip install .` builds it through setup.py.
 """
 
 import glob

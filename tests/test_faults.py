@@ -20,12 +20,6 @@ from aiorusty.nic import Device, Interface, open_device
 T0 = 1_000_000_000                              # an arbitrary "now" in microseconds
 
 
-def close(dev):
-    # Device.close() hands ffi.gc(ptr, None) - None on cffi 2 - to rusty_dev_close
-    # (aiorusty/nic/_device.py, reported); release the handle directly.
-    ptr, dev._ptr = dev._ptr, None
-    if ptr is not None:
-        ffi.release(ptr)
 
 
 def ones_sum(data):
@@ -69,7 +63,7 @@ def devices():
 
     yield open_
     for d in opened:
-        close(d)
+        d.close()
 
 
 def frame(seq, size=64):
@@ -120,7 +114,7 @@ def survivors(spec, n=300):
             got += [seq_of(f) for f in recv_all(dev)]
         return got, counts(dev)
     finally:
-        close(dev)
+        dev.close()
 
 
 def test_the_same_seed_drops_the_same_frames_and_another_seed_others():
@@ -300,8 +294,8 @@ def test_through_a_pair_each_end_sees_the_other_s_faults():
             send_at(end_b, frame(1000 + i), T0)
         assert [seq_of(f) for f in recv_all(end_a, T0)] == list(range(1000, 1005))
     finally:
-        close(end_b)
-        close(end_a)
+        end_b.close()
+        end_a.close()
 
 
 def test_counts_without_an_injector_is_an_error():
@@ -310,7 +304,7 @@ def test_counts_without_an_injector_is_an_error():
         out = ffi.new("struct rusty_faults_stats *")
         assert lib.rusty_faults_counts(dev.ptr, out) == -errno.ENODEV
     finally:
-        close(dev)
+        dev.close()
 
 
 def test_bad_configs_are_refused_and_leave_the_inner_device_to_the_caller():
@@ -325,7 +319,7 @@ def test_bad_configs_are_refused_and_leave_the_inner_device_to_the_caller():
         inner.send(frame(1))
         assert inner.recv() == frame(1)         # still whole and usable
     finally:
-        close(inner)
+        inner.close()
 
 
 @settings(max_examples=150, deadline=None)
@@ -354,4 +348,4 @@ def test_random_frames_and_faults_never_crash(frames, probs, delay, rate, seed, 
             c = counts(dev)
             assert c["corrupted"] <= 2 * len(frames) + c["duplicated"]
     finally:
-        close(dev)
+        dev.close()

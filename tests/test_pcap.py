@@ -10,12 +10,6 @@ from aiorusty._rusty import ffi, lib
 from aiorusty.nic import open_device
 
 
-def close(dev):
-    # Device.close() hands ffi.gc(ptr, None) - None on cffi 2 - to rusty_dev_close
-    # (aiorusty/nic/_device.py, reported); release the handle directly.
-    ptr, dev._ptr = dev._ptr, None
-    if ptr is not None:
-        ffi.release(ptr)
 
 
 def ones_sum(data):
@@ -87,7 +81,7 @@ def test_frames_in_both_directions_are_captured_byte_for_byte(tmp_path):
         got = [dev.recv() for _ in frames]
         assert got == frames
     finally:
-        close(dev)
+        dev.close()
     after = time.time()
     records = read_pcap(path)
     assert [r[1] for r in records] == frames + frames                   # tx then rx
@@ -107,7 +101,7 @@ def test_tcpdump_reads_the_capture(tmp_path):
         while dev.recv() is not None:
             pass
     finally:
-        close(dev)
+        dev.close()
     out = sh("tcpdump", "-r", path, "-nn").stdout.splitlines()
     assert len(out) == 42
     assert sum("ARP, Request who-has 10.0.0.2 tell 10.0.0.1" in line for line in out) == 2
@@ -122,7 +116,7 @@ def test_the_file_is_flushed_while_the_device_runs(tmp_path):
             dev.send(udp_frame(i, 20))
         assert len(read_pcap(path)) >= 64
     finally:
-        close(dev)
+        dev.close()
     assert len(read_pcap(path)) == 70
 
 
@@ -142,7 +136,7 @@ def test_partial_checksums_are_finished_before_the_capture(tmp_path):
         send_partial(dev, f, start, offset)
         got = dev.recv()
     finally:
-        close(dev)
+        dev.close()
     (_, tx), (_, rx) = read_pcap(path)
     assert checksums_ok(tx) == (True, True)
     assert tx == rx == got

@@ -151,12 +151,6 @@ class Peer:
             self.proc.wait(10)
 
 
-def close(dev):
-    # Device.close() hands ffi.gc(ptr, None) - None on cffi 2 - to rusty_dev_close
-    # (aiorusty/nic/_device.py, reported); release the handle directly.
-    ptr, dev._ptr = dev._ptr, None
-    if ptr is not None:
-        ffi.release(ptr)
 
 
 def shm_files(name):
@@ -217,7 +211,7 @@ def test_two_processes_exchange_frames_both_ways_on_every_queue(name, peers):
             assert a.recv(1 - q) is None
         b.close()
     finally:
-        close(a)
+        a.close()
     assert shm_files(name) == []
 
 
@@ -240,7 +234,7 @@ def test_a_burst_larger_than_the_ring_arrives_complete_and_in_order(name, peers)
         assert a.recv() is None
         b.close()
     finally:
-        close(a)
+        a.close()
 
 
 def test_wakeup_fd_becomes_readable_when_the_peer_sends(name, peers):
@@ -263,7 +257,7 @@ def test_wakeup_fd_becomes_readable_when_the_peer_sends(name, peers):
         assert a.recv() is None and not readable(fd)
         b.close()
     finally:
-        close(a)
+        a.close()
 
 
 def test_two_processes_opening_at_once_get_one_side_each(name, peers):
@@ -290,7 +284,7 @@ def test_third_opener_gets_busy(name, peers):
         assert c.hello[:2] == ["error", str(errno.EBUSY)]
         b.close()
     finally:
-        close(a)
+        a.close()
 
 
 def test_attacher_with_another_queue_count_is_refused(name, peers):
@@ -299,7 +293,7 @@ def test_attacher_with_another_queue_count_is_refused(name, peers):
         b = peers(f"shm:{name},queues=3")
         assert b.hello[:2] == ["error", str(errno.EINVAL)]
     finally:
-        close(a)
+        a.close()
     assert shm_files(name) == []
 
 
@@ -307,12 +301,12 @@ def test_name_is_freed_when_both_sides_close_or_the_creator_closes_alone(name, p
     a = open_device(f"shm:{name},queues=2")
     files = shm_files(name)
     assert f"/dev/shm/aiorusty-{name}" in files and len(files) == 5     # the file + a FIFO per ring
-    close(a)
+    a.close()
     assert shm_files(name) == []                # the other side never came
 
     a = open_device(f"shm:{name}")
     b = peers(f"shm:{name}")
-    close(a)
+    a.close()
     assert shm_files(name) != []                # B still holds it
     b.close()
     assert shm_files(name) == []
@@ -334,9 +328,9 @@ def test_frames_to_an_absent_peer_are_dropped_and_a_full_ring_refuses(name):
             a.send(frame(17))
             assert b.recv() == frame(17)
         finally:
-            close(b)
+            b.close()
     finally:
-        close(a)
+        a.close()
 
 
 def test_a_crashed_peer_side_is_taken_over_by_a_new_process(name, peers):
@@ -362,7 +356,7 @@ def test_a_crashed_peer_side_is_taken_over_by_a_new_process(name, peers):
         assert recv_wait(a) == frame(5)
         d.close()
     finally:
-        close(a)
+        a.close()
     assert shm_files(name) == []
 
 
@@ -378,7 +372,7 @@ def test_a_stale_file_with_no_live_process_is_replaced(name, peers):
         assert c.hello[2] == "3"
         c.close()
     finally:
-        close(a)
+        a.close()
     assert shm_files(name) == []
 
 
@@ -402,7 +396,7 @@ def test_one_worker_per_queue(name, peers):
         w0.close()
         w1.close()
     finally:
-        close(a)
+        a.close()
 
 
 def test_offloads_follow_the_spec(name):
@@ -412,8 +406,8 @@ def test_offloads_follow_the_spec(name):
         assert a.info()["offloads"] == 3        # RX_CSUM | TX_CSUM: frames never leave memory
         assert b.info()["offloads"] == 0
     finally:
-        close(b)
-        close(a)
+        b.close()
+        a.close()
 
 
 def test_bad_names_are_rejected():
@@ -434,8 +428,8 @@ def test_partial_checksums_cross_unfinished_and_a_receiver_without_offload_finis
         send_partial(b, f, start, offset)       # b has no TX_CSUM: rusty_dev_tx finishes it first
         assert checksums_ok(a.recv()) == (True, True)
     finally:
-        close(b)
-        close(a)
+        b.close()
+        a.close()
     name2 = name + "x"
     a = open_device(f"shm:{name2}")
     b = open_device(f"shm:{name2}")
@@ -443,5 +437,5 @@ def test_partial_checksums_cross_unfinished_and_a_receiver_without_offload_finis
         send_partial(a, f, start, offset)
         assert b.recv() == f                    # offloading receiver: as sent, trusted (CSUM_VALID)
     finally:
-        close(b)
-        close(a)
+        b.close()
+        a.close()

@@ -12,12 +12,6 @@ from aiorusty.nic import open_device
 ETH = bytes.fromhex("025200000002025200000001")     # dst 02:52:00:00:00:02, src 02:52:00:00:00:01
 
 
-def close(dev):
-    # Device.close() hands ffi.gc(ptr, None) - None on cffi 2 - to rusty_dev_close
-    # (aiorusty/nic/_device.py, reported); release the handle directly.
-    ptr, dev._ptr = dev._ptr, None
-    if ptr is not None:
-        ffi.release(ptr)
 
 
 def ipv4(proto, l4, src=(10, 0, 0, 2), dst=(10, 0, 0, 1), frag=0, ttl=64):
@@ -79,7 +73,7 @@ def roundtrip(frames):
             assert dev.recv() == f              # the tracer never changes a frame
         return drain(dev)
     finally:
-        close(dev)
+        dev.close()
 
 
 def test_each_protocol_gets_a_decoded_line_in_both_directions():
@@ -110,7 +104,7 @@ def test_lines_reach_logging_through_drain_trace(caplog):
         assert len(msgs) == 2 and all("ICMP echo request id=4660 seq=7" in m for m in msgs)
         assert drain(dev) == []                 # drained once, gone
     finally:
-        close(dev)
+        dev.close()
 
 
 def test_a_full_ring_drops_the_oldest_lines_and_says_how_many():
@@ -126,7 +120,7 @@ def test_a_full_ring_drops_the_oldest_lines_and_says_how_many():
         assert dropped > 0 and dropped + len(lines) - 1 == 2000
         assert lines[-1].startswith("rx ")      # the newest are kept
     finally:
-        close(dev)
+        dev.close()
 
 
 def test_drain_copies_whole_lines_only():
@@ -140,7 +134,7 @@ def test_drain_copies_whole_lines_only():
         assert text.endswith("\n") and text.count("\n") == 1
         assert len(drain(dev)) == 2
     finally:
-        close(dev)
+        dev.close()
 
 
 @settings(max_examples=300, deadline=None)

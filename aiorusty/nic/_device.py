@@ -24,6 +24,9 @@ _HINTS = {
     ("afpacket", errno.EPERM): "AF_PACKET needs root or CAP_NET_RAW (`setcap cap_net_raw+ep $(which python3)`)",
     ("afpacket", errno.ENODEV): "no such interface; list them with `ip link`",
     ("shm", errno.EACCES): "the shared-memory file in /dev/shm belongs to another user",
+    ("shm", errno.EBUSY): "both sides of this link are taken; each shm link joins exactly two processes",
+    ("shm", errno.EPROTO): "the file in /dev/shm has another layout (older aiorusty?); remove /dev/shm/aiorusty-{target}",
+    ("shm", errno.EINVAL): "the other side opened this link with a different number of queues",
 }
 
 
@@ -59,6 +62,13 @@ class Device:
         lib.rusty_dev_get_stats(self.ptr, out)
         return {name: getattr(out, name) for name, _ in ffi.typeof("struct rusty_dev_stats").fields}
 
+    def faults_counts(self):
+        """Counters of the fault injector wrapping this device (None when there is none)."""
+        out = ffi.new("struct rusty_faults_stats *")
+        if lib.rusty_faults_counts(self.ptr, out) != 0:
+            return None
+        return {name: getattr(out, name) for name, _ in ffi.typeof("struct rusty_faults_stats").fields}
+
     def fileno(self, queue=0):
         return lib.rusty_dev_fd(self.ptr, queue)
 
@@ -89,7 +99,7 @@ class Device:
     def close(self):
         if self._ptr is not None:
             ptr, self._ptr = self._ptr, None
-            lib.rusty_dev_close(ffi.gc(ptr, None))
+            ffi.release(ptr)  # runs the ffi.gc destructor (rusty_dev_close) now
 
     def __enter__(self):
         return self

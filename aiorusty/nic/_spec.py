@@ -147,6 +147,8 @@ class Interface:
                 parts.append(f"jitter={f.jitter_us}us")
             if f.rate_bps:
                 parts.append(f"rate={f.rate_bps}bit")
+            if f.direction != 3:
+                parts.append("faults_dir=" + {1: "rx", 2: "tx"}[f.direction])
             parts.append(f"seed={f.seed}")
         return ",".join(parts)
 

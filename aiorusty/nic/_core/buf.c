@@ -70,7 +70,11 @@ void rusty_buf_complete_csum(struct rusty_buf *b)
     uint8_t *field = data + b->csum_start + b->csum_offset;
     /* The field holds the folded pseudo-header sum; summing over it includes it. */
     uint16_t sum = rusty_csum_fold(rusty_csum_add(0, data + b->csum_start, b->len - b->csum_start));
+    /* A sum that complements to 0 is sent as 0xffff, its other ones'-complement
+       form: for UDP 0 means "no checksum" (RFC 768), and TCP accepts both. */
     uint16_t csum = (uint16_t)~sum;
+    if (csum == 0)
+        csum = 0xffff;
     field[0] = (uint8_t)(csum >> 8);
     field[1] = (uint8_t)csum;
 }
