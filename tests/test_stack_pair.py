@@ -427,3 +427,25 @@ def test_config_errors():
         Stack(not_an_option=1)
     with pytest.raises(ValueError):
         Stack(["loopback"])  # no ip=
+
+
+def test_local_delivery_to_own_address(link):
+    """Datagrams to our own address never touch the device (the stack's own "lo")."""
+    s, b, _ = link
+    drain(b)
+    server = s.udp_bind(ME, 7)
+    client = s.udp_bind(None, 0)
+    s.udp_sendto(client, b"to myself", (ME, 7), now_us=T0)
+    s.ping(ME, 5, 1, now_us=T0)
+    assert s.next_deadline(T0) == T0
+    events = s.poll(T0)
+    assert (server, lib.RUSTY_EV_UDP_READABLE, 0, 0, 0) in events
+    assert (5, lib.RUSTY_EV_ICMP_ECHO_REPLY, 0, 1, 0x0A000002) in events
+    _, cport = s.udp_getsockname(client)
+    assert s.udp_recvfrom(server) == (b"to myself", (ME, cport))
+    assert drain(b) == []
+    # a closed local port answers with port unreachable, which reaches the sender as an error
+    s.udp_sendto(client, b"anyone?", (ME, 9), now_us=T0 + 1)
+    events = s.poll(T0 + 1)
+    assert (client, lib.RUSTY_EV_UDP_ERROR, 0, -errno.ECONNREFUSED, 0x0A000002) in events
+    assert drain(b) == []

@@ -267,8 +267,10 @@ void rusty_arp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
         s->stats.arp_malformed++;
         return;
     }
-    /* Never learn broadcast/multicast/zero hardware addresses or our own frames echoed back. */
-    if ((r.sha[0] & 1) || memcmp(r.sha, zero_mac, 6) == 0 || memcmp(r.sha, ifc->mac, 6) == 0) {
+    if (memcmp(r.sha, ifc->mac, 6) == 0)
+        return;                         /* our own frame echoed back (loopback, a hub) */
+    /* Never learn broadcast/multicast/zero hardware addresses. */
+    if ((r.sha[0] & 1) || memcmp(r.sha, zero_mac, 6) == 0) {
         s->stats.arp_malformed++;
         return;
     }

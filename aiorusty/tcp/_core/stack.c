@@ -160,6 +160,7 @@ void rusty_stack_free(struct rusty_stack *s)
         return;
     if (s->tcp_ready)
         rusty_tcp_destroy(s);
+    rusty_ipv4_local_flush(s);
     if (s->udp)
         rusty_udp_destroy(s);
     if (s->arp)
@@ -405,6 +406,7 @@ int rusty_stack_poll(struct rusty_stack *s, uint64_t now_us, struct rusty_event 
                 rusty_eth_input(s, ifc, bufs[k], now_us);
         }
     }
+    rusty_ipv4_local_deliver(s, now_us);
     rusty_timers_run(&s->timers, s, now_us);
     rusty_tcp_poll_end(s, now_us);
     rusty_stack_flush(s, now_us);
@@ -424,7 +426,7 @@ static int64_t earliest(int64_t a, int64_t b)
 
 int64_t rusty_stack_next_deadline(struct rusty_stack *s, uint64_t now_us)
 {
-    if (s->ev_count)
+    if (s->ev_count || s->local_head)
         return (int64_t)now_us;
     for (uint8_t i = 0; i < s->n_ifaces; i++)
         if (s->ifaces[i].txq_len)
