@@ -449,3 +449,56 @@ def test_local_delivery_to_own_address(link):
     events = s.poll(T0 + 1)
     assert (client, lib.RUSTY_EV_UDP_ERROR, 0, -errno.ECONNREFUSED, 0x0A000002) in events
     assert drain(b) == []
+
+
+def test_gratuitous_arp_updates_entry(link):
+    """RFC 826 merge rule: a known sender's new MAC replaces the old one, even when
+    the packet is not for us (a gratuitous ARP / RFC 5227 announcement)."""
+    s, b, _ = link
+    resolve(link)
+    new_mac = mac("02:00:00:00:00:42")
+    b.send(eth(BROADCAST, new_mac, ETH_ARP, arp(1, new_mac, PEER, b"\0" * 6, PEER)))
+    s.poll(T0 + 1)
+    assert drain(b) == []  # not addressed to us: no reply
+    h = s.udp_bind(None, 0)
+    s.udp_sendto(h, b"x", (PEER, 9), now_us=T0 + 2)
+    s.poll(T0 + 2)
+    (f,) = drain(b)
+    assert f.dst == new_mac
+
+
+def test_unknown_sender_not_learned_from_foreign_request(link):
+    s, b, _ = link
+    drain(b)
+    b.send(eth(BROADCAST, PEER_MAC, ETH_ARP, arp(1, PEER_MAC, PEER, b"\0" * 6, "10.0.0.3")))
+    s.poll(T0 + 1)
+    assert s.stats()["arp_entries"] == 0
+
+
+def test_address_probe_is_defended(link):
+    """RFC 5227 2.1.1: a probe (sender 0.0.0.0) for our address gets a reply, and teaches nothing."""
+    s, b, smac = link
+    drain(b)
+    b.send(eth(BROADCAST, PEER_MAC, ETH_ARP, arp(1, PEER_MAC, "0.0.0.0", b"\0" * 6, ME)))
+    s.poll(T0 + 1)
+    (f,) = drain(b)
+    assert f.arp["op"] == 2 and f.arp["spa"] == ME and f.dst == PEER_MAC
+    assert s.stats()["arp_entries"] == 0
+
+
+def test_events_beyond_queue_are_counted():
+    a, b = open_pair()
+    s = Stack(seed=1, event_queue=2)
+    try:
+        s.add_interface(a, ip=f"{ME}/24", now_us=T0)
+        smac = mac(a.info()["mac"])
+        socks = [s.udp_bind(None, 7000 + i) for i in range(4)]
+        for i in range(4):
+            b.send(eth(smac, PEER_MAC, ETH_IP, ipv4(PEER, ME, 17, udp(PEER, ME, 1, 7000 + i, b"x"))))
+        events = s.poll(T0)
+        assert [e[0] for e in events] == socks[:2]
+        assert s.stats()["events_dropped"] == 2
+    finally:
+        s.close()
+        close_device(a)
+        close_device(b)
