@@ -260,6 +260,19 @@ int rusty_udp_recvfrom(struct rusty_stack *stack, uint32_t sock, uint8_t *buf, s
 int rusty_udp_getsockname(struct rusty_stack *stack, uint32_t sock, uint32_t *ip, uint16_t *port);
 int rusty_udp_close(struct rusty_stack *stack, uint32_t sock);
 
+/* -------------------------------------------------------- static payloads */
+
+/* A payload sent many times (a static file), with a prefix table of partial
+ * checksums so the sum of any byte range is read in O(1). */
+struct rusty_payload;
+int rusty_payload_new(const uint8_t *data, size_t len, struct rusty_payload **out);
+void rusty_payload_free(struct rusty_payload *p);
+size_t rusty_payload_len(const struct rusty_payload *p);
+const uint8_t *rusty_payload_data(const struct rusty_payload *p);
+/* Folded ones'-complement sum of bytes [off, off+len), aligned as if the range
+ * started at an even offset (what a segment carrying exactly those bytes needs). */
+uint16_t rusty_payload_sum(const struct rusty_payload *p, size_t off, size_t len);
+
 /* ------------------------------------------------------------------- TCP */
 /* (declared by the TCP layer; see aiorusty/tcp/_core/tcp.c) */
 
