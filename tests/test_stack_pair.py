@@ -502,3 +502,26 @@ def test_events_beyond_queue_are_counted():
         s.close()
         close_device(a)
         close_device(b)
+
+
+def test_garbage_collected_stack_frees_before_its_devices():
+    import gc
+
+    s = Stack(["loopback,ip=10.9.0.1/24"], seed=1)
+    h = s.udp_bind(None, 7)
+    s.udp_sendto(h, b"held in the queue", ("10.9.0.1", 7), now_us=T0)
+    s.poll(T0)  # the datagram now sits in the socket's queue, a buffer of the device's pool
+    s.ping("10.9.0.77", 1, 1, now_us=T0)  # and one held by ARP
+    del s
+    gc.collect()
+
+
+def test_device_closed_under_stack_does_not_crash(caplog):
+    a, b = open_pair()
+    s = Stack(seed=1)
+    s.add_interface(a, ip=f"{ME}/24", now_us=T0)
+    s.ping(PEER, 1, 1, now_us=T0)  # held by ARP: a buffer from a's pool
+    close_device(a)
+    s.close()
+    assert "closed before the stack" in caplog.text
+    close_device(b)
