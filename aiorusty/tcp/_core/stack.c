@@ -158,6 +158,12 @@ void rusty_stack_free(struct rusty_stack *s)
 {
     if (!s)
         return;
+    /* Disarm every timer first, while their owners still exist: a layer that
+     * frees its blocks (timers inside) must not leave them in the heap for
+     * the next layer's rusty_timer_cancel to move around. */
+    for (uint32_t i = 0; i < s->timers.count; i++)
+        s->timers.slots[i]->heap_index = 0;
+    s->timers.count = 0;
     if (s->tcp_ready)
         rusty_tcp_destroy(s);
     rusty_ipv4_local_flush(s);
