@@ -525,3 +525,23 @@ def test_device_closed_under_stack_does_not_crash(caplog):
     s.close()
     assert "closed before the stack" in caplog.text
     close_device(b)
+
+
+def test_point_to_point_slash31_has_no_broadcast():
+    """RFC 3021: on a /31 both addresses are hosts; the 'broadcast' one is a peer."""
+    a, b = open_pair()
+    s = Stack(seed=1)
+    try:
+        s.add_interface(a, ip="10.3.0.0/31", now_us=T0)
+        smac = mac(a.info()["mac"])
+        drain(b)
+        b.send(eth(BROADCAST, PEER_MAC, ETH_ARP, arp(1, PEER_MAC, "10.3.0.1", b"\0" * 6, "10.3.0.0")))
+        b.send(eth(smac, PEER_MAC, ETH_IP, ipv4("10.3.0.1", "10.3.0.0", 1, echo_request(2, 2))))
+        s.poll(T0)
+        frames = drain(b)
+        assert [f.type for f in frames] == [ETH_ARP, ETH_IP]
+        assert frames[1].dst == PEER_MAC and frames[1].icmp["type"] == 0
+    finally:
+        s.close()
+        close_device(a)
+        close_device(b)

@@ -35,7 +35,8 @@ static int is_broadcast_for(const struct rusty_iface *ifc, uint32_t ip)
 {
     if (ip == 0xffffffffu)
         return 1;
-    return ifc->netmask != 0xffffffffu && ifc->netmask != 0 && ip == (ifc->ip | ~ifc->netmask);
+    /* /31 and /32 links have no directed broadcast (RFC 3021). */
+    return ifc->prefix_len > 0 && ifc->prefix_len < 31 && ip == (ifc->ip | ~ifc->netmask);
 }
 
 void rusty_ipv4_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint64_t now_us)
