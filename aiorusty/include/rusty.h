@@ -147,7 +147,7 @@ struct rusty_event {
     uint32_t arg2;                      /* e.g. a peer address */
 };
 
-#define RUSTY_EV_UDP_READABLE 1         /* datagrams queued on sock */
+#define RUSTY_EV_UDP_READABLE 1         /* datagrams queued on sock (once per poll: drain with recvfrom until -EAGAIN) */
 #define RUSTY_EV_UDP_ERROR 2            /* ICMP error for sock, arg = -errno, arg2 = peer ip */
 #define RUSTY_EV_ICMP_ECHO_REPLY 3      /* sock = identifier, arg = sequence, arg2 = source ip */
 #define RUSTY_EV_TCP_ACCEPT 16          /* a listener has connections to accept */
