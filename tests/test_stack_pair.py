@@ -545,3 +545,63 @@ def test_point_to_point_slash31_has_no_broadcast():
         s.close()
         close_device(a)
         close_device(b)
+
+
+def test_time_exceeded_and_foreign_quotes(link):
+    s, b, smac = link
+    resolve(link)
+    h = s.udp_bind(None, 5353)
+    s.udp_sendto(h, b"query", ("10.0.0.1", 53), now_us=T0 + 1)
+    s.poll(T0 + 1)
+    (out,) = drain(b)
+    quoted = out.ip_header + out.l4[:8]
+    # time exceeded from a router: EHOSTUNREACH
+    b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 1, icmp(11, 0, 0, quoted))))
+    # an error about a datagram we never sent (source not ours): ignored
+    foreign = ipv4("10.0.0.9", PEER, 17, udp("10.0.0.9", PEER, 5353, 53, b"q"))[:28]
+    b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 1, icmp(3, 3, 0, foreign))))
+    # a truncated quote (less than 8 bytes of the datagram): malformed
+    b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 1, icmp(3, 3, 0, quoted[:24]))))
+    events = s.poll(T0 + 2)
+    assert events == [(h, lib.RUSTY_EV_UDP_ERROR, 0, -errno.EHOSTUNREACH, 0x0A000001)]
+    assert s.stats()["icmp_malformed"] == 1
+
+
+def test_echo_to_broadcast_is_ignored(link):
+    s, b, smac = link
+    resolve(link)
+    b.send(eth(BROADCAST, PEER_MAC, ETH_IP, ipv4(PEER, "10.0.0.255", 1, echo_request(3, 1))))
+    b.send(eth(BROADCAST, PEER_MAC, ETH_IP, ipv4(PEER, "255.255.255.255", 1, echo_request(3, 2))))
+    s.poll(T0 + 1)
+    assert drain(b) == []
+    assert s.stats()["icmp_echo_requests"] == 0
+
+
+def test_broadcast_udp_reaches_wildcard_socket_only(link):
+    s, b, smac = link
+    wild = s.udp_bind(None, 67)
+    exact = s.udp_bind(ME, 68)
+    b.send(eth(BROADCAST, PEER_MAC, ETH_IP, ipv4(PEER, "255.255.255.255", 17, udp(PEER, "255.255.255.255", 1, 67, b"a"))))
+    b.send(eth(BROADCAST, PEER_MAC, ETH_IP, ipv4(PEER, "10.0.0.255", 17, udp(PEER, "10.0.0.255", 1, 68, b"b"))))
+    s.poll(T0 + 1)
+    assert s.udp_recvfrom(wild) == (b"a", (PEER, 1))
+    assert s.udp_recvfrom(exact) is None
+    st = s.stats()
+    assert st["udp_no_port"] == 1 and st["icmp_unreachable_tx"] == 0
+
+
+def test_gleaning_keeps_a_used_entry_reachable(link):
+    """IPv4 frames from the neighbour's known MAC confirm its entry: no probe after the timeout."""
+    s, b, smac = link
+    resolve(link, T0)
+    h = s.udp_bind(None, 7)
+    t = T0
+    for _ in range(4):  # traffic from the peer every 20 s, arp_timeout_us is 30 s
+        t += 20 * SEC
+        b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 17, udp(PEER, ME, 1, 7, b"x"))))
+        s.poll(t)
+        s.udp_sendto(h, b"y", (PEER, 1), now_us=t)
+        s.poll(t)
+    frames = drain(b)
+    assert [f for f in frames if f.arp] == []
+    assert len(frames) == 4
