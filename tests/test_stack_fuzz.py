@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from aiorusty.nic import open_pair
 from aiorusty.tcp import Stack
-from aiorusty.tcp._stack import close_device
 
 from _pkt import BROADCAST, ETH_ARP, ETH_IP, arp, csum, echo_request, eth, icmp, ipv4, mac, udp
 
@@ -55,8 +54,8 @@ class Harness:
 
     def close(self):
         self.stack.close()
-        close_device(self.a)
-        close_device(self.b)
+        self.a.close()
+        self.b.close()
 
 
 @pytest.fixture(scope="module")

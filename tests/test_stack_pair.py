@@ -8,7 +8,6 @@ import pytest
 from aiorusty._rusty import lib
 from aiorusty.nic import open_pair
 from aiorusty.tcp import Stack
-from aiorusty.tcp._stack import close_device
 
 from _pkt import BROADCAST, ETH_ARP, ETH_IP, arp, drain, echo_request, eth, icmp, ipv4, mac, udp
 
@@ -28,8 +27,8 @@ def link():
         yield s, b, a.info()["mac"]
     finally:
         s.close()
-        close_device(a)
-        close_device(b)
+        a.close()
+        b.close()
 
 
 def stack_mac(link):
@@ -216,8 +215,8 @@ def test_udp_queue_full(link):
         assert [s.udp_recvfrom(h)[0] for _ in range(2)] == [b"\0", b"\1"]
     finally:
         s.close()
-        close_device(a)
-        close_device(b)
+        a.close()
+        b.close()
 
 
 def test_port_unreachable(link):
@@ -354,8 +353,8 @@ def test_route():
     with Stack(seed=1) as s:
         s.add_interface(a, ip="10.1.0.2/16", now_us=T0)
         assert s.route("8.8.8.8") == 0
-    close_device(a)
-    close_device(b)
+    a.close()
+    b.close()
 
 
 def test_gateway_next_hop(link):
@@ -371,8 +370,8 @@ def test_gateway_next_hop(link):
         assert req.arp["tpa"] == "10.1.0.1"  # resolve the gateway, not the destination
     finally:
         s.close()
-        close_device(a)
-        close_device(b)
+        a.close()
+        b.close()
 
 
 def test_two_stacks_ping_and_udp():
@@ -405,8 +404,8 @@ def test_two_stacks_ping_and_udp():
     finally:
         s1.close()
         s2.close()
-        close_device(a)
-        close_device(b)
+        a.close()
+        b.close()
 
 
 def test_stack_owns_spec_devices_and_closes():
@@ -500,8 +499,8 @@ def test_events_beyond_queue_are_counted():
         assert s.stats()["events_dropped"] == 2
     finally:
         s.close()
-        close_device(a)
-        close_device(b)
+        a.close()
+        b.close()
 
 
 def test_garbage_collected_stack_frees_before_its_devices():
@@ -521,10 +520,10 @@ def test_device_closed_under_stack_does_not_crash(caplog):
     s = Stack(seed=1)
     s.add_interface(a, ip=f"{ME}/24", now_us=T0)
     s.ping(PEER, 1, 1, now_us=T0)  # held by ARP: a buffer from a's pool
-    close_device(a)
+    a.close()
     s.close()
     assert "closed before the stack" in caplog.text
-    close_device(b)
+    b.close()
 
 
 def test_point_to_point_slash31_has_no_broadcast():
@@ -543,8 +542,8 @@ def test_point_to_point_slash31_has_no_broadcast():
         assert frames[1].dst == PEER_MAC and frames[1].icmp["type"] == 0
     finally:
         s.close()
-        close_device(a)
-        close_device(b)
+        a.close()
+        b.close()
 
 
 def test_time_exceeded_and_foreign_quotes(link):

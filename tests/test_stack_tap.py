@@ -10,7 +10,6 @@ import pytest
 from aiorusty.nic import open_device
 from aiorusty.nic._host import configure_host_side
 from aiorusty.tcp import Stack
-from aiorusty.tcp._stack import close_device
 
 from _netns import need_tool, needs_root, netns, unique
 from _stack_peer import popen_ns, serve, skip_if_enosys, udp_both_ways
@@ -37,7 +36,7 @@ def tap_stack():
             yield stack, ns, name
         finally:
             stack.close()
-            close_device(dev)       # deletes the (non-persistent) tap, wherever its kernel end is
+            dev.close()       # deletes the (non-persistent) tap, wherever its kernel end is
 
 
 def test_kernel_pings_stack(tap_stack):

@@ -43,17 +43,6 @@ def int_to_ip(n):
     return str(ipaddress.IPv4Address(n))
 
 
-def close_device(dev):
-    """Close a Device now. (Device.close passes ffi.gc(ptr, None) on, which is
-    None with cffi >= 1.17; this detaches the destructor and keeps the pointer.)"""
-    ptr = dev._ptr
-    if ptr is None:
-        return
-    dev._ptr = None
-    ffi.gc(ptr, None)
-    lib.rusty_dev_close(ptr)
-
-
 def _free_stack(ptr, devices):
     if any(dev._ptr is None for dev, _ in devices):
         # A device was closed under the stack: its pool (which the stack's queued
@@ -65,7 +54,7 @@ def _free_stack(ptr, devices):
         lib.rusty_stack_free(ptr)
     for dev, owned in devices:
         if owned:
-            close_device(dev)
+            dev.close()
     devices.clear()
 
 
