@@ -22,7 +22,7 @@ import pytest
 from _netns import IS_ROOT, netns, need_tool, needs_root, sh, unique
 from aiorusty._rusty import ffi, lib
 from aiorusty.nic import Interface, open_device
-from aiorusty.nic._device import _open_driver
+from aiorusty.nic._device import Device, _open_driver
 from aiorusty.nic._host import configure_host_side
 
 pytestmark = [needs_root, pytest.mark.timeout(60)]
@@ -285,7 +285,7 @@ def test_attach_to_existing_persistent_tap():
     sh("ip", "tuntap", "add", "dev", name, "mode", "tap")
     try:
         cfg = ffi.new("struct rusty_dev_config *")  # no RUSTY_DEVF_CREATE: attach only
-        dev = Device_from(_open_driver(Interface.parse(f"tap:{name}"), cfg))
+        dev = Device(_open_driver(Interface.parse(f"tap:{name}"), cfg), Interface("tap", name))
         try:
             assert dev.info()["name"] == name
         finally:
@@ -294,11 +294,6 @@ def test_attach_to_existing_persistent_tap():
         assert sh("ip", "link", "show", name, check=False).returncode == 0
     finally:
         sh("ip", "tuntap", "del", "dev", name, "mode", "tap", check=False)
-
-
-def Device_from(ptr):
-    from aiorusty.nic._device import Device
-    return Device(ptr, Interface("tap"))
 
 
 def test_missing_tap_without_create_is_a_clear_error():
