@@ -4,9 +4,11 @@
  * TX ring (512 slots, one send() per 64 frames), with each received frame
  * copied into one static buffer, as the driver copies it into a pool buffer.
  *
- * usage: afpacket_rw rx IFNAME WARM_S MEASURE_S
+ * usage: afpacket_rw rx IFNAME COUNT RING_MB   (ring, bind, print "ready", wait
+ *                                               for a line on stdin - the ring is
+ *                                               being filled - then walk COUNT frames)
  *        afpacket_rw tx IFNAME FRAME_LEN COUNT
- * prints: frames=N seconds=S
+ * prints: frames=N seconds=S cpu=C  (C: CPU seconds used meanwhile)
  */
 #include "common.h"
 
@@ -14,7 +16,6 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
-#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,7 +25,6 @@
 #endif
 #define FRAME 2048u
 #define BLOCK (128u * 1024u)
-#define BLOCKS 64u
 #define TX_SLOTS 512u
 #define TX_OFF TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
 
@@ -38,7 +38,7 @@ int main(int argc, char **argv)
 {
     static uint8_t buf[2048];
     if (argc != 5) {
-        fprintf(stderr, "usage: afpacket_rw rx IFNAME WARM_S MEASURE_S | afpacket_rw tx IFNAME FRAME_LEN COUNT\n");
+        fprintf(stderr, "usage: afpacket_rw rx IFNAME COUNT RING_MB | afpacket_rw tx IFNAME FRAME_LEN COUNT\n");
         return 2;
     }
     int rx = strcmp(argv[1], "rx") == 0, one = 1, v3 = TPACKET_V3;
@@ -51,8 +51,9 @@ int main(int argc, char **argv)
         setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0)
         die("afpacket_rw: setsockopt");
     struct tpacket_req3 req = {.tp_frame_size = FRAME};
+    unsigned blocks = rx ? (unsigned)atoi(argv[4]) * (1024u * 1024u / BLOCK) : 0;
     if (rx) {
-        req.tp_block_size = BLOCK, req.tp_block_nr = BLOCKS, req.tp_frame_nr = BLOCK / FRAME * BLOCKS;
+        req.tp_block_size = BLOCK, req.tp_block_nr = blocks, req.tp_frame_nr = BLOCK / FRAME * blocks;
         req.tp_retire_blk_tov = 1;
     } else {
         req.tp_block_size = 64u * 1024u, req.tp_block_nr = TX_SLOTS * FRAME / (64u * 1024u);
@@ -71,19 +72,15 @@ int main(int argc, char **argv)
     if (rx) {
         struct packet_mreq mr = {.mr_ifindex = ifindex, .mr_type = PACKET_MR_PROMISC};
         setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr));
-        double warm = atof(argv[3]), measure = atof(argv[4]);
+        unsigned long long want = strtoull(argv[3], NULL, 0), frames = 0;
+        char line[16];
         printf("ready\n");
         fflush(stdout);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 5000) != 1) {
-            fprintf(stderr, "afpacket_rw: no traffic\n");
+        if (!fgets(line, sizeof(line), stdin))
             return 1;
-        }
-        unsigned long long frames = 0;
         unsigned blk = 0;
-        double t = now_s(), start = t + warm, end = start + measure;
-        int counting = 0;
-        while (t < end) {
+        double start = now_s(), cpu0 = cpu_s(), last = start, t = start;
+        while (frames < want && t - last < 3.0) {
             struct tpacket_block_desc *bd = (void *)(map + (size_t)blk * BLOCK);
             if (__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) {
                 struct tpacket3_hdr *h = (void *)((uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt);
@@ -92,16 +89,15 @@ int main(int argc, char **argv)
                         memcpy(buf, (uint8_t *)h + h->tp_mac, h->tp_snaplen);
                     h = (void *)((uint8_t *)h + h->tp_next_offset);
                 }
-                if (counting)
-                    frames += bd->hdr.bh1.num_pkts;
+                frames += bd->hdr.bh1.num_pkts;
                 __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-                blk = (blk + 1) % BLOCKS;
+                blk = (blk + 1) % blocks;
+                last = t = now_s();
+            } else {
+                t = now_s();
             }
-            t = now_s();
-            if (!counting && t >= start)
-                counting = 1;
         }
-        printf("frames=%llu seconds=%.6f\n", frames, t - start);
+        printf("frames=%llu seconds=%.6f cpu=%.6f\n", frames, last - start, cpu_s() - cpu0);
         return 0;
     }
     size_t flen = strtoul(argv[3], NULL, 0);
@@ -109,7 +105,7 @@ int main(int argc, char **argv)
     static const uint8_t dst[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
     make_frame(buf, flen, dst);
     unsigned head = 0;
-    double start = now_s();
+    double start = now_s(), cpu0 = cpu_s();
     while (frames < count) {
         int n = 0;
         for (; n < 64 && frames < count; n++) {
@@ -127,6 +123,6 @@ int main(int argc, char **argv)
         if (send(fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
             die("afpacket_rw: send");
     }
-    printf("frames=%llu seconds=%.6f\n", frames, now_s() - start);
+    printf("frames=%llu seconds=%.6f cpu=%.6f\n", frames, now_s() - start, cpu_s() - cpu0);
     return 0;
 }

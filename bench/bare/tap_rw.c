@@ -3,10 +3,11 @@
  * on a /dev/net/tun fd with the same flags (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR,
  * 12-byte header, TUN_F_CSUM), straight into one static buffer.
  *
- * usage: tap_rw rx TAP WARM_S MEASURE_S      (attach, print "ready", wait for
- *                                              the first frame, spin-read)
- *        tap_rw tx TAP FRAME_LEN COUNT        (write COUNT frames)
- * prints: frames=N seconds=S
+ * usage: tap_rw rx TAP COUNT             (attach, print "ready", wait for a line
+ *                                         on stdin - the queue is being filled -
+ *                                         then read COUNT frames as fast as possible)
+ *        tap_rw tx TAP FRAME_LEN COUNT   (write COUNT frames)
+ * prints: frames=N seconds=S cpu=C  (C: CPU seconds used meanwhile)
  */
 #include "common.h"
 
@@ -14,7 +15,6 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
-#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -38,36 +38,33 @@ static int open_tap(const char *name)
 int main(int argc, char **argv)
 {
     static uint8_t buf[2048];
-    if (argc != 5) {
-        fprintf(stderr, "usage: tap_rw rx TAP WARM_S MEASURE_S | tap_rw tx TAP FRAME_LEN COUNT\n");
+    if (argc != (argc > 1 && strcmp(argv[1], "rx") == 0 ? 4 : 5)) {
+        fprintf(stderr, "usage: tap_rw rx TAP COUNT | tap_rw tx TAP FRAME_LEN COUNT\n");
         return 2;
     }
     int fd = open_tap(argv[2]);
     if (strcmp(argv[1], "rx") == 0) {
-        double warm = atof(argv[3]), measure = atof(argv[4]);
+        unsigned long long want = strtoull(argv[3], NULL, 0), frames = 0;
+        char line[16];
         printf("ready\n");
         fflush(stdout);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 5000) != 1) {
-            fprintf(stderr, "tap_rw: no traffic\n");
+        if (!fgets(line, sizeof(line), stdin))
             return 1;
-        }
-        unsigned long long frames = 0;
-        double t = now_s(), start = t + warm, end = start + measure;
-        while (t < start) {             /* warm-up: drain, do not count */
-            (void)!read(fd, buf, sizeof(buf));
-            t = now_s();
-        }
-        while (t < end) {
-            /* Like the driver: read until EAGAIN, then look at the clock. */
+        /* Like the driver: read until EAGAIN, spin, read again; give up 3 s
+           after the last frame (frames the kernel dropped never come). */
+        double start = now_s(), cpu0 = cpu_s(), last = start, t = start;
+        while (frames < want && t - last < 3.0) {
             for (int i = 0; i < 64; i++) {
                 if (read(fd, buf, sizeof(buf)) < 0)
                     break;
                 frames++;
+                last = 0;
             }
             t = now_s();
+            if (last == 0)
+                last = t;
         }
-        printf("frames=%llu seconds=%.6f\n", frames, t - start);
+        printf("frames=%llu seconds=%.6f cpu=%.6f\n", frames, last - start, cpu_s() - cpu0);
         return 0;
     }
     size_t len = strtoul(argv[3], NULL, 0);
@@ -75,7 +72,7 @@ int main(int argc, char **argv)
     static const uint8_t dst[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
     memset(buf, 0, VNET_HDR_LEN);
     make_frame(buf + VNET_HDR_LEN, len, dst);
-    double start = now_s();
+    double start = now_s(), cpu0 = cpu_s();
     while (frames < count) {
         if (write(fd, buf, VNET_HDR_LEN + len) < 0) {
             if (errno == EAGAIN)
@@ -85,6 +82,6 @@ int main(int argc, char **argv)
         }
         frames++;
     }
-    printf("frames=%llu seconds=%.6f\n", frames, now_s() - start);
+    printf("frames=%llu seconds=%.6f cpu=%.6f\n", frames, now_s() - start, cpu_s() - cpu0);
     return 0;
 }
