@@ -125,14 +125,6 @@ def wait_frames(dev, match, timeout=5.0, queue=0, answer_arp=None):
     raise AssertionError(f"no matching frame within {timeout} s (stats {dev.stats()})")
 
 
-def close_dev(dev):
-    """Close a Device (and work around Device.close on cffi 2.0, where ffi.gc(p, None) returns None)."""
-    ptr = dev._ptr
-    try:
-        dev.close()
-    except TypeError:
-        if ptr is not None:
-            lib.rusty_dev_close(ptr)
 
 
 @contextlib.contextmanager
@@ -141,7 +133,7 @@ def opened(spec):
     try:
         yield dev
     finally:
-        close_dev(dev)
+        dev.close()
 
 
 def subnet():
@@ -312,7 +304,7 @@ def test_attach_to_existing_persistent_tap():
         try:
             assert dev.info()["name"] == name
         finally:
-            close_dev(dev)
+            dev.close()
         # Still there: it is persistent, we only attached.
         assert sh("ip", "link", "show", name, check=False).returncode == 0
     finally:
@@ -326,6 +318,7 @@ def test_missing_tap_without_create_is_a_clear_error():
         _open_driver(Interface.parse(f"tap:{name}"), cfg)
     assert e.value.errno == errno.ENODEV
     assert str(e.value).startswith(f"[Errno {errno.ENODEV}] tap device {name}: No such device")
+    assert f"ip tuntap add {name} mode tap user $USER" in str(e.value)
     assert sh("ip", "link", "show", name, check=False).returncode != 0
 
 

@@ -20,6 +20,8 @@ _HINTS = {
     ("tap", errno.EPERM): "run as root or create it with `ip tuntap add {target} mode tap user $USER`",
     ("tap", errno.EACCES): "run as root or create it with `ip tuntap add {target} mode tap user $USER`",
     ("tap", errno.ENOENT): "/dev/net/tun is missing: load the tun module or create it with `mknod /dev/net/tun c 10 200`",
+    ("tap", errno.ENODEV): "no tap named {target}: create it with `ip tuntap add {target} mode tap user $USER`, or open it as root",
+    ("tap", errno.EINVAL): "{target} exists but is not a tap of this kind (a tun, another link type, or multi-queue vs single-queue)",
     ("tap", errno.EBUSY): "another process holds the tap queue; use queues= or a multi-queue tap",
     ("afpacket", errno.EPERM): "AF_PACKET needs root or CAP_NET_RAW (`setcap cap_net_raw+ep $(which python3)`)",
     ("afpacket", errno.ENODEV): "no such interface; list them with `ip link`",
