@@ -346,3 +346,21 @@ def test_bad_name():
     with pytest.raises(OSError) as e:
         _open_driver(Interface("tap", "x" * 20), ffi.new("struct rusty_dev_config *"))
     assert e.value.errno == errno.EINVAL
+
+
+@needs_root
+def test_missing_dev_net_tun_is_a_permission_error_with_the_fix():
+    """Hide /dev/net/tun in a private mount namespace; opening a tap must say how to fix it."""
+    need_tool("unshare")
+    code = (
+        "from aiorusty.nic import open_device\n"
+        "try:\n"
+        "    open_device('tap:rnotun0')\n"
+        "except PermissionError as e:\n"
+        "    print('PermissionError', e)\n"
+    )
+    r = sh("unshare", "-m", "sh", "-c",
+           f"mount -t tmpfs none /dev/net && {sys.executable} -c \"{code}\"",
+           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.stdout.startswith("PermissionError"), r.stdout + r.stderr
+    assert "/dev/net/tun is missing" in r.stdout and "mknod /dev/net/tun c 10 200" in r.stdout

@@ -19,7 +19,7 @@ trace_log = logging.getLogger("aiorusty.trace")
 _HINTS = {
     ("tap", errno.EPERM): "run as root or create it with `ip tuntap add {target} mode tap user $USER`",
     ("tap", errno.EACCES): "run as root or create it with `ip tuntap add {target} mode tap user $USER`",
-    ("tap", errno.ENOENT): "/dev/net/tun is missing: load the tun module or create it with `mknod /dev/net/tun c 10 200`",
+    ("tap", errno.ENOENT): "load the tun module, or create the node: `mkdir -p /dev/net && mknod /dev/net/tun c 10 200`",
     ("tap", errno.ENODEV): "no tap named {target}: create it with `ip tuntap add {target} mode tap user $USER`, or open it as root",
     ("tap", errno.EINVAL): "{target} exists but is not a tap of this kind (a tun, another link type, or multi-queue vs single-queue)",
     ("tap", errno.EBUSY): "another process holds the tap queue; use queues= or a multi-queue tap",
@@ -141,7 +141,11 @@ def _open_driver(iface, cfg):
     else:
         ret = lib.rusty_loopback_open(cfg, out)
     hint = _HINTS.get((iface.driver, -ret))
-    check(ret, f"{iface.driver} device {iface.target or ''}".rstrip(), hint and hint.format(target=iface.target))
+    what = f"{iface.driver} device {iface.target or ''}".rstrip()
+    if iface.driver == "tap" and ret == -errno.ENOENT:
+        # No /dev/net/tun is, for the user, a permission-to-use-taps problem.
+        raise PermissionError(errno.ENOENT, f"{what}: /dev/net/tun is missing ({hint})")
+    check(ret, what, hint and hint.format(target=iface.target))
     return out[0]
 
 
