@@ -30,6 +30,8 @@ def new_event_loop(interfaces=None, **kw):
 
 def run(main, *, interfaces=None, debug=None, **kw):
     """Run coroutine `main` on a new RustyEventLoop and close it, like asyncio.run()."""
+    if asyncio._get_running_loop() is not None:
+        raise RuntimeError("aiorusty.run() cannot be called from a running event loop")
     factory = functools.partial(new_event_loop, interfaces, **kw)
     if sys.version_info >= (3, 11):
         with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
@@ -40,8 +42,6 @@ def run(main, *, interfaces=None, debug=None, **kw):
 def _run_310(main, factory, debug):
     # asyncio.run() of 3.10 with a loop factory: same checks, same shutdown order.
     from asyncio import coroutines, events, runners
-    if events._get_running_loop() is not None:
-        raise RuntimeError("aiorusty.run() cannot be called from a running event loop")
     if not coroutines.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
     loop = factory()

@@ -1,0 +1,120 @@
+"""Test bases for the loop tests: one test body, run on stock asyncio and on aiorusty.
+
+A test body lives in a mixin (`class _TestUDP:`); concrete classes combine it
+with a base (`class TestUDP_AIO(_TestUDP, AsyncioBase)`, `class
+TestUDP_Rusty(_TestUDP, RustyBase)`), as uvloop's test suite does, so every
+behaviour difference from asyncio fails a test.
+
+Bases:
+  AsyncioBase        asyncio.SelectorEventLoop, peers on the kernel loopback (127.0.0.1)
+  RustyNoIfaceBase   RustyEventLoop with no interface (must be plain asyncio)
+  RustyFakeBase      RustyEventLoop over a FakeStack: the RustySelector in the path, no traffic
+  RustyBase          RustyEventLoop on the real stack over the in-process loopback device
+                     (the stack talks to itself at 10.77.0.1); skipped until aiorusty.tcp.Stack exists
+
+Teardown fails on exception-handler calls the test did not expect
+(self.expect_exceptions(n) / self.handler_calls), closes the loop, and for
+RustyBase checks the stack's socket table is empty (no leaked C sockets).
+"""
+
+import asyncio
+import gc
+import os
+import unittest
+
+from aiorusty.loop import RustyEventLoop
+
+
+class _LoopBase(unittest.TestCase):
+    HOST = "127.0.0.1"
+    ON_STACK = False
+
+    def new_loop(self):
+        raise NotImplementedError
+
+    def setUp(self):
+        self.loop = self.new_loop()
+        asyncio.set_event_loop(None)
+        self.handler_calls = []
+        self._expected_exceptions = 0
+        self.loop.set_exception_handler(lambda loop, ctx: self.handler_calls.append(ctx))
+
+    def expect_exceptions(self, n):
+        self._expected_exceptions = n
+
+    def run_loop(self, coro, timeout=10):
+        return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+    def tearDown(self):
+        loop = self.loop
+        try:
+            if not loop.is_closed():
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                for _ in range(3):
+                    loop.run_until_complete(asyncio.sleep(0))
+                self.check_leaks()
+        finally:
+            loop.close()
+            gc.collect()
+        if len(self.handler_calls) != self._expected_exceptions:
+            self.fail(f"unexpected exception-handler calls: {self.handler_calls!r}")
+
+    def check_leaks(self):
+        pass
+
+
+class AsyncioBase(_LoopBase):
+    def new_loop(self):
+        return asyncio.SelectorEventLoop()
+
+
+class RustyNoIfaceBase(_LoopBase):
+    def new_loop(self):
+        loop = RustyEventLoop(interfaces=())
+        assert loop.stack is None
+        return loop
+
+
+class RustyFakeBase(_LoopBase):
+    BUSY_POLL_US = 100
+
+    def new_loop(self):
+        from ._fakestack import FakeStack
+        self.fake = FakeStack()
+        return RustyEventLoop(interfaces=(), stack=self.fake, busy_poll_us=self.BUSY_POLL_US)
+
+    def tearDown(self):
+        super().tearDown()
+        self.fake.close()
+
+
+def stack_available():
+    try:
+        from aiorusty.tcp import Stack  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+STACK_IFACE = "loopback,ip=10.77.0.1/24"
+
+
+@unittest.skipUnless(stack_available(), "aiorusty.tcp.Stack is not merged yet")
+class RustyBase(_LoopBase):
+    HOST = "10.77.0.1"
+    ON_STACK = True
+
+    def new_loop(self):
+        return RustyEventLoop(interfaces=[STACK_IFACE], seed=1)
+
+    def check_leaks(self):
+        stats = self.loop.stack.stats()
+        if stats.get("sockets", 0):
+            self.fail(f"stack sockets still open after the test: {stats['sockets']}")
+
+
+def have_tcp():
+    if not stack_available():
+        return False
+    from aiorusty.tcp import Stack
+    return hasattr(Stack, "tcp_listen") and os.environ.get("AIORUSTY_NO_TCP") is None
