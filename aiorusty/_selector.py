@@ -7,7 +7,7 @@ drives everything; the stack adds no second scheduler. Not: transports, routing
 
 One tick (asyncio's _run_once -> RustySelector.select(timeout)):
 
-  1. stack.poll(now): ONE C call: rx bursts, protocol processing, due timers,
+  1. stack.poll(now): ONE C call per stack (one stack per loop in production): rx bursts, protocol processing, due timers,
      tx flush of what transports queued in the previous tick. Its socket events
      (a list of (sock, type, flags, arg, arg2) tuples) are queued.
   2. epoll: timeout 0 when events are queued or the last stack activity is less
@@ -46,15 +46,15 @@ _DEVICE = object()          # data of device fds in the inner selector: never re
 class RustySelector(selectors.BaseSelector):
     """A selector that polls a Stack each tick and sleeps in epoll on its device fds."""
 
-    def __init__(self, stack, busy_poll_us=100, inner=None, close_stack=True):
-        self.stack = stack
+    def __init__(self, stacks, busy_poll_us=100, inner=None, close_stacks=True):
+        self.stacks = list(stacks)      # usually one; tests drive both ends of a cable
         self.busy_poll_us = busy_poll_us
         self._inner = inner if inner is not None else selectors.DefaultSelector()
-        self._close_stack = close_stack
-        self._pending = []              # stack events not dispatched yet
+        self._close_stacks = close_stacks
+        self._pending = []              # [(transports of a stack, its events)] not dispatched yet
         self._last_activity = 0         # now_us of the last poll that returned events
         self._device_fds = set()
-        self.transports = {}            # stack socket handle -> transport with _stack_event()
+        self.transports = {id(st): {} for st in self.stacks}    # stack -> {socket handle: transport}
         self._loop = None
         self._key = None
         self.ticks = 0                  # stack polls done (for tests and stats)
@@ -71,7 +71,7 @@ class RustySelector(selectors.BaseSelector):
 
     def refresh_fds(self):
         """(Re)register the stack's device fds for sleeping (after add_interface)."""
-        fds = {fd for fd in self.stack.fds() if fd is not None and fd >= 0}
+        fds = {fd for st in self.stacks for fd in st.fds() if fd is not None and fd >= 0}
         for fd in self._device_fds - fds:
             self._inner.unregister(fd)
         for fd in fds - self._device_fds:
@@ -87,31 +87,40 @@ class RustySelector(selectors.BaseSelector):
 
     # -- one tick ---------------------------------------------------------------
 
+    def _poll(self, now):
+        for st in self.stacks:
+            events = st.poll(now)
+            if events:
+                self._pending.append((self.transports[id(st)], events))
+                self._last_activity = now
+
+    def _deadline(self, now):
+        best = None
+        for st in self.stacks:
+            d = st.next_deadline(now)
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
     def select(self, timeout=None):
-        stack = self.stack
         now = time.monotonic_ns() // 1000
-        events = stack.poll(now)
+        self._poll(now)
         self.ticks += 1
-        if events:
-            self._pending.extend(events)
-            self._last_activity = now
         if self._pending or now - self._last_activity < self.busy_poll_us:
             timeout = 0
         elif timeout is None or timeout > 0:
-            deadline = stack.next_deadline(now)
+            deadline = self._deadline(now)
             if deadline is not None:
                 wait = max(0, deadline - now) / 1e6
                 if timeout is None or wait < timeout:
                     timeout = wait
         ready = self._inner.select(timeout)
         if timeout is None or timeout > 0:
+            # Woken by a device fd, a kernel fd or the stack's deadline: run the
+            # stack now so what woke us is handled in this tick.
             self.sleeps += 1
-            now = time.monotonic_ns() // 1000
-            events = stack.poll(now)
+            self._poll(time.monotonic_ns() // 1000)
             self.ticks += 1
-            if events:
-                self._pending.extend(events)
-                self._last_activity = now
         if self._device_fds and ready:
             ready = [kv for kv in ready if kv[0].data is not _DEVICE]
         if self._pending and self._key is not None:
@@ -120,24 +129,26 @@ class RustySelector(selectors.BaseSelector):
 
     def _dispatch(self):
         """Run queued stack events on their transports (one Handle run per tick)."""
-        events, self._pending = self._pending, []
-        get = self.transports.get
-        for i, (sock, typ, flags, arg, arg2) in enumerate(events):
-            t = get(sock)
-            if t is None:
-                continue                # socket closed since the event was queued
-            try:
-                t._context.run(t._stack_event, typ, flags, arg, arg2)
-            except (SystemExit, KeyboardInterrupt):
-                self._pending[:0] = events[i + 1:]
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    "message": f"Exception in callback {t!r} on stack event {typ}",
-                    "exception": exc,
-                    "transport": t,
-                    "protocol": getattr(t, "_protocol", None),
-                })
+        batches, self._pending = self._pending, []
+        for b, (transports, events) in enumerate(batches):
+            get = transports.get
+            for i, (sock, typ, flags, arg, arg2) in enumerate(events):
+                t = get(sock)
+                if t is None:
+                    continue            # socket closed since the event was queued
+                try:
+                    t._context.run(t._stack_event, typ, flags, arg, arg2)
+                except (SystemExit, KeyboardInterrupt):
+                    rest = [(transports, events[i + 1:])] + batches[b + 1:]
+                    self._pending[:0] = [x for x in rest if x[1]]
+                    raise
+                except BaseException as exc:
+                    self._loop.call_exception_handler({
+                        "message": f"Exception in callback {t!r} on stack event {typ}",
+                        "exception": exc,
+                        "transport": t,
+                        "protocol": getattr(t, "_protocol", None),
+                    })
 
     # -- the selectors.BaseSelector contract, delegated to epoll -----------------
 
@@ -160,7 +171,8 @@ class RustySelector(selectors.BaseSelector):
         self._pending = []
         self.transports.clear()
         self._inner.close()
-        if self._close_stack and self.stack is not None:
-            self.stack.close()
+        if self._close_stacks:
+            for st in self.stacks:
+                st.close()
         self._key = None
         self._loop = None

@@ -55,30 +55,46 @@ def _ipv4(host):
         return None
 
 
+def _source_address(stack, dest):
+    """The interface address the stack sends to dest from (longest prefix, else a gateway's)."""
+    addr = ipaddress.IPv4Address(dest)
+    best = None
+    for iface in stack.interfaces:
+        if iface.ip is not None and addr in iface.ip.network:
+            if best is None or iface.ip.network.prefixlen > best.ip.network.prefixlen:
+                best = iface
+    if best is None:
+        best = next((i for i in stack.interfaces if i.gateway is not None and i.ip is not None), None)
+    return str(best.ip.ip) if best is not None else "0.0.0.0"
+
+
 class RustyEventLoop(_Base):
     """An asyncio event loop whose sockets on the configured interfaces run on the user-space stack."""
 
     def __init__(self, interfaces=None, *, busy_poll_us=None, stack=None, selector=None, **stack_options):
         cfg = _config.load(interfaces, busy_poll_us=busy_poll_us, **stack_options)
         self._rusty_config = cfg
-        self._stack = None
-        own = stack is None
-        if stack is None and cfg.interfaces:
+        # stack=: a Stack (or several, e.g. both ends of a test cable) made by the
+        # caller, who keeps ownership; otherwise one Stack from the interfaces.
+        stacks = [] if stack is None else list(stack) if isinstance(stack, (list, tuple)) else [stack]
+        own = not stacks
+        if own and cfg.interfaces:
             from .tcp import Stack
-            stack = Stack(cfg.interfaces, **cfg.stack_options)
-        if stack is not None:
+            stacks = [Stack(cfg.interfaces, **cfg.stack_options)]
+        self._stacks = stacks
+        self._stack = stacks[0] if stacks else None
+        if stacks:
             try:
-                selector = RustySelector(stack, cfg.busy_poll_us, inner=selector, close_stack=own)
+                selector = RustySelector(stacks, cfg.busy_poll_us, inner=selector, close_stacks=own)
             except BaseException:
                 if own:
-                    stack.close()
+                    stacks[0].close()
                 raise
-            self._stack = stack
         super().__init__(selector)
-        if self._stack is not None:
+        if stacks:
             self._selector.attach(self)
             log.debug("aiorusty loop on the user-space stack: %s (busy-poll %d us)",
-                      "; ".join(map(str, cfg.interfaces)) or "given Stack", cfg.busy_poll_us)
+                      "; ".join(map(str, cfg.interfaces)) or f"{len(stacks)} given stack(s)", cfg.busy_poll_us)
         else:
             log.debug("aiorusty loop with no interface configured (set %s or pass interfaces=): "
                       "a plain asyncio loop, every address goes to the kernel", _config.ENV_IFACE)
@@ -98,12 +114,17 @@ class RustyEventLoop(_Base):
         self._selector.refresh_fds()
         return result
 
-    def _stack_register(self, handle, transport):
-        self._selector.transports[handle] = transport
+    @property
+    def stacks(self):
+        """Every stack this loop polls (loop.stack is the first)."""
+        return tuple(self._stacks)
 
-    def _stack_unregister(self, handle):
+    def _stack_register(self, stack, handle, transport):
+        self._selector.transports[id(stack)][handle] = transport
+
+    def _stack_unregister(self, stack, handle):
         if self._selector is not None:
-            self._selector.transports.pop(handle, None)
+            self._selector.transports[id(stack)].pop(handle, None)
 
     def _stack_note_activity(self):
         self._selector.note_activity()
@@ -116,13 +137,31 @@ class RustyEventLoop(_Base):
 
     def route(self, ip):
         """'stack' or 'kernel': where a resolved IPv4 address (local or destination) is served."""
-        ip = _ipv4(ip)
-        if self._stack is None or ip is None:
-            return "kernel"
-        return "stack" if self._stack.route(ip) else "kernel"
+        return "stack" if self._stack_for_dest(_ipv4(ip)) is not None else "kernel"
+
+    def _stack_for_local(self, ip):
+        """The stack owning local address ip, or None."""
+        if ip is not None:
+            for st in self._stacks:
+                if st.route(ip) == 1:
+                    return st
+        return None
+
+    def _stack_for_dest(self, ip):
+        """The stack to send to ip from: one with a link towards it first, then one owning it."""
+        if ip is None:
+            return None
+        owner = None
+        for st in self._stacks:
+            r = st.route(ip)
+            if r == 2:
+                return st
+            if r == 1 and owner is None:
+                owner = st
+        return owner
 
     def _is_stack_address(self, ip):
-        return self._stack is not None and ip is not None and self._stack.route(ip) == 1
+        return self._stack_for_local(ip) is not None
 
     async def _resolve_v4(self, addr, type_):
         """(ipv4, port) for a (host, port) tuple, or None when the kernel must handle it."""
@@ -141,7 +180,7 @@ class RustyEventLoop(_Base):
         return infos[0][4][:2] if infos else None
 
     async def _datagram_route(self, local_addr, remote_addr, family, sock):
-        """((local, remote) resolved) when the endpoint goes to the stack, else None."""
+        """(stack, local, remote) resolved when the endpoint goes to a stack, else None."""
         if self._stack is None or sock is not None or family not in (0, socket.AF_INET):
             return None
         if local_addr is None and remote_addr is None:
@@ -156,10 +195,12 @@ class RustyEventLoop(_Base):
             if remote is None:
                 return None
         if local is not None and local[0] != "0.0.0.0":
-            return (local, remote) if self._is_stack_address(local[0]) else None
-        if remote is not None:
-            return (local, remote) if self.route(remote[0]) == "stack" else None
-        return (local, None)            # a wildcard local address alone
+            stack = self._stack_for_local(local[0])
+        elif remote is not None:
+            stack = self._stack_for_dest(remote[0])
+        else:
+            stack = self._stack            # a wildcard local address alone
+        return None if stack is None else (stack, local, remote)
 
     # -- UDP ----------------------------------------------------------------------------
 
@@ -167,16 +208,18 @@ class RustyEventLoop(_Base):
         decided = await self._datagram_route(local_addr, remote_addr, kw.get("family", 0), kw.get("sock"))
         if decided is None:
             return await super().create_datagram_endpoint(protocol_factory, local_addr, remote_addr, **kw)
-        local, remote = decided
+        stack, local, remote = decided
         from .transports.datagram import StackDatagramTransport
         ip, port = local if local is not None else ("0.0.0.0", 0)
-        handle = self._stack.udp_bind(ip, port)
+        if remote is not None and ip == "0.0.0.0":
+            ip = _source_address(stack, remote[0])     # what connect() does on the kernel
+        handle = stack.udp_bind(ip, port)
         try:
             protocol = protocol_factory()
             waiter = self.create_future()
-            transport = StackDatagramTransport(self, handle, protocol, remote, waiter)
+            transport = StackDatagramTransport(self, stack, handle, protocol, remote, waiter)
         except BaseException:
-            self._stack.udp_close(handle)
+            stack.udp_close(handle)
             raise
         try:
             await waiter

@@ -28,9 +28,9 @@ class _StackTransport(transports._FlowControlMixin):
     _sock_type = None
     _sock_proto = 0
 
-    def __init__(self, loop, handle, protocol, extra=None):
+    def __init__(self, loop, stack, handle, protocol, extra=None):
         super().__init__(extra, loop)
-        self._stack = loop.stack
+        self._stack = stack
         self._handle = handle
         self._protocol = protocol
         self._protocol_connected = True
@@ -39,7 +39,7 @@ class _StackTransport(transports._FlowControlMixin):
         self._buffer_size = 0
         self._context = contextvars.copy_context()
         self._extra["socket"] = StackSocket(self, self._sock_type, self._sock_proto)
-        loop._stack_register(handle, self)
+        loop._stack_register(stack, handle, self)
 
     def _call_soon(self, callback, *args):
         """Schedule a protocol callback in the transport's context (asyncio's call_soon order)."""
@@ -124,7 +124,7 @@ class _StackTransport(transports._FlowControlMixin):
             return
         loop = self._loop
         if loop is not None:
-            loop._stack_unregister(handle)
+            loop._stack_unregister(self._stack, handle)
         if loop is None or not loop.is_closed():
             self._close_handle(handle)
 

@@ -52,8 +52,8 @@ class StackDatagramTransport(_StackTransport, DatagramTransport):
     _sock_type = socket.SOCK_DGRAM
     _sock_proto = socket.IPPROTO_UDP
 
-    def __init__(self, loop, handle, protocol, address=None, waiter=None, extra=None):
-        super().__init__(loop, handle, protocol, extra)
+    def __init__(self, loop, stack, handle, protocol, address=None, waiter=None, extra=None):
+        super().__init__(loop, stack, handle, protocol, extra)
         self._address = address
         self._buffer = collections.deque()
         self._flush_scheduled = False

@@ -9,8 +9,9 @@ Bases:
   AsyncioBase        asyncio.SelectorEventLoop, peers on the kernel loopback (127.0.0.1)
   RustyNoIfaceBase   RustyEventLoop with no interface (must be plain asyncio)
   RustyFakeBase      RustyEventLoop over a FakeStack: the RustySelector in the path, no traffic
-  RustyBase          RustyEventLoop on the real stack over the in-process loopback device
-                     (the stack talks to itself at 10.77.0.1); skipped until aiorusty.tcp.Stack exists
+  RustyBase          RustyEventLoop on two real stacks joined by an in-process cable
+                     (open_pair): 10.77.0.1 and 10.77.0.2. (A single stack on the loopback
+                     device cannot reach its own address yet: the stack has no local delivery.)
 
 Teardown fails on exception-handler calls the test did not expect
 (self.expect_exceptions(n) / self.handler_calls), closes the loop, and for
@@ -27,6 +28,7 @@ from aiorusty.loop import RustyEventLoop
 
 class _LoopBase(unittest.TestCase):
     HOST = "127.0.0.1"
+    PEER_HOST = "127.0.0.1"
     ON_STACK = False
 
     def new_loop(self):
@@ -101,16 +103,38 @@ STACK_IFACE = "loopback,ip=10.77.0.1/24"
 
 @unittest.skipUnless(stack_available(), "aiorusty.tcp.Stack is not merged yet")
 class RustyBase(_LoopBase):
+    """Two stacks joined by an in-process cable (open_pair), both polled by the loop under test:
+    10.77.0.1 (HOST, the loop's main stack) and 10.77.0.2 (PEER_HOST). A destination is sent
+    from the stack with a link towards it, so a client of HOST runs on the peer stack."""
+
     HOST = "10.77.0.1"
+    PEER_HOST = "10.77.0.2"
     ON_STACK = True
 
     def new_loop(self):
-        return RustyEventLoop(interfaces=[STACK_IFACE], seed=1)
+        from aiorusty.nic import open_pair
+        from aiorusty.tcp import Stack
+        self.devices = open_pair()
+        self.stacks = [Stack(seed=1), Stack(seed=2)]
+        self.stacks[0].add_interface(self.devices[0], ip=self.HOST + "/24")
+        self.stacks[1].add_interface(self.devices[1], ip=self.PEER_HOST + "/24")
+        return RustyEventLoop(interfaces=(), stack=self.stacks)
 
     def check_leaks(self):
-        stats = self.loop.stack.stats()
-        if stats.get("sockets", 0):
-            self.fail(f"stack sockets still open after the test: {stats['sockets']}")
+        for st in self.stacks:
+            stats = st.stats()
+            if stats.get("sockets", 0):
+                self.fail(f"stack sockets still open after the test: {stats['sockets']}")
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            from aiorusty.tcp._stack import close_device
+            for st in self.stacks:
+                st.close()
+            for dev in self.devices:
+                close_device(dev)
 
 
 def have_tcp():

@@ -40,8 +40,8 @@ class TestSelectorScheduling(RustyFakeBase):
         token = cv.set("B")
         b = FakeTransport(log, "b")
         cv.reset(token)
-        self.loop._stack_register(1, a)
-        self.loop._stack_register(2, b)
+        self.loop._stack_register(self.fake, 1, a)
+        self.loop._stack_register(self.fake, 2, b)
 
         def before():
             log.append(("call_soon", 0, 0, cv.get()))
@@ -52,8 +52,8 @@ class TestSelectorScheduling(RustyFakeBase):
 
     def test_event_error_reported_and_batch_continues(self):
         log = []
-        self.loop._stack_register(1, FakeTransport(log, "bad", fail_on=18))
-        self.loop._stack_register(2, FakeTransport(log, "good"))
+        self.loop._stack_register(self.fake, 1, FakeTransport(log, "bad", fail_on=18))
+        self.loop._stack_register(self.fake, 2, FakeTransport(log, "good"))
         self.fake.inject((1, 18, 0, 0, 0), (2, 18, 0, 0, 0))
         self.loop.run_until_complete(asyncio.sleep(0.01))
         self.assertEqual([n for n, *_ in log], ["bad", "good"])
@@ -68,7 +68,7 @@ class TestSelectorScheduling(RustyFakeBase):
             def _stack_event(self, *ev):
                 super()._stack_event(*ev)
                 done.set_result(None)
-        self.loop._stack_register(7, T(log, "t"))
+        self.loop._stack_register(self.fake, 7, T(log, "t"))
         threading.Timer(0.05, self.fake.inject, ((7, 18, 0, 1, 0),)).start()
         self.run_loop(done, timeout=5)
         self.assertEqual([n for n, *_ in log], ["t"])
@@ -97,7 +97,7 @@ class TestBusyPoll(RustyFakeBase):
     BUSY_POLL_US = 300_000
 
     def test_spins_after_activity_then_sleeps(self):
-        self.loop._stack_register(1, FakeTransport([], "t"))
+        self.loop._stack_register(self.fake, 1, FakeTransport([], "t"))
         self.loop.run_until_complete(asyncio.sleep(0.35))     # any start-up activity has aged out
         sel = self.loop._selector
         sleeps, polls = sel.sleeps, self.fake.polls
@@ -116,7 +116,7 @@ class TestNoBusyPoll(RustyFakeBase):
     BUSY_POLL_US = 0
 
     def test_no_spin_after_activity(self):
-        self.loop._stack_register(1, FakeTransport([], "t"))
+        self.loop._stack_register(self.fake, 1, FakeTransport([], "t"))
         polls = self.fake.polls
         self.fake.inject((1, 18, 0, 0, 0))
         self.loop.run_until_complete(asyncio.sleep(0.1))
