@@ -213,6 +213,19 @@ struct rusty_stats {
 };
 void rusty_stack_get_stats(struct rusty_stack *stack, struct rusty_stats *out);
 
+/* Test entries for the wire formats (tests/test_wire.py): parse one header of
+ * `proto` (RUSTY_WIRE_*) from data and emit it again into out; returns the
+ * emitted length or the parse error (-EINVAL malformed, -EBADMSG bad IPv4
+ * header checksum). rusty_wire_selftest_csum returns the folded ones'-complement
+ * sum of data, plus the IPv4 pseudo-header when proto is nonzero (0xffff = valid). */
+#define RUSTY_WIRE_ETH 1
+#define RUSTY_WIRE_ARP 2
+#define RUSTY_WIRE_IPV4 3
+#define RUSTY_WIRE_ICMP 4
+#define RUSTY_WIRE_UDP 5
+int rusty_wire_selftest_parse(int proto, const uint8_t *data, size_t len, uint8_t *out, size_t cap);
+int rusty_wire_selftest_csum(const uint8_t *data, size_t len, uint32_t src, uint32_t dst, uint8_t proto);
+
 /* ------------------------------------------------------------------ ICMP */
 
 /* Send an echo request with `payload_len` bytes of pattern payload. */

@@ -1,10 +1,456 @@
-/* stack.c - placeholder until its driver lands. */
+/*
+ * stack.c - the stack object: creation, interfaces, the poll loop, sockets,
+ * events, randomness, and the Ethernet layer.
+ *
+ * Owns: every table and pool a stack has (allocated once in rusty_stack_new;
+ * nothing is allocated after), the socket handle table, the event ring, the
+ * per-interface tx queues, Ethernet II input/output. Not: what ARP, IP, UDP
+ * and TCP do with frames (arp.c, ipv4.c, icmp.c, udp.c, tcp*.c).
+ *
+ * Call chain: rusty_stack_poll -> rusty_dev_rx -> rusty_eth_input -> {arp, ipv4}_input
+ *             -> rusty_timers_run -> rusty_tcp_poll_end -> rusty_stack_flush -> rusty_dev_tx
+ *
+ * Transmit: frames queue on their interface (rusty_eth_output) and go to the
+ * device in bursts at the end of the poll, or earlier when the queue fills.
+ * Frames the device does not take are freed and counted in tx_device_full:
+ * a full device behaves like a full NIC ring (TCP retransmits, UDP is
+ * unreliable anyway), and keeping them would make next_deadline spin on a
+ * device that stays full.
+ */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "stack.h"
-int rusty_stack_new(const struct rusty_stack_config *c, struct rusty_stack **o) { (void)c; (void)o; return -ENOSYS; }
-void rusty_stack_free(struct rusty_stack *s) { (void)s; }
-int rusty_stack_add_iface(struct rusty_stack *s, struct rusty_dev *d, uint32_t ip, uint8_t p, uint32_t g, uint64_t n) { (void)s; (void)d; (void)ip; (void)p; (void)g; (void)n; return -ENOSYS; }
-int rusty_stack_poll(struct rusty_stack *s, uint64_t n, struct rusty_event *e, int m) { (void)s; (void)n; (void)e; (void)m; return -ENOSYS; }
-int64_t rusty_stack_next_deadline(struct rusty_stack *s, uint64_t n) { (void)s; (void)n; return -1; }
-int rusty_stack_route(struct rusty_stack *s, uint32_t ip) { (void)s; (void)ip; return 0; }
-void rusty_stack_get_stats(struct rusty_stack *s, struct rusty_stats *o) { (void)s; (void)o; }
+
+#define DEFAULT_MAX_SOCKETS 4096u
+#define DEFAULT_MAX_TCP 4096u
+#define DEFAULT_EVENTS 4096u
+#define DEFAULT_ARP_CACHE 256u
+#define DEFAULT_ARP_TIMEOUT_US 60000000u
+#define DEFAULT_UDP_RXQ 256u
+#define DEFAULT_TCP_BUF (256u * 1024u)
+#define DEFAULT_TCP_BUDGET (256u * 1024u * 1024u)
+#define DEFAULT_MSL_US 30000000u
+#define DEFAULT_EPH_LO 49152u
+#define DEFAULT_EPH_HI 65535u
+#define DEFAULT_RX_BURST 32u
+#define MAX_SOCKETS (1u << RUSTY_SOCK_SLOT_BITS)
+#define SOCK_GEN_MASK ((1u << (32 - RUSTY_SOCK_SLOT_BITS)) - 1)
+
+static const uint8_t eth_broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+static void apply_defaults(struct rusty_stack_config *c)
+{
+    if (!c->max_sockets)
+        c->max_sockets = DEFAULT_MAX_SOCKETS;
+    if (c->max_sockets > MAX_SOCKETS - 1)
+        c->max_sockets = MAX_SOCKETS - 1;
+    if (!c->max_tcp_conns)
+        c->max_tcp_conns = DEFAULT_MAX_TCP;
+    if (!c->arp_cache)
+        c->arp_cache = DEFAULT_ARP_CACHE;
+    /* Timers are embedded in their owners: a few per TCP connection, one per ARP entry. */
+    if (!c->max_timers)
+        c->max_timers = c->max_tcp_conns * 4 + c->arp_cache + 64;
+    if (!c->event_queue)
+        c->event_queue = DEFAULT_EVENTS;
+    if (!c->arp_timeout_us)
+        c->arp_timeout_us = DEFAULT_ARP_TIMEOUT_US;
+    if (!c->udp_rx_queue)
+        c->udp_rx_queue = DEFAULT_UDP_RXQ;
+    if (!c->tcp_rcvbuf)
+        c->tcp_rcvbuf = DEFAULT_TCP_BUF;
+    if (!c->tcp_sndbuf)
+        c->tcp_sndbuf = DEFAULT_TCP_BUF;
+    if (!c->tcp_buffer_budget)
+        c->tcp_buffer_budget = DEFAULT_TCP_BUDGET;
+    if (!c->tcp_msl_us)
+        c->tcp_msl_us = DEFAULT_MSL_US;
+    if (!c->ephemeral_lo)
+        c->ephemeral_lo = DEFAULT_EPH_LO;
+    if (!c->ephemeral_hi)
+        c->ephemeral_hi = DEFAULT_EPH_HI;
+    if (c->ephemeral_hi < c->ephemeral_lo) {
+        uint16_t t = c->ephemeral_hi;
+        c->ephemeral_hi = c->ephemeral_lo;
+        c->ephemeral_lo = t;
+    }
+    if (!c->rx_burst)
+        c->rx_burst = DEFAULT_RX_BURST;
+    if (c->rx_burst > RUSTY_BURST_MAX)
+        c->rx_burst = RUSTY_BURST_MAX;
+}
+
+/* splitmix64: turns any seed (0 included) into a good xorshift state. */
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+uint64_t rusty_random(struct rusty_stack *s)
+{
+    /* xorshift64* (Vigna) */
+    uint64_t x = s->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->rng = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+int rusty_stack_new(const struct rusty_stack_config *cfg, struct rusty_stack **out)
+{
+    struct rusty_stack *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    if (cfg)
+        s->cfg = *cfg;
+    apply_defaults(&s->cfg);
+    uint64_t seed = s->cfg.seed;
+    s->rng = splitmix64(&seed);
+    if (!s->rng)
+        s->rng = 0x853c49e6748fea9bull;
+    s->next_ephemeral = (uint16_t)(s->cfg.ephemeral_lo +
+                                   rusty_random(s) % ((uint32_t)s->cfg.ephemeral_hi - s->cfg.ephemeral_lo + 1));
+    s->ip_ident = (uint16_t)rusty_random(s);
+
+    int err = -ENOMEM;
+    s->sock_cap = s->cfg.max_sockets;
+    s->socks = calloc(s->sock_cap, sizeof(*s->socks));
+    s->ev_cap = s->cfg.event_queue;
+    s->events = calloc(s->ev_cap, sizeof(*s->events));
+    if (!s->socks || !s->events)
+        goto fail;
+    /* Free list in slot order; slot numbers are stored +1 so 0 ends the list. */
+    for (uint32_t i = 0; i < s->sock_cap; i++) {
+        s->socks[i].gen = 1;
+        s->socks[i].next_free = i + 2 <= s->sock_cap ? i + 2 : 0;
+    }
+    s->sock_free = s->sock_cap ? 1 : 0;
+    if ((err = rusty_timers_init(&s->timers, s->cfg.max_timers)) != 0)
+        goto fail;
+    if ((err = rusty_arp_init(s)) != 0)
+        goto fail;
+    if ((err = rusty_udp_init(s)) != 0)
+        goto fail;
+    if ((err = rusty_tcp_init(s)) != 0)
+        goto fail;
+    s->tcp_ready = 1;
+    *out = s;
+    return 0;
+fail:
+    rusty_stack_free(s);
+    return err;
+}
+
+static void txq_drop(struct rusty_iface *ifc)
+{
+    for (uint16_t i = 0; i < ifc->txq_len; i++)
+        rusty_buf_free(ifc->txq[i]);
+    ifc->txq_len = 0;
+}
+
+void rusty_stack_free(struct rusty_stack *s)
+{
+    if (!s)
+        return;
+    if (s->tcp_ready)
+        rusty_tcp_destroy(s);
+    if (s->udp)
+        rusty_udp_destroy(s);
+    if (s->arp)
+        rusty_arp_destroy(s);
+    for (uint8_t i = 0; i < s->n_ifaces; i++)
+        txq_drop(&s->ifaces[i]);
+    rusty_timers_destroy(&s->timers);
+    free(s->socks);
+    free(s->events);
+    free(s);
+}
+
+int rusty_stack_add_iface(struct rusty_stack *s, struct rusty_dev *dev, uint32_t ip, uint8_t prefix_len,
+                          uint32_t gateway, uint64_t now_us)
+{
+    if (!dev || prefix_len > 32 || ip == 0)
+        return -EINVAL;
+    if (s->n_ifaces >= RUSTY_MAX_IFACES)
+        return -ENOSPC;
+    for (uint8_t i = 0; i < s->n_ifaces; i++) {
+        if (s->ifaces[i].dev == dev)
+            return -EBUSY;
+        if (s->ifaces[i].ip == ip)
+            return -EADDRINUSE;
+    }
+    s->now_us = now_us;
+    struct rusty_iface *ifc = &s->ifaces[s->n_ifaces];
+    memset(ifc, 0, sizeof(*ifc));
+    ifc->dev = dev;
+    ifc->ip = ip;
+    ifc->prefix_len = prefix_len;
+    ifc->netmask = prefix_len ? 0xffffffffu << (32 - prefix_len) : 0;
+    ifc->gateway = gateway;
+    ifc->index = s->n_ifaces;
+    memcpy(ifc->mac, dev->mac, 6);
+    ifc->mtu = dev->mtu ? dev->mtu : 1500;
+    if (ifc->mtu > RUSTY_BUF_SIZE - RUSTY_BUF_HEADROOM - RUSTY_ETH_HLEN)
+        ifc->mtu = RUSTY_BUF_SIZE - RUSTY_BUF_HEADROOM - RUSTY_ETH_HLEN;
+    s->n_ifaces++;
+    /* RFC 5227 2.3: announce the address so neighbours update stale caches. */
+    rusty_arp_announce(s, ifc, now_us);
+    rusty_stack_flush(s, now_us);
+    return ifc->index;
+}
+
+struct rusty_iface *rusty_iface_by_ip(struct rusty_stack *s, uint32_t ip)
+{
+    for (uint8_t i = 0; i < s->n_ifaces; i++)
+        if (s->ifaces[i].ip == ip)
+            return &s->ifaces[i];
+    return NULL;
+}
+
+int rusty_stack_route(struct rusty_stack *s, uint32_t ip)
+{
+    if (rusty_iface_by_ip(s, ip))
+        return 1;
+    uint32_t hop;
+    return rusty_ipv4_route(s, ip, &hop) ? 2 : 0;
+}
+
+/* ---- sockets */
+
+int rusty_sock_alloc(struct rusty_stack *s, uint8_t kind, void *impl, uint32_t *handle)
+{
+    if (!s->sock_free)
+        return -EMFILE;
+    uint32_t slot = s->sock_free - 1;
+    struct rusty_sock *k = &s->socks[slot];
+    s->sock_free = k->next_free;
+    k->next_free = 0;
+    k->kind = kind;
+    k->impl = impl;
+    s->socks_used++;
+    *handle = ((uint32_t)k->gen << RUSTY_SOCK_SLOT_BITS) | slot;
+    return 0;
+}
+
+static struct rusty_sock *sock_lookup(struct rusty_stack *s, uint32_t handle)
+{
+    uint32_t slot = handle & ((1u << RUSTY_SOCK_SLOT_BITS) - 1);
+    uint32_t gen = handle >> RUSTY_SOCK_SLOT_BITS;
+    if (slot >= s->sock_cap)
+        return NULL;
+    struct rusty_sock *k = &s->socks[slot];
+    if (k->kind == RUSTY_SOCK_FREE || k->gen != gen)
+        return NULL;
+    return k;
+}
+
+void *rusty_sock_get(struct rusty_stack *s, uint32_t handle, uint8_t kind)
+{
+    struct rusty_sock *k = sock_lookup(s, handle);
+    return k && k->kind == kind ? k->impl : NULL;
+}
+
+void rusty_sock_release(struct rusty_stack *s, uint32_t handle)
+{
+    struct rusty_sock *k = sock_lookup(s, handle);
+    if (!k)
+        return;
+    uint32_t slot = (uint32_t)(k - s->socks);
+    k->kind = RUSTY_SOCK_FREE;
+    k->impl = NULL;
+    /* A new generation makes every copy of the old handle stale; 0 is skipped. */
+    k->gen = (uint16_t)((k->gen + 1) & SOCK_GEN_MASK);
+    if (!k->gen)
+        k->gen = 1;
+    k->next_free = s->sock_free;
+    s->sock_free = slot + 1;
+    s->socks_used--;
+}
+
+/* ---- events */
+
+void rusty_event_push(struct rusty_stack *s, uint32_t sock, uint16_t type, int32_t arg, uint32_t arg2)
+{
+    if (s->ev_count >= s->ev_cap) {
+        s->stats.events_dropped++;
+        return;
+    }
+    struct rusty_event *e = &s->events[(s->ev_head + s->ev_count) % s->ev_cap];
+    e->sock = sock;
+    e->type = type;
+    e->flags = 0;
+    e->arg = arg;
+    e->arg2 = arg2;
+    s->ev_count++;
+}
+
+static int events_copy(struct rusty_stack *s, struct rusty_event *out, int max)
+{
+    int n = 0;
+    while (n < max && s->ev_count) {
+        out[n++] = s->events[s->ev_head];
+        s->ev_head = (s->ev_head + 1) % s->ev_cap;
+        s->ev_count--;
+    }
+    if (!s->ev_count)
+        s->ev_head = 0;
+    return n;
+}
+
+/* ---- Ethernet */
+
+void rusty_eth_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint64_t now_us)
+{
+    struct rusty_eth_repr eth;
+    s->stats.eth_rx_frames++;
+    s->stats.eth_rx_bytes += b->len;
+    if (rusty_eth_parse(rusty_buf_data(b), b->len, &eth) != 0) {
+        s->stats.eth_rx_malformed++;
+        rusty_buf_free(b);
+        return;
+    }
+    if (memcmp(eth.dst, ifc->mac, 6) != 0 && memcmp(eth.dst, eth_broadcast, 6) != 0) {
+        s->stats.eth_rx_not_for_us++;  /* other unicast, or multicast we never joined */
+        rusty_buf_free(b);
+        return;
+    }
+    rusty_buf_pull(b, RUSTY_ETH_HLEN);
+    b->l3_off = b->off;
+    switch (eth.ethertype) {
+    case RUSTY_ETH_P_ARP:
+        rusty_arp_input(s, ifc, b, now_us);
+        break;
+    case RUSTY_ETH_P_IPV4:
+        rusty_ipv4_input(s, ifc, b, now_us);
+        break;
+    default:
+        s->stats.eth_rx_unknown_type++;
+        rusty_buf_free(b);
+    }
+}
+
+int rusty_eth_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b,
+                     const uint8_t dst[6], uint16_t ethertype)
+{
+    uint8_t *h = rusty_buf_push(b, RUSTY_ETH_HLEN);
+    if (!h) {
+        s->stats.tx_no_buffer++;
+        rusty_buf_free(b);
+        return -ENOBUFS;
+    }
+    if (b->flags & RUSTY_BUF_CSUM_PARTIAL)
+        b->csum_start = (uint16_t)(b->csum_start + RUSTY_ETH_HLEN);
+    struct rusty_eth_repr eth;
+    memcpy(eth.dst, dst, 6);
+    memcpy(eth.src, ifc->mac, 6);
+    eth.ethertype = ethertype;
+    rusty_eth_emit(&eth, h);
+    if (ifc->txq_len >= RUSTY_TXQ_LEN)
+        rusty_stack_flush(s, s->now_us);
+    ifc->txq[ifc->txq_len++] = b;
+    return 0;
+}
+
+void rusty_stack_flush(struct rusty_stack *s, uint64_t now_us)
+{
+    for (uint8_t i = 0; i < s->n_ifaces; i++) {
+        struct rusty_iface *ifc = &s->ifaces[i];
+        uint16_t done = 0;
+        while (done < ifc->txq_len) {
+            int want = ifc->txq_len - done;
+            if (want > RUSTY_BURST_MAX)
+                want = RUSTY_BURST_MAX;
+            uint64_t bytes = 0;
+            for (int k = 0; k < want; k++)
+                bytes += ifc->txq[done + k]->len;
+            int sent = rusty_dev_tx(ifc->dev, 0, &ifc->txq[done], want, now_us);
+            if (sent < 0)
+                sent = 0;
+            s->stats.eth_tx_frames += (uint64_t)sent;
+            if (sent == want) {
+                s->stats.eth_tx_bytes += bytes;
+            } else {
+                for (int k = sent; k < want; k++) {
+                    bytes -= ifc->txq[done + k]->len;
+                    rusty_buf_free(ifc->txq[done + k]);
+                    s->stats.tx_device_full++;
+                }
+                s->stats.eth_tx_bytes += bytes;
+            }
+            done = (uint16_t)(done + want);
+        }
+        ifc->txq_len = 0;
+    }
+}
+
+/* ---- the poll loop */
+
+int rusty_stack_poll(struct rusty_stack *s, uint64_t now_us, struct rusty_event *events, int max)
+{
+    struct rusty_buf *bufs[RUSTY_BURST_MAX];
+    s->now_us = now_us;
+    s->poll_seq++;
+    for (uint8_t i = 0; i < s->n_ifaces; i++) {
+        struct rusty_iface *ifc = &s->ifaces[i];
+        uint16_t queues = ifc->dev->queues ? ifc->dev->queues : 1;
+        for (uint16_t q = 0; q < queues; q++) {
+            int n = rusty_dev_rx(ifc->dev, q, bufs, s->cfg.rx_burst, now_us);
+            for (int k = 0; k < n; k++)
+                rusty_eth_input(s, ifc, bufs[k], now_us);
+        }
+    }
+    rusty_timers_run(&s->timers, s, now_us);
+    rusty_tcp_poll_end(s, now_us);
+    rusty_stack_flush(s, now_us);
+    if (!events || max <= 0)
+        return 0;
+    return events_copy(s, events, max);
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+int64_t rusty_stack_next_deadline(struct rusty_stack *s, uint64_t now_us)
+{
+    if (s->ev_count)
+        return (int64_t)now_us;
+    for (uint8_t i = 0; i < s->n_ifaces; i++)
+        if (s->ifaces[i].txq_len)
+            return (int64_t)now_us;
+    int64_t d = rusty_timers_next(&s->timers);
+    for (uint8_t i = 0; i < s->n_ifaces; i++)
+        d = earliest(d, rusty_dev_next_deadline(s->ifaces[i].dev, now_us));
+    d = earliest(d, rusty_tcp_next_deadline(s, now_us));
+    if (d >= 0 && (uint64_t)d < now_us)
+        d = (int64_t)now_us;
+    return d;
+}
+
+void rusty_stack_get_stats(struct rusty_stack *s, struct rusty_stats *out)
+{
+    *out = s->stats;
+    out->sockets = s->socks_used;
+    out->timers = s->timers.count;
+    uint64_t free_bufs = 0;
+    for (uint8_t i = 0; i < s->n_ifaces; i++) {
+        struct rusty_pool *p = s->ifaces[i].dev->pool;
+        int seen = 0;
+        for (uint8_t j = 0; j < i; j++)
+            seen |= s->ifaces[j].dev->pool == p;
+        if (!seen)
+            free_bufs += p->free;
+    }
+    out->pool_free = free_bufs;
+}

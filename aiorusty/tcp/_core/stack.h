@@ -71,6 +71,13 @@ struct rusty_stack {
     struct rusty_tcp_state *tcp;
     uint64_t rng;                       /* xorshift state seeded from cfg.seed */
     uint16_t next_ephemeral;
+    /* added by the stack layer */
+    uint64_t now_us;                    /* time of the current (or last) entry point */
+    uint32_t poll_seq;                  /* incremented by every rusty_stack_poll */
+    uint16_t ip_ident;                  /* IPv4 identification counter */
+    uint32_t icmp_tokens;               /* rate limit of ICMP errors (token bucket) */
+    uint64_t icmp_refill_us;
+    uint8_t tcp_ready;                  /* rusty_tcp_init succeeded: rusty_tcp_destroy runs at free */
 };
 
 /* ---- stack.c: sockets, events, randomness */

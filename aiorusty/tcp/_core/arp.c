@@ -1,0 +1,370 @@
+/*
+ * arp.c - ARP for IPv4 over Ethernet (RFC 826, RFC 1122 2.3.2, RFC 5227).
+ *
+ * Owns: the neighbour cache (a fixed array of cfg.arp_cache entries, hashed
+ * on the IPv4 address, allocated once in rusty_arp_init), the per-entry hold
+ * queue of packets waiting for resolution, requests and their retries,
+ * replies to requests for our addresses, gratuitous announcements. Not: the
+ * IPv4 header (ipv4.c) or the Ethernet header (rusty_eth_output).
+ *
+ * Call chain: rusty_eth_input -> rusty_arp_input -> (reply) rusty_eth_output
+ *             rusty_ipv4_output -> rusty_arp_output -> rusty_eth_output | hold + request
+ *             rusty_timers_run -> entry_timer (retry, expire, give up)
+ *
+ * Entry states (the neighbour states of RFC 4861 7.3.2, reduced to what ARP needs):
+ *   INCOMPLETE  a request is outstanding; packets are held (at most HOLD_MAX,
+ *               RFC 1122 2.3.2.2 asks for at least one; the oldest is dropped).
+ *               Requests go out every RETRY_US; after MAX_REQUESTS unanswered the
+ *               held packets are dropped (arp_unresolved_drops) and the entry freed.
+ *   REACHABLE   confirmed within cfg.arp_timeout_us; used as is.
+ *   STALE       the timeout passed; still used (RFC 1122 2.3.2.1 prefers not to
+ *               flush a working entry), and the first use sends a unicast request
+ *               to revalidate it. Unconfirmed after MAX_REQUESTS probes, or unused
+ *               for another arp_timeout_us, the entry is freed.
+ * Every entry embeds one timer (timer.h), so arming allocates nothing.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stack.h"
+
+#define HOLD_MAX 4
+#define MAX_REQUESTS 3
+#define RETRY_US 1000000u
+
+enum { ARP_FREE = 0, ARP_INCOMPLETE, ARP_REACHABLE, ARP_STALE };
+
+struct arp_entry {
+    struct rusty_timer timer;           /* first: the timer callback finds its entry */
+    uint32_t ip;
+    int32_t next;                       /* hash chain or free list, -1 ends */
+    uint8_t mac[6];
+    uint8_t state;
+    uint8_t requests;                   /* requests sent in this INCOMPLETE/probe round */
+    uint8_t probing;                    /* STALE entry being revalidated */
+    uint8_t ifindex;
+    uint8_t nhold;
+    uint64_t last_used_us;
+    struct rusty_buf *hold[HOLD_MAX];
+};
+
+struct rusty_arp_table {
+    struct arp_entry *entries;
+    int32_t *buckets;
+    uint32_t n_entries, n_buckets, used;
+    int32_t free_head;
+};
+
+static const uint8_t broadcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+static const uint8_t zero_mac[6] = {0};
+
+static uint32_t bucket_of(const struct rusty_arp_table *t, uint32_t ip)
+{
+    return ((ip * 2654435761u) >> 7) & (t->n_buckets - 1);
+}
+
+int rusty_arp_init(struct rusty_stack *s)
+{
+    struct rusty_arp_table *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->n_entries = s->cfg.arp_cache;
+    t->n_buckets = 16;
+    while (t->n_buckets < t->n_entries * 2)
+        t->n_buckets <<= 1;
+    t->entries = calloc(t->n_entries, sizeof(*t->entries));
+    t->buckets = malloc(t->n_buckets * sizeof(*t->buckets));
+    if (!t->entries || !t->buckets) {
+        free(t->entries);
+        free(t->buckets);
+        free(t);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < t->n_buckets; i++)
+        t->buckets[i] = -1;
+    for (uint32_t i = 0; i < t->n_entries; i++)
+        t->entries[i].next = i + 1 < t->n_entries ? (int32_t)(i + 1) : -1;
+    t->free_head = 0;
+    s->arp = t;
+    return 0;
+}
+
+static void drop_held(struct rusty_stack *s, struct arp_entry *e)
+{
+    for (uint8_t i = 0; i < e->nhold; i++) {
+        rusty_buf_free(e->hold[i]);
+        s->stats.arp_unresolved_drops++;
+    }
+    e->nhold = 0;
+}
+
+void rusty_arp_destroy(struct rusty_stack *s)
+{
+    struct rusty_arp_table *t = s->arp;
+    for (uint32_t i = 0; i < t->n_entries; i++) {
+        struct arp_entry *e = &t->entries[i];
+        for (uint8_t k = 0; k < e->nhold; k++)
+            rusty_buf_free(e->hold[k]);
+        e->nhold = 0;
+        rusty_timer_cancel(&s->timers, &e->timer);
+    }
+    free(t->entries);
+    free(t->buckets);
+    free(t);
+    s->arp = NULL;
+}
+
+static struct arp_entry *lookup(struct rusty_arp_table *t, uint32_t ip)
+{
+    for (int32_t i = t->buckets[bucket_of(t, ip)]; i >= 0; i = t->entries[i].next)
+        if (t->entries[i].ip == ip)
+            return &t->entries[i];
+    return NULL;
+}
+
+static void entry_free(struct rusty_stack *s, struct arp_entry *e)
+{
+    struct rusty_arp_table *t = s->arp;
+    int32_t idx = (int32_t)(e - t->entries);
+    int32_t *p = &t->buckets[bucket_of(t, e->ip)];
+    while (*p >= 0 && *p != idx)
+        p = &t->entries[*p].next;
+    if (*p == idx)
+        *p = e->next;
+    drop_held(s, e);
+    rusty_timer_cancel(&s->timers, &e->timer);
+    e->state = ARP_FREE;
+    e->next = t->free_head;
+    t->free_head = idx;
+    t->used--;
+    s->stats.arp_entries = t->used;
+}
+
+static void entry_timer(struct rusty_stack *s, struct rusty_timer *timer, uint64_t now_us);
+
+/* A new entry; when the table is full the least recently used resolved entry
+ * is evicted (entries still resolving are never evicted: their held packets
+ * would be lost for another destination's sake). */
+static struct arp_entry *entry_new(struct rusty_stack *s, struct rusty_iface *ifc, uint32_t ip)
+{
+    struct rusty_arp_table *t = s->arp;
+    if (t->free_head < 0) {
+        struct arp_entry *victim = NULL;
+        for (uint32_t i = 0; i < t->n_entries; i++) {
+            struct arp_entry *e = &t->entries[i];
+            if (e->state != ARP_INCOMPLETE && (!victim || e->last_used_us < victim->last_used_us))
+                victim = e;
+        }
+        if (!victim)
+            return NULL;
+        entry_free(s, victim);
+    }
+    int32_t idx = t->free_head;
+    struct arp_entry *e = &t->entries[idx];
+    t->free_head = e->next;
+    memset(e, 0, sizeof(*e));
+    rusty_timer_init(&e->timer, entry_timer);
+    e->ip = ip;
+    e->ifindex = ifc->index;
+    uint32_t bkt = bucket_of(t, ip);
+    e->next = t->buckets[bkt];
+    t->buckets[bkt] = idx;
+    t->used++;
+    s->stats.arp_entries = t->used;
+    return e;
+}
+
+static int send_arp(struct rusty_stack *s, struct rusty_iface *ifc, uint16_t op, const uint8_t eth_dst[6],
+                    const uint8_t tha[6], uint32_t spa, uint32_t tpa)
+{
+    struct rusty_buf *b = rusty_pool_get(ifc->dev->pool);
+    if (!b) {
+        s->stats.tx_no_buffer++;
+        return -ENOBUFS;
+    }
+    uint8_t *p = rusty_buf_put(b, RUSTY_ARP_LEN);
+    struct rusty_arp_repr r;
+    r.op = op;
+    memcpy(r.sha, ifc->mac, 6);
+    memcpy(r.tha, tha, 6);
+    r.spa = spa;
+    r.tpa = tpa;
+    rusty_arp_emit(&r, p);
+    if (op == RUSTY_ARP_REQUEST)
+        s->stats.arp_tx_requests++;
+    else
+        s->stats.arp_tx_replies++;
+    return rusty_eth_output(s, ifc, b, eth_dst, RUSTY_ETH_P_ARP);
+}
+
+static void send_request(struct rusty_stack *s, struct arp_entry *e, int unicast)
+{
+    struct rusty_iface *ifc = &s->ifaces[e->ifindex];
+    /* RFC 1122 2.3.2.1: revalidation may be a unicast poll of the known MAC. */
+    send_arp(s, ifc, RUSTY_ARP_REQUEST, unicast ? e->mac : broadcast_mac, zero_mac, ifc->ip, e->ip);
+    e->requests++;
+}
+
+static void send_held(struct rusty_stack *s, struct arp_entry *e)
+{
+    struct rusty_iface *ifc = &s->ifaces[e->ifindex];
+    for (uint8_t i = 0; i < e->nhold; i++)
+        rusty_eth_output(s, ifc, e->hold[i], e->mac, RUSTY_ETH_P_IPV4);
+    e->nhold = 0;
+}
+
+static void set_reachable(struct rusty_stack *s, struct arp_entry *e, const uint8_t mac[6], uint64_t now_us)
+{
+    memcpy(e->mac, mac, 6);
+    e->state = ARP_REACHABLE;
+    e->requests = 0;
+    e->probing = 0;
+    e->last_used_us = now_us;
+    rusty_timer_arm(&s->timers, &e->timer, now_us + s->cfg.arp_timeout_us);
+    if (e->nhold)
+        send_held(s, e);
+}
+
+static void entry_timer(struct rusty_stack *s, struct rusty_timer *timer, uint64_t now_us)
+{
+    struct arp_entry *e = (struct arp_entry *)timer;
+    switch (e->state) {
+    case ARP_INCOMPLETE:
+        if (e->requests >= MAX_REQUESTS) {
+            entry_free(s, e);           /* counts the held packets as unresolved drops */
+            return;
+        }
+        send_request(s, e, 0);
+        rusty_timer_arm(&s->timers, &e->timer, now_us + RETRY_US);
+        break;
+    case ARP_REACHABLE:
+        e->state = ARP_STALE;
+        e->probing = 0;
+        e->requests = 0;
+        rusty_timer_arm(&s->timers, &e->timer, now_us + s->cfg.arp_timeout_us);
+        break;
+    case ARP_STALE:
+        if (e->probing && e->requests < MAX_REQUESTS) {
+            send_request(s, e, 1);
+            rusty_timer_arm(&s->timers, &e->timer, now_us + RETRY_US);
+        } else {
+            entry_free(s, e);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void rusty_arp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint64_t now_us)
+{
+    struct rusty_arp_repr r;
+    s->stats.arp_rx++;
+    int err = rusty_arp_parse(rusty_buf_data(b), b->len, &r);
+    rusty_buf_free(b);
+    if (err) {
+        s->stats.arp_malformed++;
+        return;
+    }
+    /* Never learn broadcast/multicast/zero hardware addresses or our own frames echoed back. */
+    if ((r.sha[0] & 1) || memcmp(r.sha, zero_mac, 6) == 0 || memcmp(r.sha, ifc->mac, 6) == 0) {
+        s->stats.arp_malformed++;
+        return;
+    }
+    /* RFC 826 "Packet Reception": merge the sender into an existing entry first.
+     * spa 0 is an RFC 5227 probe: nothing to learn. */
+    int merged = 0;
+    if (r.spa != 0 && r.spa != ifc->ip) {
+        struct arp_entry *e = lookup(s->arp, r.spa);
+        if (e && e->ifindex == ifc->index) {
+            set_reachable(s, e, r.sha, now_us);
+            merged = 1;
+        }
+    }
+    if (r.tpa != ifc->ip)
+        return;
+    /* "Am I the target protocol address?" - then add the sender if it was not merged. */
+    if (!merged && r.spa != 0 && r.spa != ifc->ip && (r.spa & ifc->netmask) == (ifc->ip & ifc->netmask)) {
+        struct arp_entry *e = entry_new(s, ifc, r.spa);
+        if (e)
+            set_reachable(s, e, r.sha, now_us);
+    }
+    if (r.op == RUSTY_ARP_REQUEST)
+        send_arp(s, ifc, RUSTY_ARP_REPLY, r.sha, r.sha, ifc->ip, r.spa);
+}
+
+int rusty_arp_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint32_t next_hop,
+                     uint64_t now_us)
+{
+    if (next_hop == 0xffffffffu || (ifc->netmask != 0xffffffffu && next_hop == (ifc->ip | ~ifc->netmask)))
+        return rusty_eth_output(s, ifc, b, broadcast_mac, RUSTY_ETH_P_IPV4);
+    struct arp_entry *e = lookup(s->arp, next_hop);
+    if (e && e->ifindex != ifc->index) {
+        entry_free(s, e);               /* the route moved to another interface */
+        e = NULL;
+    }
+    if (e && e->state != ARP_INCOMPLETE) {
+        e->last_used_us = now_us;
+        if (e->state == ARP_STALE && !e->probing) {
+            e->probing = 1;
+            e->requests = 0;
+            send_request(s, e, 1);
+            rusty_timer_arm(&s->timers, &e->timer, now_us + RETRY_US);
+        }
+        return rusty_eth_output(s, ifc, b, e->mac, RUSTY_ETH_P_IPV4);
+    }
+    if (!e) {
+        e = entry_new(s, ifc, next_hop);
+        if (!e) {
+            s->stats.arp_unresolved_drops++;
+            rusty_buf_free(b);
+            return -ENOBUFS;
+        }
+        e->state = ARP_INCOMPLETE;
+        e->last_used_us = now_us;
+        send_request(s, e, 0);
+        if (rusty_timer_arm(&s->timers, &e->timer, now_us + RETRY_US) != 0) {
+            entry_free(s, e);
+            s->stats.arp_unresolved_drops++;
+            rusty_buf_free(b);
+            return -ENOBUFS;
+        }
+    }
+    if (e->nhold == HOLD_MAX) {
+        rusty_buf_free(e->hold[0]);     /* the oldest goes: newer data is more useful */
+        memmove(e->hold, e->hold + 1, (HOLD_MAX - 1) * sizeof(e->hold[0]));
+        e->nhold--;
+        s->stats.arp_unresolved_drops++;
+    }
+    e->hold[e->nhold++] = b;
+    return 0;
+}
+
+void rusty_arp_announce(struct rusty_stack *s, struct rusty_iface *ifc, uint64_t now_us)
+{
+    (void)now_us;
+    /* RFC 5227 2.3: an ARP Announcement is a request with sender and target both
+     * our address. RFC 5227 sends two, 2 s apart; one is enough on the links we
+     * start on (the second only covers a lost first). */
+    send_arp(s, ifc, RUSTY_ARP_REQUEST, broadcast_mac, zero_mac, ifc->ip, ifc->ip);
+}
+
+void rusty_arp_glean(struct rusty_stack *s, struct rusty_iface *ifc, uint32_t ip, const uint8_t mac[6],
+                     uint64_t now_us)
+{
+    /* Only refresh entries whose MAC matches: a source address seen in an IP frame
+     * may be off-link (the MAC is then the router's), so it never creates or
+     * rewrites a mapping (RFC 1122 2.3.2.1 allows gleaning, not spoofing). */
+    struct arp_entry *e = lookup(s->arp, ip);
+    if (!e || e->ifindex != ifc->index || e->state == ARP_INCOMPLETE || memcmp(e->mac, mac, 6) != 0)
+        return;
+    /* Re-arming on every frame would cost a heap sift per packet: only when a
+     * quarter of the reachable time has passed since the last confirmation. */
+    if (e->state == ARP_STALE || e->timer.expires_us < now_us + (uint64_t)s->cfg.arp_timeout_us * 3 / 4) {
+        e->requests = 0;
+        e->probing = 0;
+        e->state = ARP_REACHABLE;
+        rusty_timer_arm(&s->timers, &e->timer, now_us + s->cfg.arp_timeout_us);
+    }
+}

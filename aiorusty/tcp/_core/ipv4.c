@@ -1,0 +1,191 @@
+/*
+ * ipv4.c - IPv4 input, routing and output (RFC 791, RFC 1122 3.2.1, 3.3).
+ *
+ * Owns: validation of received datagrams and their demultiplexing to ICMP,
+ * UDP and TCP; the routing decision (on-link by prefix, else the interface's
+ * gateway, else no route); tx buffers with headroom; the IPv4 header on output.
+ * Not: link-layer resolution (arp.c), L4 checksums (each L4 layer).
+ *
+ * Call chain: rusty_eth_input -> rusty_ipv4_input -> rusty_{icmp,udp,tcp}_input
+ *             L4 -> rusty_ipv4_alloc -> ... -> rusty_ipv4_output -> rusty_arp_output
+ *
+ * Deliberate choices:
+ * - Fragments are dropped and counted (ip_fragments_dropped), not reassembled.
+ *   Everything we send carries DF (RFC 1191 path MTU discovery), Linux peers do
+ *   the same for TCP, and reassembly needs per-datagram buffers and timers that
+ *   are an attack surface (RFC 1858, RFC 3128) for little use on the links this
+ *   stack runs on. RFC 1122 3.3.2 asks for reassembly; this is the deviation.
+ * - Weak host model (RFC 1122 3.3.4.2): a datagram for any of our addresses is
+ *   accepted on any interface. Limited (255.255.255.255) and directed subnet
+ *   broadcasts of the receiving interface are accepted for UDP only.
+ * - IP options are accepted and skipped (not passed up; RFC 1122 3.2.1.8 wants
+ *   them passed to the transport layer, which uses none of them here).
+ * - Identification: a counter (RFC 6864: with DF set it has no meaning).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "stack.h"
+
+#define DEFAULT_TTL 64                  /* RFC 1700 / Linux default */
+
+static int is_broadcast_for(const struct rusty_iface *ifc, uint32_t ip)
+{
+    if (ip == 0xffffffffu)
+        return 1;
+    return ifc->netmask != 0xffffffffu && ifc->netmask != 0 && ip == (ifc->ip | ~ifc->netmask);
+}
+
+void rusty_ipv4_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint64_t now_us)
+{
+    struct rusty_ipv4_repr ip;
+    s->stats.ip_rx++;
+    int err = rusty_ipv4_parse(rusty_buf_data(b), b->len, &ip);
+    if (err) {
+        if (err == -EBADMSG)
+            s->stats.ip_bad_checksum++;
+        else
+            s->stats.ip_malformed++;
+        rusty_buf_free(b);
+        return;
+    }
+    /* Ethernet pads short frames to 60 bytes: the datagram ends at total_len. */
+    b->len = ip.total_len;
+    /* RFC 1122 3.2.1.3: a source that is broadcast, multicast or class E is discarded. */
+    if (ip.src == 0xffffffffu || (ip.src >> 28) >= 0xe || is_broadcast_for(ifc, ip.src)) {
+        s->stats.ip_malformed++;
+        rusty_buf_free(b);
+        return;
+    }
+    int bcast = is_broadcast_for(ifc, ip.dst);
+    if (!bcast && !rusty_iface_by_ip(s, ip.dst)) {
+        s->stats.ip_not_for_us++;       /* we do not forward (RFC 1122 3.3.1: a host) */
+        rusty_buf_free(b);
+        return;
+    }
+    if ((ip.frag & RUSTY_IPV4_MF) || (ip.frag & RUSTY_IPV4_OFFMASK)) {
+        s->stats.ip_fragments_dropped++;   /* see the header comment */
+        rusty_buf_free(b);
+        return;
+    }
+    if (bcast && ip.proto != RUSTY_IPPROTO_UDP) {
+        s->stats.ip_not_for_us++;       /* RFC 1122 3.2.2.6: echo to broadcast may be ignored */
+        rusty_buf_free(b);
+        return;
+    }
+    /* Gleaning: frames from a neighbour confirm its ARP entry. */
+    if (b->l3_off >= RUSTY_ETH_HLEN)
+        rusty_arp_glean(s, ifc, ip.src, b->storage + b->l3_off - RUSTY_ETH_HLEN + 6, now_us);
+    switch (ip.proto) {
+    case RUSTY_IPPROTO_ICMP:
+        rusty_buf_pull(b, ip.header_len);
+        rusty_icmp_input(s, ifc, b, &ip, now_us);
+        break;
+    case RUSTY_IPPROTO_UDP:
+        rusty_buf_pull(b, ip.header_len);
+        rusty_udp_input(s, ifc, b, &ip, now_us);
+        break;
+    case RUSTY_IPPROTO_TCP:
+        rusty_buf_pull(b, ip.header_len);
+        rusty_tcp_input(s, ifc, b, &ip, now_us);
+        break;
+    default:
+        /* RFC 1122 3.2.2.1: protocol unreachable for an unknown transport. */
+        s->stats.ip_unknown_protocol++;
+        rusty_icmp_send_unreachable(s, ifc, b, &ip, 2, now_us);
+        rusty_buf_free(b);
+    }
+}
+
+struct rusty_iface *rusty_ipv4_route(struct rusty_stack *s, uint32_t dst, uint32_t *next_hop)
+{
+    if (s->n_ifaces == 0 || dst == 0)
+        return NULL;
+    if (dst == 0xffffffffu) {
+        *next_hop = dst;
+        return &s->ifaces[0];
+    }
+    /* Longest prefix first among on-link subnets. */
+    struct rusty_iface *best = NULL;
+    for (uint8_t i = 0; i < s->n_ifaces; i++) {
+        struct rusty_iface *ifc = &s->ifaces[i];
+        if ((dst & ifc->netmask) == (ifc->ip & ifc->netmask) && (!best || ifc->prefix_len > best->prefix_len))
+            best = ifc;
+    }
+    if (best) {
+        *next_hop = dst;
+        return best;
+    }
+    for (uint8_t i = 0; i < s->n_ifaces; i++) {
+        if (s->ifaces[i].gateway) {
+            *next_hop = s->ifaces[i].gateway;
+            return &s->ifaces[i];
+        }
+    }
+    return NULL;
+}
+
+struct rusty_buf *rusty_ipv4_alloc(struct rusty_stack *s, uint32_t dst, struct rusty_iface **ifc, int *err)
+{
+    uint32_t hop;
+    struct rusty_iface *out = rusty_ipv4_route(s, dst, &hop);
+    if (!out) {
+        s->stats.ip_no_route++;
+        *err = -EHOSTUNREACH;
+        return NULL;
+    }
+    /* rusty_pool_get leaves RUSTY_BUF_HEADROOM in front: room for the device
+     * header, Ethernet, IPv4 and the L4 header the caller pushes. */
+    struct rusty_buf *b = rusty_pool_get(out->dev->pool);
+    if (!b) {
+        s->stats.tx_no_buffer++;
+        *err = -ENOBUFS;
+        return NULL;
+    }
+    *ifc = out;
+    *err = 0;
+    return b;
+}
+
+int rusty_ipv4_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint32_t src,
+                      uint32_t dst, uint8_t proto, uint64_t now_us)
+{
+    /* The caller chose ifc (rusty_ipv4_alloc): the next hop is dst when it is
+     * on that interface's link, else that interface's gateway. */
+    uint32_t hop = dst;
+    if (dst != 0xffffffffu && (dst & ifc->netmask) != (ifc->ip & ifc->netmask))
+        hop = ifc->gateway;
+    if (!hop || !dst) {
+        s->stats.ip_no_route++;
+        rusty_buf_free(b);
+        return -EHOSTUNREACH;
+    }
+    if ((uint32_t)b->len + RUSTY_IPV4_HLEN > ifc->mtu) {
+        rusty_buf_free(b);              /* DF is set and we never fragment */
+        return -EMSGSIZE;
+    }
+    uint8_t *h = rusty_buf_push(b, RUSTY_IPV4_HLEN);
+    if (!h) {
+        s->stats.tx_no_buffer++;
+        rusty_buf_free(b);
+        return -ENOBUFS;
+    }
+    if (b->flags & RUSTY_BUF_CSUM_PARTIAL)
+        b->csum_start = (uint16_t)(b->csum_start + RUSTY_IPV4_HLEN);
+    struct rusty_ipv4_repr r;
+    memset(&r, 0, sizeof(r));
+    r.src = src ? src : ifc->ip;
+    r.dst = dst;
+    r.header_len = RUSTY_IPV4_HLEN;
+    r.total_len = b->len;
+    r.payload_len = (uint16_t)(b->len - RUSTY_IPV4_HLEN);
+    r.ident = s->ip_ident++;
+    r.frag = RUSTY_IPV4_DF;
+    r.proto = proto;
+    r.ttl = DEFAULT_TTL;
+    rusty_ipv4_emit(&r, h);
+    s->stats.ip_tx++;
+    if (is_broadcast_for(ifc, dst))
+        hop = 0xffffffffu;
+    return rusty_arp_output(s, ifc, b, hop, now_us);
+}

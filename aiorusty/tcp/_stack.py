@@ -1,0 +1,251 @@
+"""Stack: the Python handle of one user-space TCP/IP stack (C core) and its interfaces.
+
+Owns: creating the C stack from keyword configuration, attaching devices as
+interfaces, the once-per-tick poll (one C call, events unpacked in bulk with
+struct.iter_unpack), deadlines and fds for the loop to sleep on, stats, and the
+UDP/ICMP calls. TCP calls come from the TcpApi mixin (aiorusty.tcp._tcp).
+Not: protocol logic (C, _core/), devices (aiorusty.nic), the event loop.
+
+Lifetime: the C stack holds frame buffers from its devices' pools, so it is
+freed before the devices it opened. The ffi.gc destructor keeps the devices
+alive until the stack is gone, whatever order the garbage collector picks.
+"""
+
+import dataclasses
+import errno
+import ipaddress
+import os
+import struct
+import time
+
+from .._errors import check
+from .._rusty import ffi, lib
+from ..nic import Device, Interface, open_device
+from ._tcp import TcpApi
+
+_EVENT = struct.Struct("<IHHiI")
+_EVENTS_PER_POLL = 1024
+_CONFIG_FIELDS = {name for name, _ in ffi.typeof("struct rusty_stack_config").fields}
+
+
+def ip_to_int(ip):
+    """Host-order integer of an IPv4 address given as str, int or ipaddress object."""
+    if isinstance(ip, int):
+        return ip
+    if not ip:
+        return 0
+    return int(ipaddress.IPv4Address(str(ip)))
+
+
+def int_to_ip(n):
+    return str(ipaddress.IPv4Address(n))
+
+
+def close_device(dev):
+    """Close a Device now. (Device.close passes ffi.gc(ptr, None) on, which is
+    None with cffi >= 1.17; this detaches the destructor and keeps the pointer.)"""
+    ptr = dev._ptr
+    if ptr is None:
+        return
+    dev._ptr = None
+    ffi.gc(ptr, None)
+    lib.rusty_dev_close(ptr)
+
+
+def _free_stack(ptr, devices):
+    lib.rusty_stack_free(ptr)
+    for dev, owned in devices:
+        if owned:
+            close_device(dev)
+    devices.clear()
+
+
+class Stack(TcpApi):
+    """One user-space stack: interfaces, sockets, timers, polled by the loop."""
+
+    def __init__(self, interfaces=(), *, seed=None, **config):
+        unknown = set(config) - _CONFIG_FIELDS
+        if unknown:
+            known = ", ".join(sorted(_CONFIG_FIELDS - {"seed"}))
+            raise TypeError(f"unknown stack option(s) {', '.join(sorted(unknown))} (known: {known})")
+        cfg = ffi.new("struct rusty_stack_config *")
+        for key, value in config.items():
+            setattr(cfg, key, value)
+        cfg.seed = seed if seed is not None else int.from_bytes(os.urandom(8), "little")
+        out = ffi.new("struct rusty_stack **")
+        check(lib.rusty_stack_new(cfg, out), "stack")
+        # (device, owned) pairs; the destructor closes the owned ones after the stack.
+        self._devices = []
+        self._ptr = ffi.gc(out[0], lambda p, devs=self._devices: _free_stack(p, devs))
+        self._events = ffi.new("struct rusty_event[]", _EVENTS_PER_POLL)
+        self._events_buf = ffi.buffer(self._events)
+        self._recv_buf = ffi.new("uint8_t[]", 65536)
+        self._src = ffi.new("uint32_t *")
+        self._port = ffi.new("uint16_t *")
+        self._traced = []
+        self.interfaces = []
+        try:
+            for spec in interfaces:
+                self.add_interface(spec)
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- interfaces
+
+    @property
+    def devices(self):
+        return [dev for dev, _ in self._devices]
+
+    def add_interface(self, spec_or_device, now_us=None, *, ip=None, gateway=None):
+        """Attach a device (or open one from a spec / Interface); returns the Interface.
+
+        A Device opened elsewhere (open_pair, open_device) stays the caller's to
+        close; one opened here from a spec is closed with the stack. `ip=` and
+        `gateway=` override the spec's (devices from open_pair carry none).
+        """
+        ptr = self._live()
+        if isinstance(spec_or_device, Device):
+            dev, owned = spec_or_device, False
+            iface = dev.interface
+        else:
+            iface = Interface.parse(spec_or_device)
+            dev, owned = None, True
+        if ip is not None:
+            iface = _replace(iface, ip=ipaddress.IPv4Interface(str(ip)))
+        if gateway is not None:
+            iface = _replace(iface, gateway=ipaddress.IPv4Address(str(gateway)))
+        if iface.ip is None:
+            raise ValueError(f"interface {iface} needs an address: add ip=ADDR/PREFIX to the spec")
+        if dev is None:
+            dev = open_device(iface)
+        try:
+            gw = int(iface.gateway) if iface.gateway is not None else 0
+            now = self.now_us() if now_us is None else now_us
+            check(lib.rusty_stack_add_iface(ptr, dev.ptr, int(iface.ip.ip), iface.ip.network.prefixlen, gw, now),
+                  f"interface {iface}")
+        except BaseException:
+            if owned:
+                dev.close()
+            raise
+        self._devices.append((dev, owned))
+        self.interfaces.append(iface)
+        if iface.trace:
+            self._traced.append(dev)
+        return iface
+
+    # ---- the tick
+
+    @staticmethod
+    def now_us():
+        """Microseconds on CLOCK_MONOTONIC (what the C core's callers pass as now_us)."""
+        return time.monotonic_ns() // 1000
+
+    def poll(self, now_us=None):
+        """Run the stack once; a list of (sock, type, flags, arg, arg2) events."""
+        n = lib.rusty_stack_poll(self._live(), self.now_us() if now_us is None else now_us,
+                                 self._events, _EVENTS_PER_POLL)
+        for dev in self._traced:
+            dev.drain_trace()
+        if n <= 0:
+            check(n, "stack poll")
+            return []
+        return list(_EVENT.iter_unpack(self._events_buf[: n * 16]))
+
+    def next_deadline(self, now_us=None):
+        """Absolute time (us) the stack wants to be polled again, or None for never."""
+        d = lib.rusty_stack_next_deadline(self._live(), self.now_us() if now_us is None else now_us)
+        return None if d < 0 else d
+
+    def fds(self):
+        """File descriptors the loop can sleep on (one per device queue that has one)."""
+        out = []
+        for dev in self.devices:
+            queues = max(1, dev.info()["queues"])
+            for q in range(queues):
+                fd = dev.fileno(q)
+                if fd >= 0:
+                    out.append(fd)
+        return out
+
+    def route(self, ip):
+        """1: one of our addresses, 2: reachable through an interface, 0: not ours to send."""
+        return lib.rusty_stack_route(self._live(), ip_to_int(ip))
+
+    def stats(self):
+        out = ffi.new("struct rusty_stats *")
+        lib.rusty_stack_get_stats(self._live(), out)
+        result = {name: getattr(out, name) for name, _ in ffi.typeof("struct rusty_stats").fields}
+        result["devices"] = {str(iface): dev.stats() for iface, dev in zip(self.interfaces, self.devices)}
+        return result
+
+    # ---- UDP
+
+    def udp_bind(self, ip=None, port=0):
+        sock = ffi.new("uint32_t *")
+        check(lib.rusty_udp_bind(self._live(), ip_to_int(ip), port, sock), f"udp bind {ip or '0.0.0.0'}:{port}")
+        return sock[0]
+
+    def udp_sendto(self, handle, data, addr, now_us=None):
+        ip, port = addr
+        return check(lib.rusty_udp_sendto(self._live(), handle, ip_to_int(ip), port, ffi.from_buffer(data),
+                                          len(data), self.now_us() if now_us is None else now_us),
+                     f"udp sendto {ip}:{port}")
+
+    def udp_recvfrom(self, handle, cap=65536):
+        """(data, (ip, port)) of the next queued datagram, or None when none is queued."""
+        n = lib.rusty_udp_recvfrom(self._live(), handle, self._recv_buf, min(cap, 65536), self._src, self._port)
+        if n == -errno.EAGAIN:
+            return None
+        check(n, "udp recvfrom")
+        return bytes(ffi.buffer(self._recv_buf, n)), (int_to_ip(self._src[0]), self._port[0])
+
+    def udp_getsockname(self, handle):
+        ip = ffi.new("uint32_t *")
+        port = ffi.new("uint16_t *")
+        check(lib.rusty_udp_getsockname(self._live(), handle, ip, port), "udp getsockname")
+        return int_to_ip(ip[0]), port[0]
+
+    def udp_close(self, handle):
+        check(lib.rusty_udp_close(self._live(), handle), "udp close")
+
+    # ---- ICMP
+
+    def ping(self, dst, ident, seq, size=56, now_us=None):
+        """Send one echo request; its reply comes back as a RUSTY_EV_ICMP_ECHO_REPLY event."""
+        check(lib.rusty_icmp_echo(self._live(), ip_to_int(dst), ident, seq, size,
+                                  self.now_us() if now_us is None else now_us), f"ping {dst}")
+
+    # ---- lifetime
+
+    def _live(self):
+        if self._ptr is None:
+            raise ValueError("stack is closed")
+        return self._ptr
+
+    @property
+    def closed(self):
+        return self._ptr is None
+
+    def close(self):
+        if self._ptr is None:
+            return
+        ptr, self._ptr = self._ptr, None
+        ffi.gc(ptr, None)               # detaches the destructor (returns None): ptr stays valid
+        _free_stack(ptr, self._devices)
+        self.interfaces = []
+        self._traced = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self._ptr is None else ", ".join(str(i) for i in self.interfaces) or "no interfaces"
+        return f"<Stack {state}>"
+
+
+def _replace(iface, **changes):
+    return dataclasses.replace(iface, **changes)
