@@ -542,6 +542,17 @@ static void segment_arrives(struct rusty_stack *s, struct rusty_tcb *t, struct t
         tcp_retransmit_una(s, t, seg->now);
         return;
     }
+    if (t->state == TCP_SYN_RECEIVED && !t->listener &&
+        (h->flags & (RUSTY_TCP_SYN | RUSTY_TCP_ACK | RUSTY_TCP_RST)) == (RUSTY_TCP_SYN | RUSTY_TCP_ACK) &&
+        h->seq == t->irs && seg->len == 0 && h->ack == t->snd_max) {
+        /* Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK repeats its SYN
+           and acknowledges ours. Take it as the ACK it is, as Linux does, instead of
+           the challenge ACK a SYN would get. */
+        h->flags &= (uint8_t)~RUSTY_TCP_SYN;
+        h->seq = seg->seq = t->rcv_nxt;
+        orig_seq = h->seq;
+        orig_flags = h->flags;
+    }
     uint32_t seglen = seg->len + !!(h->flags & RUSTY_TCP_SYN) + !!(h->flags & RUSTY_TCP_FIN);
     uint32_t adv = seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
     uint32_t space = t->rcap > t->rlen ? t->rcap - t->rlen : 0;
