@@ -84,6 +84,17 @@ int rusty_trace_wrap(struct rusty_dev *inner, struct rusty_dev **out);
 /* Copies decoded trace lines (one per frame, '\n'-terminated) out of the tracer. */
 size_t rusty_trace_drain(struct rusty_dev *dev, char *out, size_t cap);
 
+/* What a fault injector did so far (dev: the injector or any wrapper around it). */
+struct rusty_faults_stats {
+    uint64_t dropped;
+    uint64_t duplicated;
+    uint64_t reordered;
+    uint64_t corrupted;
+    uint64_t delayed;
+    uint64_t rate_limited;              /* frames dropped because the shaper's backlog was full */
+};
+int rusty_faults_counts(struct rusty_dev *dev, struct rusty_faults_stats *out);  /* -ENODEV: no injector */
+
 void rusty_dev_close(struct rusty_dev *dev);
 void rusty_dev_get_info(struct rusty_dev *dev, struct rusty_dev_info *out);
 void rusty_dev_get_stats(struct rusty_dev *dev, struct rusty_dev_stats *out);
@@ -93,6 +104,12 @@ int rusty_dev_set_mac(struct rusty_dev *dev, const uint8_t *mac);
 /* Frame-at-a-time access for tests and tools; the stack never uses these. */
 int rusty_dev_send(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len);
 int rusty_dev_recv(struct rusty_dev *dev, uint16_t queue, uint8_t *frame, size_t cap); /* -EAGAIN when none */
+/* The same with the time given (wrappers with delay lines and rate limits act on it). */
+int rusty_dev_send_at(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len, uint64_t now_us);
+int rusty_dev_recv_at(struct rusty_dev *dev, uint16_t queue, uint8_t *frame, size_t cap, uint64_t now_us);
+/* Absolute time (us) a device next needs a call (delay lines, held frames), -1 if never;
+ * wrappers combine their own with their inner device's. */
+int64_t rusty_dev_next_deadline(struct rusty_dev *dev, uint64_t now_us);
 /* Benchmark loops kept in C: receive and drop up to `max` frames in bursts for at
  * most `budget_us` (by the monotonic clock); transmit `count` copies of a frame. */
 int64_t rusty_dev_bench_rx(struct rusty_dev *dev, uint16_t queue, uint64_t max, uint64_t budget_us, uint64_t *bytes);
