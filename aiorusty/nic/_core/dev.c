@@ -130,14 +130,18 @@ int rusty_dev_set_mac(struct rusty_dev *dev, const uint8_t *mac)
 
 int rusty_dev_send(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len)
 {
+    return rusty_dev_send_at(dev, queue, frame, len, rusty_monotonic_us());
+}
+
+int rusty_dev_send_at(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len, uint64_t now_us)
+{
     if (len > RUSTY_BUF_SIZE - RUSTY_BUF_HEADROOM)
         return -EMSGSIZE;
     struct rusty_buf *b = rusty_pool_get(dev->pool);
     if (!b)
         return -ENOBUFS;
     memcpy(rusty_buf_put(b, (uint16_t)len), frame, len);
-    uint64_t now = rusty_monotonic_us();
-    int sent = rusty_dev_tx(dev, queue, &b, 1, now);
+    int sent = rusty_dev_tx(dev, queue, &b, 1, now_us);
     if (sent != 1) {
         rusty_buf_free(b);
         dev->stats.tx_dropped++;
@@ -148,8 +152,13 @@ int rusty_dev_send(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, 
 
 int rusty_dev_recv(struct rusty_dev *dev, uint16_t queue, uint8_t *frame, size_t cap)
 {
+    return rusty_dev_recv_at(dev, queue, frame, cap, rusty_monotonic_us());
+}
+
+int rusty_dev_recv_at(struct rusty_dev *dev, uint16_t queue, uint8_t *frame, size_t cap, uint64_t now_us)
+{
     struct rusty_buf *b;
-    int n = rusty_dev_rx(dev, queue, &b, 1, rusty_monotonic_us());
+    int n = rusty_dev_rx(dev, queue, &b, 1, now_us);
     if (n < 0)
         return n;
     if (n == 0)
