@@ -7,6 +7,8 @@ drives everything; the stack adds no second scheduler. Not: transports, routing
 
 One tick (asyncio's _run_once -> RustySelector.select(timeout)):
 
+  0. Writes transports queued during the last tick go to the stack (one
+     tcp_send per transport, coalesced; see transports/stream.py).
   1. stack.poll(now): ONE C call per stack (one stack per loop in production): rx bursts, protocol processing, due timers,
      tx flush of what transports queued in the previous tick. Its socket events
      (a list of (sock, type, flags, arg, arg2) tuples) are queued.
@@ -57,6 +59,7 @@ class RustySelector(selectors.BaseSelector):
         self.transports = {id(st): {} for st in self.stacks}    # stack -> {socket handle: transport}
         self._loop = None
         self._key = None
+        self.flush = []                 # transports with writes queued this tick
         self.ticks = 0                  # stack polls done (for tests and stats)
         self.sleeps = 0                 # epoll waits with a non-zero timeout
         self.refresh_fds()
@@ -102,7 +105,24 @@ class RustySelector(selectors.BaseSelector):
                 best = d
         return best
 
+    def _flush(self):
+        """Hand this tick's queued writes to the stack, right before it transmits."""
+        queued, self.flush = self.flush, []
+        for t in queued:
+            try:
+                t._context.run(t._write_ready)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler({
+                    "message": f"Exception flushing writes of {t!r}",
+                    "exception": exc,
+                    "transport": t,
+                })
+
     def select(self, timeout=None):
+        if self.flush:
+            self._flush()
         now = time.monotonic_ns() // 1000
         self._poll(now)
         self.ticks += 1
@@ -169,6 +189,7 @@ class RustySelector(selectors.BaseSelector):
 
     def close(self):
         self._pending = []
+        self.flush = []
         self.transports.clear()
         self._inner.close()
         if self._close_stacks:

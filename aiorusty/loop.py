@@ -228,7 +228,7 @@ class RustyEventLoop(_Base):
             raise
         return transport, protocol
 
-    # -- TCP (routing in place; stack transports arrive with the TCP layer) --------------
+    # -- TCP -------------------------------------------------------------------------------
 
     def _stack_has_tcp(self):
         return self._stack is not None and hasattr(self._stack, "tcp_listen")
@@ -237,38 +237,73 @@ class RustyEventLoop(_Base):
         if self._stack is not None and kw.get("sock") is None and kw.get("family", 0) in (0, socket.AF_INET):
             dest = await self._resolve_v4((host, port), socket.SOCK_STREAM) if host is not None else None
             local = kw.get("local_addr")
-            pinned = local is not None and _ipv4(local[0]) not in (None, "0.0.0.0") \
-                and not self._is_stack_address(_ipv4(local[0]))
-            if dest is not None and not pinned and self.route(dest[0]) == "stack":
-                return await self._stack_create_connection(protocol_factory, dest, **kw)
+            stack = None
+            if dest is not None:
+                lip = _ipv4(local[0]) if local is not None else None
+                if lip is not None and lip != "0.0.0.0":
+                    stack = self._stack_for_local(lip)      # a pinned source address decides
+                elif local is None or lip == "0.0.0.0" or local[0] in _WILDCARDS:
+                    stack = self._stack_for_dest(dest[0])
+            if stack is not None:
+                if not self._stack_has_tcp():
+                    raise OSError(errno.ENOSYS, f"connection to {dest[0]}:{dest[1]} routes through the "
+                                  "user-space stack, whose TCP layer is not available in this build")
+                from .server import create_stack_connection
+                return await create_stack_connection(self, stack, protocol_factory, dest, **kw)
         return await super().create_connection(protocol_factory, host, port, **kw)
 
     async def create_server(self, protocol_factory, host=None, port=None, **kw):
-        if self._stack is not None and kw.get("sock") is None and kw.get("family", 0) in (0, socket.AF_INET):
+        if self._stack_has_tcp() and kw.get("sock") is None and kw.get("family", 0) in (0, socket.AF_INET):
             hosts = [host] if isinstance(host, str) or host is None else list(host)
-            on_stack = [h for h in hosts if h in _WILDCARDS or self._is_stack_address(_ipv4(h))]
-            if on_stack:
-                return await self._stack_create_server(protocol_factory, hosts, on_stack, port, **kw)
+            wild = [h for h in hosts if h in _WILDCARDS]
+            mine = [(self._stack_for_local(_ipv4(h)), h) for h in hosts if h not in _WILDCARDS]
+            if wild or any(st is not None for st, _ in mine):
+                return await self._stack_create_server(protocol_factory, hosts, wild, mine, port, **kw)
         return await super().create_server(protocol_factory, host, port, **kw)
 
-    async def _stack_create_connection(self, protocol_factory, dest, **kw):
-        if not self._stack_has_tcp():
-            raise OSError(errno.ENOSYS, f"connection to {dest[0]}:{dest[1]} routes through the user-space "
-                          "stack, whose TCP layer is not available in this build")
-        from .server import create_stack_connection
-        return await create_stack_connection(self, protocol_factory, dest, **kw)
+    async def _stack_create_server(self, protocol_factory, hosts, wild, mine, port, *, backlog=100, ssl=None,
+                                   start_serving=True, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
+                                   **kw):
+        from .server import _no_ssl, add_stack_listeners, new_server
+        _no_ssl(ssl)
+        on_stack = [(st, _ipv4(h)) for st, h in mine if st is not None]
+        if wild:                        # every stack, all its addresses
+            on_stack += [(st, "0.0.0.0") for st in self._stacks]
+        kernel_hosts = wild + [h for st, h in mine if st is None]
+        if kernel_hosts:
+            extra = {"ssl_handshake_timeout": ssl_handshake_timeout}
+            if ssl_shutdown_timeout is not None:
+                extra["ssl_shutdown_timeout"] = ssl_shutdown_timeout
+            server = await super().create_server(
+                protocol_factory, kernel_hosts[0] if len(kernel_hosts) == 1 else kernel_hosts, port,
+                backlog=backlog, start_serving=False, **extra, **kw)
+            if not port:
+                port = server.sockets[0].getsockname()[1]
+        else:
+            server = new_server(self, protocol_factory, backlog, ssl_handshake_timeout, ssl_shutdown_timeout)
+        try:
+            add_stack_listeners(self, server, on_stack, port, backlog)
+        except BaseException:
+            server.close()
+            raise
+        if start_serving:
+            server._start_serving()
+            await asyncio.sleep(0)      # as asyncio does: let the listeners start
+        return server
 
-    async def _stack_create_server(self, protocol_factory, hosts, on_stack, port, **kw):
-        if not self._stack_has_tcp():
-            kernel = [h for h in hosts if h not in on_stack or h in _WILDCARDS]
-            if not kernel:
-                raise OSError(errno.ENOSYS, f"server on {on_stack} routes to the user-space stack, "
-                              "whose TCP layer is not available in this build")
-            log.debug("no TCP on the stack yet: server on %s listens on the kernel only", kernel)
-            return await super().create_server(protocol_factory, kernel if len(kernel) > 1 else kernel[0],
-                                               port, **kw)
-        from .server import create_stack_server
-        return await create_stack_server(self, protocol_factory, hosts, on_stack, port, **kw)
+    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, *args, **kw):
+        from .server import StackListenSocket
+        if isinstance(sock, StackListenSocket):
+            sock._start(protocol_factory, server)
+            return
+        return super()._start_serving(protocol_factory, sock, sslcontext, server, *args, **kw)
+
+    def _stop_serving(self, sock):
+        from .server import StackListenSocket
+        if isinstance(sock, StackListenSocket):
+            sock.close()
+            return
+        return super()._stop_serving(sock)
 
 
 if sys.platform == "win32":                                   # pragma: no cover
