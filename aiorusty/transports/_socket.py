@@ -15,8 +15,8 @@ import socket
 __all__ = ["StackSocket"]
 
 _FORWARDED = {
-    (socket.IPPROTO_TCP, socket.TCP_NODELAY): "TCP_NODELAY",
-    (socket.SOL_SOCKET, socket.SO_KEEPALIVE): "SO_KEEPALIVE",
+    (socket.IPPROTO_TCP, socket.TCP_NODELAY): "nodelay",
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE): "keepalive",
 }
 
 

@@ -90,7 +90,7 @@ class StackStreamTransport(_StackTransport, Transport):
 
     def _setsockopt(self, name, value):
         if self._handle is not None:
-            self._stack.tcp_setsockopt(self._handle, name.lower(), value)
+            self._stack.tcp_setsockopt(self._handle, name, value)
 
     # -- events from the stack ----------------------------------------------------------
 
