@@ -34,6 +34,7 @@ import errno
 import ipaddress
 import logging
 import socket
+import ssl as _ssl
 import sys
 
 from . import config as _config
@@ -249,7 +250,7 @@ class RustyEventLoop(_Base):
                     raise OSError(errno.ENOSYS, f"connection to {dest[0]}:{dest[1]} routes through the "
                                   "user-space stack, whose TCP layer is not available in this build")
                 from .server import create_stack_connection
-                return await create_stack_connection(self, stack, protocol_factory, dest, **kw)
+                return await create_stack_connection(self, stack, protocol_factory, dest, host, **kw)
         return await super().create_connection(protocol_factory, host, port, **kw)
 
     async def create_server(self, protocol_factory, host=None, port=None, **kw):
@@ -264,8 +265,9 @@ class RustyEventLoop(_Base):
     async def _stack_create_server(self, protocol_factory, hosts, wild, mine, port, *, backlog=100, ssl=None,
                                    start_serving=True, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
                                    **kw):
-        from .server import _no_ssl, add_stack_listeners, new_server
-        _no_ssl(ssl)
+        from .server import add_stack_listeners, new_server
+        if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
+            raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
         on_stack = [(st, _ipv4(h)) for st, h in mine if st is not None]
         if wild:                        # every stack, all its addresses
             on_stack += [(st, "0.0.0.0") for st in self._stacks]
@@ -276,11 +278,11 @@ class RustyEventLoop(_Base):
                 extra["ssl_shutdown_timeout"] = ssl_shutdown_timeout
             server = await super().create_server(
                 protocol_factory, kernel_hosts[0] if len(kernel_hosts) == 1 else kernel_hosts, port,
-                backlog=backlog, start_serving=False, **extra, **kw)
+                backlog=backlog, ssl=ssl, start_serving=False, **extra, **kw)
             if not port:
                 port = server.sockets[0].getsockname()[1]
         else:
-            server = new_server(self, protocol_factory, backlog, ssl_handshake_timeout, ssl_shutdown_timeout)
+            server = new_server(self, protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         try:
             add_stack_listeners(self, server, on_stack, port, backlog)
         except BaseException:
@@ -294,7 +296,10 @@ class RustyEventLoop(_Base):
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, *args, **kw):
         from .server import StackListenSocket
         if isinstance(sock, StackListenSocket):
-            sock._start(protocol_factory, server)
+            # asyncio.Server passes (backlog, ssl_handshake_timeout[, ssl_shutdown_timeout]) on.
+            rest = list(args) + [kw.get(k) for k in ("backlog", "ssl_handshake_timeout", "ssl_shutdown_timeout")
+                                 if k in kw]
+            sock._start(protocol_factory, server, sslcontext, *rest[1:3])
             return
         return super()._start_serving(protocol_factory, sock, sslcontext, server, *args, **kw)
 

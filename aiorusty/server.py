@@ -24,22 +24,31 @@ import os
 import random
 import socket
 import sys
-from asyncio import base_events
+from asyncio import base_events, sslproto
 
 from ._rusty import lib
 from .transports.stream import StackStreamTransport
 
-__all__ = ["StackListenSocket", "create_stack_connection", "add_stack_listeners", "new_server"]
+__all__ = ["StackListenSocket", "create_stack_connection", "add_stack_listeners", "new_server", "make_transport"]
 
 _EV_ACCEPT = lib.RUSTY_EV_TCP_ACCEPT
 _EV_CONNECTED = lib.RUSTY_EV_TCP_CONNECTED
 _EV_CLOSED = lib.RUSTY_EV_TCP_CLOSED
 
 
-def _no_ssl(ssl):
-    if ssl:
-        raise NotImplementedError("ssl= is not supported on the user-space stack yet "
-                                  "(use a kernel address, or terminate TLS in front)")
+def make_transport(loop, stack, handle, protocol, waiter=None, *, sslcontext=None, server_side=False,
+                   server_hostname=None, ssl_handshake_timeout=None, ssl_shutdown_timeout=None, server=None):
+    """A StackStreamTransport for the handle; with sslcontext, wrapped in asyncio's SSLProtocol
+    (as asyncio's own _make_ssl_transport does). Returns the transport the app protocol sees."""
+    if not sslcontext:
+        return StackStreamTransport(loop, stack, handle, protocol, waiter, server=server)
+    kw = {"ssl_handshake_timeout": ssl_handshake_timeout}
+    if sys.version_info >= (3, 11):
+        kw["ssl_shutdown_timeout"] = ssl_shutdown_timeout
+    ssl_protocol = sslproto.SSLProtocol(loop, protocol, None if isinstance(sslcontext, bool) else sslcontext,
+                                        waiter, server_side, server_hostname, **kw)
+    StackStreamTransport(loop, stack, handle, ssl_protocol, server=server)
+    return ssl_protocol._app_transport
 
 
 class StackListenSocket:
@@ -57,6 +66,7 @@ class StackListenSocket:
         self._context = contextvars.copy_context()
         self._factory = None
         self._server = None
+        self._ssl = {}
         self._options = {}
         loop._stack_register(stack, handle, self)
 
@@ -100,11 +110,16 @@ class StackListenSocket:
 
     # -- serving ----------------------------------------------------------------------
 
-    def _start(self, protocol_factory, server):
+    def _start(self, protocol_factory, server, sslcontext=None, ssl_handshake_timeout=None,
+               ssl_shutdown_timeout=None):
         if self._handle is None:
             return
         self._factory = protocol_factory
         self._server = server
+        if sslcontext:
+            self._ssl = {"sslcontext": sslcontext, "server_side": True,
+                         "ssl_handshake_timeout": ssl_handshake_timeout,
+                         "ssl_shutdown_timeout": ssl_shutdown_timeout}
         self._loop.call_soon(self._accept_ready, context=self._context)    # SYNs that came first
 
     def _stack_event(self, typ, flags, arg, arg2):
@@ -127,7 +142,11 @@ class StackListenSocket:
                 return
             try:
                 protocol = self._factory()
-                StackStreamTransport(loop, stack, handle, protocol, server=self._server)
+                waiter = None
+                if self._ssl:
+                    waiter = loop.create_future()
+                    waiter.add_done_callback(self._handshake_done)
+                make_transport(loop, stack, handle, protocol, waiter, server=self._server, **self._ssl)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -138,9 +157,18 @@ class StackListenSocket:
                 })
 
 
-def new_server(loop, protocol_factory, backlog, ssl_handshake_timeout, ssl_shutdown_timeout):
+    def _handshake_done(self, waiter):
+        # asyncio reports failed incoming TLS handshakes in debug mode only; SSLProtocol logs them.
+        if not waiter.cancelled() and waiter.exception() is not None and self._loop.get_debug():
+            self._loop.call_exception_handler({
+                "message": "Error on transport creation for incoming connection",
+                "exception": waiter.exception(),
+            })
+
+
+def new_server(loop, protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_shutdown_timeout):
     """An empty asyncio.Server (sockets are added by add_stack_listeners)."""
-    args = [loop, [], protocol_factory, None, backlog, ssl_handshake_timeout]
+    args = [loop, [], protocol_factory, ssl, backlog, ssl_handshake_timeout]
     if sys.version_info >= (3, 11):
         args.append(ssl_shutdown_timeout)
     return base_events.Server(*args)
@@ -193,12 +221,19 @@ class _Connecting:
             self.fut.set_exception(OSError(code, os.strerror(code)))
 
 
-async def create_stack_connection(loop, stack, protocol_factory, dest, *, ssl=None, local_addr=None,
+async def create_stack_connection(loop, stack, protocol_factory, dest, host, *, ssl=None, local_addr=None,
                                   server_hostname=None, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
                                   happy_eyeballs_delay=None, interleave=None, all_errors=False,
                                   family=0, proto=0, flags=0, sock=None):
     """loop.create_connection() for a destination that routes through `stack`."""
-    _no_ssl(ssl)
+    if server_hostname is not None and not ssl:
+        raise ValueError("server_hostname is only meaningful with ssl")
+    if server_hostname is None and ssl:
+        server_hostname = host
+    if ssl_handshake_timeout is not None and not ssl:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if ssl_shutdown_timeout is not None and not ssl:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
     src = None
     if local_addr is not None:
         src = (local_addr[0] or 0, local_addr[1] or 0)
@@ -215,7 +250,9 @@ async def create_stack_connection(loop, stack, protocol_factory, dest, *, ssl=No
         raise
     protocol = protocol_factory()
     waiter = loop.create_future()
-    transport = StackStreamTransport(loop, stack, handle, protocol, waiter)
+    transport = make_transport(loop, stack, handle, protocol, waiter, sslcontext=ssl,
+                               server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+                               ssl_shutdown_timeout=ssl_shutdown_timeout)
     try:
         await waiter
     except BaseException:

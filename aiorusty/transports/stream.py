@@ -59,6 +59,8 @@ class StackStreamTransport(_StackTransport, Transport):
 
     _sock_type = socket.SOCK_STREAM
     _sock_proto = socket.IPPROTO_TCP
+    _start_tls_compatible = True                    # loop.start_tls() wraps it in asyncio's SSLProtocol
+    _sendfile_compatible = constants._SendfileMode.FALLBACK     # loop.sendfile(): read + write
     max_size = 256 * 1024
 
     def __init__(self, loop, stack, handle, protocol, waiter=None, extra=None, server=None):
