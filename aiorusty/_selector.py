@@ -123,6 +123,8 @@ class RustySelector(selectors.BaseSelector):
     def select(self, timeout=None):
         if self.flush:
             self._flush()
+            if self._loop._ready:
+                timeout = 0             # the flush scheduled callbacks (resume_writing, connection_lost)
         now = time.monotonic_ns() // 1000
         self._poll(now)
         self.ticks += 1

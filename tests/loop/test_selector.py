@@ -121,3 +121,40 @@ class TestNoBusyPoll(RustyFakeBase):
         self.fake.inject((1, 18, 0, 0, 0))
         self.loop.run_until_complete(asyncio.sleep(0.1))
         self.assertLess(self.fake.polls - polls, 10)
+
+
+class TestFlush(RustyFakeBase):
+    def test_callbacks_scheduled_by_flush_run_without_sleeping(self):
+        loop = self.loop
+        fut = loop.create_future()
+
+        class T:
+            _context = contextvars.copy_context()
+
+            def _write_ready(self):
+                loop.call_soon(fut.set_result, "flushed")
+
+        async def main():
+            loop._selector.flush.append(T())
+            return await asyncio.wait_for(fut, 3)    # without the fix: epoll sleeps until this timer
+        self.assertEqual(loop.run_until_complete(main()), "flushed")
+
+
+class TestTwoStacks(RustyFakeBase):
+    def test_events_go_to_their_own_stacks_transports(self):
+        from ._fakestack import FakeStack
+        from aiorusty.loop import RustyEventLoop
+        other = FakeStack()
+        loop = RustyEventLoop(interfaces=(), stack=[self.fake, other])
+        try:
+            log = []
+            loop._stack_register(self.fake, 5, FakeTransport(log, "first"))
+            loop._stack_register(other, 5, FakeTransport(log, "second"))
+            other.inject((5, 18, 0, 2, 0))
+            self.fake.inject((5, 18, 0, 1, 0))
+            loop.run_until_complete(asyncio.sleep(0.01))
+            self.assertEqual(sorted((n, a) for n, _, a, _ in log), [("first", 1), ("second", 2)])
+            self.assertEqual(loop.stacks, (self.fake, other))
+        finally:
+            loop.close()
+            other.close()
