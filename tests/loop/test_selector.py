@@ -134,10 +134,22 @@ class TestFlush(RustyFakeBase):
             def _write_ready(self):
                 loop.call_soon(fut.set_result, "flushed")
 
+        sel = loop._selector
+        inner_select = sel._inner.select
+        timeouts = []
+
+        def record(timeout=None):
+            timeouts.append(timeout)
+            return inner_select(timeout)
+        sel._inner.select = record
+
         async def main():
-            loop._selector.flush.append(T())
-            return await asyncio.wait_for(fut, 3)    # without the fix: epoll sleeps until this timer
+            loop.call_later(0.05, lambda: None)          # gives the loop a reason to sleep
+            timeouts.clear()
+            sel.flush.append(T())
+            return await fut
         self.assertEqual(loop.run_until_complete(main()), "flushed")
+        self.assertEqual(timeouts[0], 0, "epoll slept although the flush had scheduled a callback")
 
 
 class TestTwoStacks(RustyFakeBase):
