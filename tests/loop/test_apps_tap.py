@@ -1,0 +1,110 @@
+"""Unmodified servers on aiorusty over a tap, clients from the Linux side (root only).
+
+Each app (asyncio streams via aiorusty.run, aiohttp web.run_app, uvicorn with
+--loop aiorusty.runner:new_event_loop) runs in a network namespace the test
+creates, configured only by AIORUSTY_IFACE="tap:NAME,ip=STACK/24,host=HOST/24",
+so the tap's kernel side (HOST) and every client live in that namespace. curl
+and a 200-connection keep-alive client check exact bodies, a 5 MiB download and
+upload by sha256, that the wildcard server is also on the kernel (127.0.0.1),
+and that SIGTERM shuts the app down cleanly.
+"""
+
+import contextlib
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from _netns import need_tool, needs_root, netns, sh, unique
+
+pytestmark = [needs_root, pytest.mark.timeout(240)]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+APPS = os.path.join(HERE, "apps")
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, APPS)
+from common import BIG_SHA256, HELLO  # noqa: E402
+
+NET = 150 + os.getpid() % 50
+STACK_IP = f"10.{NET}.9.2"
+HOST_IP = f"10.{NET}.9.1"
+PORT = 8080
+
+APP_ARGV = {
+    "streams": [sys.executable, os.path.join(APPS, "streams_app.py"), str(PORT)],
+    "aiohttp": [sys.executable, os.path.join(APPS, "aiohttp_app.py"), str(PORT)],
+    "uvicorn": [sys.executable, "-m", "uvicorn", "asgi_app:app", "--app-dir", APPS, "--host", "0.0.0.0",
+                "--port", str(PORT), "--loop", "aiorusty.runner:new_event_loop", "--no-access-log"],
+}
+
+
+def curl(ns, *args, timeout=60):
+    r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-sS", "--max-time", str(timeout - 5), *args],
+                       capture_output=True, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError(f"curl {' '.join(args)} failed ({r.returncode}): {r.stderr.decode()}")
+    return r.stdout
+
+
+@contextlib.contextmanager
+def app_in_ns(kind):
+    pytest.importorskip(kind) if kind in ("aiohttp", "uvicorn") else None
+    need_tool("curl")
+    tap = unique("rlt")
+    with netns() as ns:
+        env = dict(os.environ, AIORUSTY_IFACE=f"tap:{tap},ip={STACK_IP}/24,host={HOST_IP}/24",
+                   PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen(["ip", "netns", "exec", ns] + APP_ARGV[kind], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    out, err = proc.communicate()
+                    raise AssertionError(f"{kind} app exited {proc.returncode}: {out.decode()} {err.decode()}")
+                r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "--max-time", "1",
+                                    f"http://{STACK_IP}:{PORT}/"], capture_output=True)
+                if r.returncode == 0 and r.stdout == HELLO:
+                    break
+                assert time.monotonic() < deadline, f"{kind} app not reachable at {STACK_IP}:{PORT}"
+                time.sleep(0.3)
+            yield ns, proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.parametrize("kind", ["streams", "aiohttp", "uvicorn"])
+def test_unmodified_app_over_tap(kind, tmp_path):
+    with app_in_ns(kind) as (ns, proc):
+        url = f"http://{STACK_IP}:{PORT}"
+        assert curl(ns, f"{url}/") == HELLO
+        # the wildcard server also listens on the kernel (inside the namespace: its own lo)
+        assert curl(ns, f"http://127.0.0.1:{PORT}/") == HELLO
+        assert hashlib.sha256(curl(ns, f"{url}/big")).hexdigest() == BIG_SHA256
+        up = tmp_path / "up.bin"
+        data = os.urandom(5 * 2**20)
+        up.write_bytes(data)
+        got = curl(ns, "--data-binary", f"@{up}", "-H", "Content-Type: application/octet-stream",
+                   "-H", "Expect:", f"{url}/upload")
+        assert got.strip().decode() == hashlib.sha256(data).hexdigest()
+        # pipelining-free keep-alive: 200 concurrent connections, 3 requests each
+        r = sh(sys.executable, os.path.join(APPS, "client.py"), STACK_IP, PORT, 200, 3, ns=ns, timeout=90)
+        assert r.stdout.split() == ["ok", "600"], r.stdout + r.stderr
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{kind} app ignored SIGTERM")
+        out, err = proc.communicate()
+        # uvicorn (>= 0.29) finishes its graceful shutdown, then re-raises the signal it caught.
+        expected = (0, -signal.SIGTERM) if kind == "uvicorn" else (0,)
+        assert proc.returncode in expected, (proc.returncode, out.decode()[-2000:], err.decode()[-2000:])
+        if kind == "uvicorn":
+            assert b"Application shutdown complete" in err
+        assert b"Segmentation fault" not in err
