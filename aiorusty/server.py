@@ -150,11 +150,12 @@ class StackListenSocket:
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                stack.tcp_abort(handle)
-                loop.call_exception_handler({
-                    "message": "Error on transport creation for incoming connection",
-                    "exception": exc,
-                })
+                stack.tcp_close(handle)     # as asyncio closes the accepted socket
+                if loop.get_debug():        # asyncio reports these in debug mode only
+                    loop.call_exception_handler({
+                        "message": "Error on transport creation for incoming connection",
+                        "exception": exc,
+                    })
 
 
     def _handshake_done(self, waiter):

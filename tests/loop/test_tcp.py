@@ -101,7 +101,8 @@ class _TestTCP:
 
         def factory():
             p = server_proto() if server_proto else Proto(self.loop)
-            accepted.set_result(p)
+            if not accepted.done():
+                accepted.set_result(p)
             return p
         server = await self.loop.create_server(factory, self.HOST, 0)
         port = server.sockets[0].getsockname()[1]
@@ -403,6 +404,62 @@ class _TestTCP:
             self.assertFalse(server.is_serving())
         self.run_loop(main())
         self.run_loop(ctx())
+
+    @unittest.skipIf(sys.version_info < (3, 12), "wait_closed waits for connections on 3.12+")
+    def test_wait_closed_waits_for_connections(self):
+        async def main():
+            server, sp, ct, cp = await self._pair()
+            server.close()
+            self.assertFalse(server.is_serving())
+            waiter = asyncio.ensure_future(server.wait_closed())
+            for _ in range(5):
+                await asyncio.sleep(0.01)
+            self.assertFalse(waiter.done())                  # a connection is still open
+            sp.transport.close()
+            await sp.lost
+            await asyncio.wait_for(waiter, 5)
+            await cp.lost
+        self.run_loop(main())
+
+    @unittest.skipIf(sys.version_info < (3, 13), "close_clients/abort_clients are 3.13+")
+    def test_close_and_abort_clients(self):
+        async def main():
+            server, sp, ct, cp = await self._pair()
+            ct2, cp2 = await self.loop.create_connection(
+                lambda: Proto(self.loop), self.HOST, server.sockets[0].getsockname()[1])
+            await cp2.made
+            server.close()
+            server.close_clients()
+            self.assertIsNone(await sp.lost)
+            await cp.lost
+            await asyncio.sleep(0.01)
+            server.abort_clients()
+            await cp2.lost
+            await asyncio.wait_for(server.wait_closed(), 5)
+        self.run_loop(main())
+
+    def test_many_concurrent_connections(self):
+        async def handle(reader, writer):
+            writer.write(await reader.readexactly(4))
+            await writer.drain()
+            writer.close()
+
+        async def one(port, i):
+            reader, writer = await asyncio.open_connection(self.HOST, port)
+            writer.write(b"%04d" % i)
+            got = await reader.read()
+            writer.close()
+            await writer.wait_closed()
+            return got
+
+        async def main():
+            server = await asyncio.start_server(handle, self.HOST, 0, backlog=200)
+            port = server.sockets[0].getsockname()[1]
+            got = await asyncio.gather(*[one(port, i) for i in range(100)])
+            self.assertEqual(got, [b"%04d" % i for i in range(100)])
+            server.close()
+            await server.wait_closed()
+        self.run_loop(main(), timeout=30)
 
 
 @unittest.skipUnless(have_tcp(), "TCP layer not merged")
