@@ -51,13 +51,13 @@ def curl(ns, *args, timeout=60):
 
 
 @contextlib.contextmanager
-def app_in_ns(kind):
+def app_in_ns(kind, scheme="http", extra_env=None):
     pytest.importorskip(kind) if kind in ("aiohttp", "uvicorn") else None
     need_tool("curl")
     tap = unique("rlt")
     with netns() as ns:
         env = dict(os.environ, AIORUSTY_IFACE=f"tap:{tap},ip={STACK_IP}/24,host={HOST_IP}/24",
-                   PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+                   PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", **(extra_env or {}))
         proc = subprocess.Popen(["ip", "netns", "exec", ns] + APP_ARGV[kind], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -66,8 +66,8 @@ def app_in_ns(kind):
                 if proc.poll() is not None:
                     out, err = proc.communicate()
                     raise AssertionError(f"{kind} app exited {proc.returncode}: {out.decode()} {err.decode()}")
-                r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "--max-time", "1",
-                                    f"http://{STACK_IP}:{PORT}/"], capture_output=True)
+                r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-sk", "--max-time", "1",
+                                    f"{scheme}://{STACK_IP}:{PORT}/"], capture_output=True)
                 if r.returncode == 0 and r.stdout == HELLO:
                     break
                 assert time.monotonic() < deadline, f"{kind} app not reachable at {STACK_IP}:{PORT}"
@@ -108,3 +108,32 @@ def test_unmodified_app_over_tap(kind, tmp_path):
         if kind == "uvicorn":
             assert b"Application shutdown complete" in err
         assert b"Segmentation fault" not in err
+
+
+def test_streams_app_pipelining_and_clients_leaving():
+    with app_in_ns("streams") as (ns, proc):
+        r = sh(sys.executable, os.path.join(APPS, "client.py"), STACK_IP, PORT, 20, 5, "pipeline", ns=ns, timeout=60)
+        assert r.stdout.split() == ["ok", "100"], r.stdout + r.stderr
+        # clients that give up mid-download (curl exits 28 on --max-time) must not hurt the server
+        for _ in range(3):
+            r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "--limit-rate", "300k",
+                                "--max-time", "1", f"http://{STACK_IP}:{PORT}/big"], capture_output=True, timeout=30)
+            assert r.returncode == 28, r
+        assert curl(ns, f"http://{STACK_IP}:{PORT}/") == HELLO
+        assert hashlib.sha256(curl(ns, f"http://{STACK_IP}:{PORT}/big")).hexdigest() == BIG_SHA256
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        assert proc.returncode == 0, proc.communicate()
+
+
+def test_streams_app_https(tmp_path):
+    need_tool("openssl")
+    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=aiorusty.test",
+       "-keyout", key, "-out", crt)
+    with app_in_ns("streams", "https", {"APP_TLS_CERT": str(crt), "APP_TLS_KEY": str(key)}) as (ns, proc):
+        assert curl(ns, "-k", f"https://{STACK_IP}:{PORT}/") == HELLO
+        assert hashlib.sha256(curl(ns, "-k", f"https://{STACK_IP}:{PORT}/big")).hexdigest() == BIG_SHA256
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        assert proc.returncode == 0, proc.communicate()

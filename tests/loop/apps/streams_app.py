@@ -46,7 +46,7 @@ async def handle(reader, writer):
                          % len(body))
             writer.write(body)
             await writer.drain()
-    except (ConnectionError, ValueError):
+    except (ConnectionError, ValueError, asyncio.IncompleteReadError):
         pass
     finally:
         writer.close()
@@ -57,7 +57,12 @@ async def main(port):
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set_result, None)
-    server = await asyncio.start_server(handle, "0.0.0.0", port)
+    ssl_ctx = None
+    if os.environ.get("APP_TLS_CERT"):
+        import ssl
+        ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ssl_ctx.load_cert_chain(os.environ["APP_TLS_CERT"], os.environ["APP_TLS_KEY"])
+    server = await asyncio.start_server(handle, "0.0.0.0", port, ssl=ssl_ctx)
     print("serving on", [s.getsockname() for s in server.sockets], "stack:", loop.stack is not None, flush=True)
     await stop
     server.close()
