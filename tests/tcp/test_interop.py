@@ -53,5 +53,3 @@ def test_fault_injector(faults):
         if "delay" in faults:
             assert info["srtt_us"] >= 25_000
             assert st["tcp_retransmits"] > 0
-        if "duplicate" in faults:
-            assert sum(d["rx_frames"] for d in st["devices"].values()) > st["tcp_rx"] * 0 + 1

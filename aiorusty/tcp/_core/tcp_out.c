@@ -243,7 +243,10 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
                    nothing is unacknowledged (Nagle; TCP_NODELAY drops the second
                    condition), or it fills at least half the peer's largest window. */
                 int idle = tcp_flight(t) == 0 || (t->flags & TF_NODELAY);
-                if (!((len == avail && idle) || (idle && len >= t->max_snd_wnd / 2)))
+                /* A last segment carrying the FIN goes at once, as in Linux: nothing
+                   more will come to fill it. */
+                int last = len == avail && fin_queued;
+                if (!last && !((len == avail && idle) || (idle && len >= t->max_snd_wnd / 2)))
                     break;
             }
             uint8_t flags = RUSTY_TCP_ACK;
