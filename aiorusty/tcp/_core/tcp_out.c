@@ -221,7 +221,7 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
         break;
     }
 
-    if (t->snd_una == t->snd_max && now - t->last_send_us > t->rto_us && t->last_send_us)
+    if (t->snd_una == t->snd_max && now - t->last_send_us > t->rto_us)
         s->tcp->cc->on_idle(t, now);
 
     int sent_any = 0;
