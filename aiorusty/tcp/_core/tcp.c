@@ -160,6 +160,7 @@ void rusty_tcp_destroy(struct rusty_stack *s)
     if (!ts)
         return;
     for (uint32_t i = 0; i < ts->n_tcbs; i++) {
+        tcp_timers_stop(s, &ts->tcbs[i]);   /* the heap outlives us: leave no pointer into it */
         free(ts->tcbs[i].sbuf);
         free(ts->tcbs[i].rbuf);
     }
