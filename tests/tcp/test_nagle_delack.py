@@ -92,3 +92,17 @@ def test_sender_sws_no_tiny_segments_into_small_window(p):
     c.send("A", ack=1460, window=20000)
     segs = c.segs()
     assert segs and all(len(s.payload) == 1460 for s in segs)
+
+
+def test_persist_override_sends_into_small_window(p):
+    """RFC 1122 4.2.3.4 (d): a window that stays below a segment is used after the
+    persist timeout instead of stalling forever."""
+    c = p.passive_open(window=65535)
+    p.stack.tcp_send(c.sock, b"q" * 1460, p.now)
+    p.poll()
+    c.segs()
+    p.stack.tcp_send(c.sock, b"w" * 5000, p.now)
+    c.send("A", ack=1460, window=100)
+    p.nothing()
+    p.advance(p.stack.next_deadline(p.now) - p.now)
+    c.expect("PA", seq=1460, length=100)

@@ -365,3 +365,24 @@ void tcp_send_probe(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now, in
     (void)keepalive;
     send_segment(s, t, t->snd_una - 1, RUSTY_TCP_ACK, 0, now);
 }
+
+int tcp_send_window_filler(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    /* RFC 1122 4.2.3.4 (d), the "override timeout": when the persist timer fires
+       on a small but open window, send what fits instead of waiting for the
+       window to reach a full segment (which a peer may never offer). */
+    uint32_t len = tcp_unsent(t);
+    uint32_t win_end = t->snd_una + t->snd_wnd;
+    uint32_t usable = seq_gt(win_end, t->snd_nxt) ? seq_diff(win_end, t->snd_nxt) : 0;
+    if (len > usable)
+        len = usable;
+    if (len > t->mss)
+        len = t->mss;
+    if (!len)
+        return 0;
+    uint32_t seq = t->snd_nxt;
+    send_segment(s, t, seq, RUSTY_TCP_ACK | RUSTY_TCP_PSH, len, now);
+    t->snd_nxt = seq + len;
+    sent(s, t, seq, len, now);
+    return 1;
+}
