@@ -160,6 +160,7 @@ void rusty_tcp_destroy(struct rusty_stack *s)
     if (!ts)
         return;
     for (uint32_t i = 0; i < ts->n_tcbs; i++) {
+        tcp_timers_stop(s, &ts->tcbs[i]);   /* the heap outlives us: leave no pointer into it */
         free(ts->tcbs[i].sbuf);
         free(ts->tcbs[i].rbuf);
     }
@@ -787,7 +788,8 @@ int rusty_tcp_get_info(struct rusty_stack *s, uint32_t sock, struct rusty_tcp_in
     out->rto_us = t->rto_us;
     out->mss = t->mss;
     out->snd_wnd = t->snd_wnd;
-    out->rcv_wnd = t->state == TCP_CLOSED ? 0 : tcp_rcv_window(t);
+    /* The window last advertised (what the peer may send), not the free space. */
+    out->rcv_wnd = t->state != TCP_CLOSED && seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
     out->bytes_queued = t->slen;
     out->bytes_readable = t->rlen;
     out->retransmits = t->retransmits;

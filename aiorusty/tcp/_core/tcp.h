@@ -246,6 +246,8 @@ void tcp_send_synack_cookie(struct rusty_stack *s, const struct tcp_seg *seg, ui
 /* Retransmit one segment at snd_una (fast retransmit, RTO). */
 void tcp_retransmit_una(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
 void tcp_send_probe(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now, int keepalive);
+/* Persist timer on a small open window: send what fits (1 if sent). */
+int tcp_send_window_filler(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
 uint32_t tcp_rcv_window(const struct rusty_tcb *t);
 uint32_t tcp_flight(const struct rusty_tcb *t);
 uint32_t tcp_unsent(const struct rusty_tcb *t);

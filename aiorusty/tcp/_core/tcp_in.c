@@ -108,7 +108,11 @@ static void take_options(struct rusty_stack *s, struct rusty_tcb *t, const struc
 
 static void start_data_phase(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
 {
-    t->cwnd = tcp_initial_window(t);
+    /* RFC 6298 5.7: a SYN timed out and no RTT was measured: start data with RTO = 3 s. */
+    if (t->retries && !t->srtt_us)
+        t->rto_us = 3000000;
+    /* RFC 5681 3.1 / RFC 6928: a lost SYN or SYN-ACK means an initial window of one segment. */
+    t->cwnd = t->retries ? t->mss : tcp_initial_window(t);
     t->recover = t->iss;
     t->retries = 0;
     t->max_retries = TCP_DATA_RETRIES;

@@ -221,7 +221,7 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
         break;
     }
 
-    if (t->snd_una == t->snd_max && now - t->last_send_us > t->rto_us && t->last_send_us)
+    if (t->snd_una == t->snd_max && now - t->last_send_us > t->rto_us)
         s->tcp->cc->on_idle(t, now);
 
     int sent_any = 0;
@@ -243,7 +243,10 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
                    nothing is unacknowledged (Nagle; TCP_NODELAY drops the second
                    condition), or it fills at least half the peer's largest window. */
                 int idle = tcp_flight(t) == 0 || (t->flags & TF_NODELAY);
-                if (!((len == avail && idle) || (idle && len >= t->max_snd_wnd / 2)))
+                /* A last segment carrying the FIN goes at once, as in Linux: nothing
+                   more will come to fill it. */
+                int last = len == avail && fin_queued;
+                if (!last && !((len == avail && idle) || (idle && len >= t->max_snd_wnd / 2)))
                     break;
             }
             uint8_t flags = RUSTY_TCP_ACK;
@@ -361,4 +364,25 @@ void tcp_send_probe(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now, in
        sequence space and cannot be mistaken for data in flight. */
     (void)keepalive;
     send_segment(s, t, t->snd_una - 1, RUSTY_TCP_ACK, 0, now);
+}
+
+int tcp_send_window_filler(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    /* RFC 1122 4.2.3.4 (d), the "override timeout": when the persist timer fires
+       on a small but open window, send what fits instead of waiting for the
+       window to reach a full segment (which a peer may never offer). */
+    uint32_t len = tcp_unsent(t);
+    uint32_t win_end = t->snd_una + t->snd_wnd;
+    uint32_t usable = seq_gt(win_end, t->snd_nxt) ? seq_diff(win_end, t->snd_nxt) : 0;
+    if (len > usable)
+        len = usable;
+    if (len > t->mss)
+        len = t->mss;
+    if (!len)
+        return 0;
+    uint32_t seq = t->snd_nxt;
+    send_segment(s, t, seq, RUSTY_TCP_ACK | RUSTY_TCP_PSH, len, now);
+    t->snd_nxt = seq + len;
+    sent(s, t, seq, len, now);
+    return 1;
 }

@@ -122,6 +122,8 @@ static void rtx_fire(struct rusty_stack *s, struct rusty_timer *timer, uint64_t 
             tcp_want_output(s, t);      /* the window opened meanwhile */
             return;
         }
+        if (t->snd_wnd && tcp_send_window_filler(s, t, now))
+            return;                     /* now in flight: the RTO timer covers it */
         if (++t->retries > t->max_retries) {
             give_up(s, t);
             return;
