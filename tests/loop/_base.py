@@ -115,7 +115,7 @@ class RustyBase(_LoopBase):
         from aiorusty.tcp import Stack
         self.devices = open_pair()
         # Short MSL: TIME-WAIT ends within the test, so teardown can check that every
-        # connection is gone (and freeing a stack with live TCBs crashes the C core today).
+        # connection is gone.
         self.stacks = [Stack(seed=1, tcp_msl_us=2000), Stack(seed=2, tcp_msl_us=2000)]
         self.stacks[0].add_interface(self.devices[0], ip=self.HOST + "/24")
         self.stacks[1].add_interface(self.devices[1], ip=self.PEER_HOST + "/24")
