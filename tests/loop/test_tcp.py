@@ -405,6 +405,45 @@ class _TestTCP:
         self.run_loop(main())
         self.run_loop(ctx())
 
+    def test_backpressure_reaches_streams_app(self):
+        # A server streaming to a client that stops reading must block in drain():
+        # its transport buffer stays near the high-water mark instead of growing.
+        written = []
+        peak = []
+
+        async def handle(reader, writer):
+            writer.transport.set_write_buffer_limits(high=128 * 1024)
+            chunk = b"s" * 65536
+            try:
+                for _ in range(400):                         # 25 MiB if nothing pushed back
+                    writer.write(chunk)
+                    written.append(len(chunk))
+                    peak.append(writer.transport.get_write_buffer_size())
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            writer.close()
+
+        async def main():
+            server = await asyncio.start_server(handle, self.HOST, 0)
+            reader, writer = await asyncio.open_connection(self.HOST, server.sockets[0].getsockname()[1])
+            writer.transport.pause_reading()
+            for _ in range(30):
+                await asyncio.sleep(0.01)
+            stalled = sum(written)
+            self.assertLess(stalled, 12 * 2**20, "the server kept writing although nobody read")
+            self.assertLessEqual(max(peak), 128 * 1024 + 65536)
+            writer.transport.resume_reading()
+            got = 0
+            while chunk := await reader.read(2**20):
+                got += len(chunk)
+            self.assertEqual(got, 400 * 65536)
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+        self.run_loop(main(), timeout=30)
+
     @unittest.skipIf(sys.version_info < (3, 12), "wait_closed waits for connections on 3.12+")
     def test_wait_closed_waits_for_connections(self):
         async def main():
