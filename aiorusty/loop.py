@@ -15,17 +15,28 @@ Routing rule (IPv4 only; the stack has no IPv6):
 
   * `sock=` given, an IPv6/Unix family or address, or a host that does not
     resolve to IPv4 -> the kernel, by calling asyncio's own method unchanged.
-  * The address is one of the stack's interface addresses -> the stack.
+  * A local address (server host, local_addr) that is one of the stack's
+    interface addresses -> the stack (server hosts must be literals: names
+    such as 'localhost' go to the kernel).
   * A wildcard (None, '', '0.0.0.0'):
-      - create_server: the stack AND the kernel (the app stays reachable on
-        localhost); one Server holds both listeners.
+      - create_server: the stack AND the kernel, so the app stays reachable
+        on localhost; one asyncio.Server holds both listeners, and with
+        port=0 the kernel picks the port and the stack listens on the same.
       - create_datagram_endpoint local_addr with no remote_addr -> the stack.
-  * A destination (create_connection host, datagram remote_addr) that
-    Stack.route() says is local or reachable through an interface -> the
-    stack, unless a local_addr pins a specific non-stack address -> kernel.
+  * A destination (create_connection host, datagram remote_addr, names are
+    resolved first) that Stack.route() says is one of its addresses or
+    reachable through an interface -> the stack, unless local_addr pins a
+    specific address the stack does not own -> the kernel. A connected
+    datagram endpoint without a local address binds the route's source
+    address, as connect() does on the kernel.
   * Anything else -> the kernel.
+  * A host list given to create_server is split: stack addresses on the
+    stack, the others on the kernel, in one Server.
 
-`loop.route(host)` returns the decision ('stack', 'kernel') for a resolved
+With several stacks on one loop (stack=[a, b]: tests drive both ends of a
+cable this way) a local address goes to the stack owning it and a
+destination to the first stack with a link towards it, else its owner.
+`loop.route(ip)` returns the decision ('stack' or 'kernel') for a resolved
 IPv4 destination so the rule can be checked directly.
 """
 
