@@ -38,6 +38,41 @@ def measure(loop, host, seconds):
         loop.close()
 
 
+def measure_idle_connection(seconds):
+    """Two stacks over a pair on one loop, one idle TCP connection open (its timers armed)."""
+    from aiorusty.nic import open_pair
+    from aiorusty.tcp import Stack
+    from aiorusty.tcp._stack import close_device
+    devs = open_pair()
+    stacks = [Stack(seed=1), Stack(seed=2)]
+    stacks[0].add_interface(devs[0], ip="10.77.0.1/24")
+    stacks[1].add_interface(devs[1], ip="10.77.0.2/24")
+    loop = RustyEventLoop(interfaces=(), stack=stacks)
+
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "10.77.0.1", 0)
+        tr, _ = await loop.create_connection(asyncio.Protocol, "10.77.0.1", server.sockets[0].getsockname()[1])
+        tr.write(b"x")
+        await asyncio.sleep(0.5)
+        sel = loop._selector
+        ticks0, sleeps0 = sel.ticks, sel.sleeps
+        c0, t0 = cpu(), loop.time()
+        await asyncio.sleep(seconds)
+        c1, t1 = cpu(), loop.time()
+        tr.close()
+        server.close()
+        await asyncio.sleep(0.05)
+        return (c1 - c0) / (t1 - t0), sel.ticks - ticks0, sel.sleeps - sleeps0
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+        for st in stacks:
+            st.close()
+        for d in devs:
+            close_device(d)
+
+
 def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     rows = [
@@ -49,6 +84,9 @@ def main():
     for name, loop, host in rows:
         share, ticks, sleeps = measure(loop, host, seconds)
         print(f"{name:45s} {share * 100:6.3f}% of a core over {seconds:g}s  (stack polls {ticks}, sleeps {sleeps})")
+    share, ticks, sleeps = measure_idle_connection(seconds)
+    print(f"{'aiorusty 2 stacks, 1 idle TCP connection':45s} {share * 100:6.3f}% of a core over {seconds:g}s  "
+          f"(stack polls {ticks}, sleeps {sleeps})")
 
 
 if __name__ == "__main__":
