@@ -40,8 +40,11 @@ import asyncio
 import selectors
 import time
 
+from ._rusty import ffi
+
 __all__ = ["RustySelector"]
 
+RECV_BUF = 256 * 1024
 _DEVICE = object()          # data of device fds in the inner selector: never returned to asyncio
 
 
@@ -60,6 +63,7 @@ class RustySelector(selectors.BaseSelector):
         self._loop = None
         self._key = None
         self.flush = []                 # transports with writes queued this tick
+        self.recv_buf = ffi.new("uint8_t[]", RECV_BUF)      # TCP reads of this loop land here first
         self.ticks = 0                  # stack polls done (for tests and stats)
         self.sleeps = 0                 # epoll waits with a non-zero timeout
         self.refresh_fds()

@@ -61,7 +61,7 @@ class StackStreamTransport(_StackTransport, Transport):
     _sock_proto = socket.IPPROTO_TCP
     _start_tls_compatible = True                    # loop.start_tls() wraps it in asyncio's SSLProtocol
     _sendfile_compatible = constants._SendfileMode.FALLBACK     # loop.sendfile(): read + write
-    max_size = 256 * 1024
+    max_size = 256 * 1024             # the loop's receive buffer (RustySelector.recv_buf)
 
     def __init__(self, loop, stack, handle, protocol, waiter=None, extra=None, server=None):
         super().__init__(loop, stack, handle, protocol, extra)
@@ -100,7 +100,7 @@ class StackStreamTransport(_StackTransport, Transport):
         if typ == _EV_READABLE or typ == _EV_EOF:
             self._read_ready()
         elif typ == _EV_WRITABLE:
-            if self._buffer:
+            if self._buffer and not self._flush_queued:     # a queued flush will send it anyway
                 self._write_ready()
         elif typ == _EV_CLOSED:
             if arg < 0:
@@ -138,26 +138,29 @@ class StackStreamTransport(_StackTransport, Transport):
             self._read_ready_data()
 
     def _read_ready_data(self):
-        recv, handle = self._stack.tcp_recv, self._handle
+        # One copy out of the stack into the loop's receive buffer, one into bytes.
+        # A read that does not fill the buffer drained the connection: no second
+        # call to learn "nothing more" (a FIN arrives as its own EOF event).
+        ptr, handle = self._stack._live(), self._handle
+        buf = self._selector.recv_buf
+        cap = len(buf)
         while not self._paused and not self._closing:
-            try:
-                data = recv(handle, self.max_size)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal read error on socket transport")
+            n = lib.rusty_tcp_recv(ptr, handle, buf, cap)
+            if n <= 0:
+                if n == 0:
+                    self._read_ready_eof()
+                elif n != -errno.EAGAIN:
+                    self._fatal_error(OSError(-n, os.strerror(-n)), "Fatal read error on socket transport")
                 return
-            if data is None:
-                return
-            if not data:
-                self._read_ready_eof()
-                return
+            data = ffi.buffer(buf, n)[:]
             try:
                 self._protocol.data_received(data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                return
+            if n < cap:
                 return
 
     def _read_ready_buffered(self):
@@ -190,6 +193,8 @@ class StackStreamTransport(_StackTransport, Transport):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
                 return
+            if n < len(buf):
+                return                  # drained (see _read_ready_data)
 
     def _read_ready_eof(self):
         self._eof_seen = True
