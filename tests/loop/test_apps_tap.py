@@ -137,3 +137,34 @@ def test_streams_app_https(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
         assert proc.returncode == 0, proc.communicate()
+
+
+HOLD_OPEN = """
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+s.recv(4096)
+print("connected", flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "aiohttp"])
+def test_graceful_shutdown_with_idle_connection_open(kind):
+    with app_in_ns(kind) as (ns, proc):
+        holder = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", HOLD_OPEN, STACK_IP, str(PORT)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert holder.stdout.readline().strip() == b"connected"
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"{kind} did not shut down with a keep-alive connection open")
+            out, err = proc.communicate()
+            assert proc.returncode in (0, -signal.SIGTERM), (proc.returncode, err.decode()[-2000:])
+            print(f"{kind}: SIGTERM to exit with an idle connection open: {time.monotonic() - t0:.2f}s")
+        finally:
+            holder.kill()
+            holder.wait()

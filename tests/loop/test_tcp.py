@@ -531,6 +531,17 @@ class TestTCP_Rusty(_TestTCP, RustyBase):
             await server.wait_closed()
         self.run_loop(main())
 
+    def test_cancelled_connect_releases_handle(self):
+        # 10.77.0.9 is on the link but nobody answers ARP: the connect never completes.
+        async def main():
+            task = asyncio.ensure_future(self.loop.create_connection(lambda: Proto(self.loop), "10.77.0.9", 80))
+            await asyncio.sleep(0.05)
+            self.assertFalse(task.done())
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+        self.run_loop(main())                    # teardown checks no stack socket is left
+
     def test_connection_routing(self):
         async def main():
             kserver = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
