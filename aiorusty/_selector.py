@@ -38,6 +38,7 @@ is registered in the same epoll, so both wake a sleeping loop at once.
 
 import asyncio
 import selectors
+import sys
 import time
 
 from ._rusty import ffi
@@ -64,6 +65,7 @@ class RustySelector(selectors.BaseSelector):
         self._key = None
         self.flush = []                 # transports with writes queued this tick
         self.recv_buf = ffi.new("uint8_t[]", RECV_BUF)      # TCP reads of this loop land here first
+        self._view_buf = None           # ViewProtocol reads: (bytearray, its cffi pointer, refcount baseline)
         self.ticks = 0                  # stack polls done (for tests and stats)
         self.sleeps = 0                 # epoll waits with a non-zero timeout
         self.refresh_fds()
@@ -91,6 +93,22 @@ class RustySelector(selectors.BaseSelector):
     def note_activity(self):
         """A transport queued output: keep polling for the reply (busy-poll window)."""
         self._last_activity = time.monotonic_ns() // 1000
+
+    def view_buffer(self):
+        """(bytearray, pointer) the ViewProtocol reads of this loop land in."""
+        if self._view_buf is None:
+            buf = bytearray(RECV_BUF)
+            self._view_buf = [buf, ffi.from_buffer(buf), 0]
+            del buf
+            self._view_buf[2] = sys.getrefcount(self._view_buf[0])     # references when no view is alive
+        return self._view_buf[0], self._view_buf[1]
+
+    def views_kept(self):
+        """True (and a fresh buffer from now on) when a view of the buffer outlived its callback."""
+        if sys.getrefcount(self._view_buf[0]) <= self._view_buf[2]:
+            return False
+        self._view_buf = None
+        return True
 
     # -- one tick ---------------------------------------------------------------
 

@@ -11,5 +11,7 @@ captured when the transport was created.
 """
 
 from .datagram import StackDatagramTransport
+from .stream import StackStreamTransport
+from .zerocopy import ViewProtocol
 
-__all__ = ["StackDatagramTransport"]
+__all__ = ["StackDatagramTransport", "StackStreamTransport", "ViewProtocol"]

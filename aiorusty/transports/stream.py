@@ -34,6 +34,7 @@ from asyncio import BufferedProtocol, Transport, constants
 from .._errors import check
 from .._rusty import ffi, lib
 from ._base import _StackTransport, log, set_result_unless_cancelled
+from .zerocopy import ViewProtocol
 
 __all__ = ["StackStreamTransport"]
 
@@ -85,6 +86,7 @@ class StackStreamTransport(_StackTransport, Transport):
 
     def set_protocol(self, protocol):
         self._buffered = isinstance(protocol, BufferedProtocol)
+        self._views = isinstance(protocol, ViewProtocol)
         super().set_protocol(protocol)
 
     def _close_handle(self, handle):
@@ -134,6 +136,8 @@ class StackStreamTransport(_StackTransport, Transport):
             return
         if self._buffered:
             self._read_ready_buffered()
+        elif self._views:
+            self._read_ready_views()
         else:
             self._read_ready_data()
 
@@ -160,6 +164,39 @@ class StackStreamTransport(_StackTransport, Transport):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
                 return
+            if n < cap:
+                return
+
+    def _read_ready_views(self):
+        ptr, handle, sel = self._stack._live(), self._handle, self._selector
+        while not self._paused and not self._closing:
+            buf, bufptr = sel.view_buffer()
+            cap = len(buf)
+            n = lib.rusty_tcp_recv(ptr, handle, bufptr, cap)
+            if n <= 0:
+                if n == 0:
+                    self._read_ready_eof()
+                elif n != -errno.EAGAIN:
+                    self._fatal_error(OSError(-n, os.strerror(-n)), "Fatal read error on socket transport")
+                return
+            whole = memoryview(buf)
+            del buf                     # views_kept() counts the references to it
+            view = whole[:n]
+            try:
+                self._protocol.view_received(view)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.view_received() call failed.")
+                return
+            finally:
+                view.release()
+                whole.release()
+            if sel.views_kept():
+                self._report_callback_error(
+                    RuntimeError("a memoryview from view_received() was kept past the call; copy what you "
+                                 "keep (bytes(view[a:b])). It stays valid: the loop moved to a new buffer."),
+                    self._protocol.view_received)
             if n < cap:
                 return
 

@@ -10,6 +10,7 @@ import sys
 import unittest
 
 from aiorusty.transports.stream import StackStreamTransport
+from aiorusty.transports.zerocopy import ViewProtocol
 
 from ._base import AsyncioBase, RustyBase, have_tcp
 
@@ -91,7 +92,7 @@ class Buffered(asyncio.BufferedProtocol):
         self.lost.set_result(exc)
 
 
-class _TestTCP:
+class _TCPHelpers:
     def _check(self, transport):
         self.assertEqual(isinstance(transport, StackStreamTransport), self.ON_STACK)
 
@@ -123,6 +124,9 @@ class _TestTCP:
         if sys.version_info >= (3, 12):
             await server.wait_closed()
 
+
+
+class _TestTCP(_TCPHelpers):
     def test_streams_echo_and_5mib_sha256(self):
         async def handle(reader, writer):
             while line := await reader.readline():
@@ -554,3 +558,66 @@ class TestTCP_Rusty(_TestTCP, RustyBase):
             kserver.close()
             await kserver.wait_closed()
         self.run_loop(main())
+
+
+class Views(ViewProtocol):
+    def __init__(self, loop, keep=None):
+        self.data = bytearray()
+        self.kept = []
+        self.keep = keep
+        self.lost = loop.create_future()
+        self.types = set()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def view_received(self, view):
+        self.types.add(type(view))
+        self.data += view
+        if self.keep == "view" and not self.kept:
+            self.kept.append(view)
+        elif self.keep == "slice" and not self.kept:
+            self.kept.append((view[:4], bytes(view[:4])))
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+class _TestViews(_TCPHelpers):
+    def test_view_protocol_receives_views_released_after_call(self):
+        async def main():
+            server, sp, ct, cp = await self._pair(server_proto=lambda: Views(self.loop, keep="view"))
+            payload = os.urandom(3 * 2**20)
+            ct.write(payload)
+            ct.write_eof()
+            await sp.lost
+            self.assertEqual(bytes(sp.data), payload)
+            self.assertEqual(sp.types, {memoryview})
+            with self.assertRaises(ValueError):          # the stored view was released
+                bytes(sp.kept[0])
+            await self._finish(server, cp)
+        self.run_loop(main(), timeout=20)
+
+
+@unittest.skipUnless(have_tcp(), "TCP layer not merged")
+class TestViews_AIO(_TestViews, AsyncioBase):
+    pass
+
+
+@unittest.skipUnless(have_tcp(), "TCP layer not merged")
+class TestViews_Rusty(_TestViews, RustyBase):
+    def test_kept_slice_reported_and_never_overwritten(self):
+        async def main():
+            server, sp, ct, cp = await self._pair(server_proto=lambda: Views(self.loop, keep="slice"))
+            first = os.urandom(1000)
+            ct.write(first)
+            await asyncio.sleep(0.05)
+            ct.write(os.urandom(2 * 2**20))              # reuses the loop's view buffer (a fresh one)
+            ct.write_eof()
+            await sp.lost
+            kept, copy = sp.kept[0]
+            self.assertEqual(bytes(kept), copy)           # still the first bytes: not overwritten
+            await self._finish(server, cp)
+        self.run_loop(main(), timeout=20)
+        self.expect_exceptions(1)
+        self.assertIn("kept past the call", str(self.handler_calls[0]["exception"]))
