@@ -35,6 +35,7 @@ class _StackTransport(transports._FlowControlMixin):
         self._protocol = protocol
         self._protocol_connected = True
         self._closing = False
+        self._paused = False
         self._conn_lost = 0
         self._buffer_size = 0
         self._context = contextvars.copy_context()
@@ -69,6 +70,27 @@ class _StackTransport(transports._FlowControlMixin):
 
     def is_closing(self):
         return self._closing
+
+    # pause_reading/resume_reading live here as on asyncio's _SelectorTransport
+    # (3.11+: datagram transports have them too). Resuming reads what queued up.
+
+    def is_reading(self):
+        return not self._paused and not self._closing
+
+    def pause_reading(self):
+        if not self.is_reading():
+            return
+        self._paused = True
+        if self._loop.get_debug():
+            log.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._call_soon(self._read_ready)
+        if self._loop.get_debug():
+            log.debug("%r resumes reading", self)
 
     def get_write_buffer_size(self):
         return self._buffer_size

@@ -76,7 +76,9 @@ class StackDatagramTransport(_StackTransport, DatagramTransport):
 
     def _read_ready(self):
         stack, handle, peer = self._stack, self._handle, self._address
-        while not self._closing:
+        if handle is None:
+            return
+        while not self._closing and not self._paused:
             try:
                 got = stack.udp_recvfrom(handle)
             except OSError as exc:

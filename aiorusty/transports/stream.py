@@ -113,24 +113,6 @@ class StackStreamTransport(_StackTransport, Transport):
 
     # -- reading --------------------------------------------------------------------------
 
-    def is_reading(self):
-        return not self._paused and not self._closing
-
-    def pause_reading(self):
-        if not self.is_reading():
-            return
-        self._paused = True
-        if self._loop.get_debug():
-            log.debug("%r pauses reading", self)
-
-    def resume_reading(self):
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._call_soon(self._read_ready)
-        if self._loop.get_debug():
-            log.debug("%r resumes reading", self)
-
     def _read_ready(self):
         if self._handle is None or self._eof_seen or not self.is_reading():
             return

@@ -2,6 +2,7 @@
 
 import asyncio
 import socket
+import sys
 import unittest
 
 from aiorusty.transports.datagram import StackDatagramTransport
@@ -181,6 +182,32 @@ class _TestUDP:
         self.run_loop(main())
         self.expect_exceptions(1)
         self.assertIsInstance(self.handler_calls[0]["exception"], ZeroDivisionError)
+
+    @unittest.skipIf(sys.version_info < (3, 11), "datagram transports pause reading on 3.11+")
+    def test_pause_resume_reading(self):
+        async def main():
+            srv, spr = await self._server(echo=False)
+            cli, cpr = await self.loop.create_datagram_endpoint(
+                lambda: Recorder(self.loop), remote_addr=srv.get_extra_info("sockname"))
+            cli.sendto(b"first")
+            self.assertEqual((await spr.got.get())[0], b"first")
+            srv.pause_reading()
+            srv.pause_reading()
+            self.assertFalse(srv.is_reading())
+            for i in range(3):
+                cli.sendto(b"queued %d" % i)
+            for _ in range(10):
+                await asyncio.sleep(0.005)
+            self.assertTrue(spr.got.empty())
+            srv.resume_reading()
+            self.assertTrue(srv.is_reading())
+            got = [(await spr.got.get())[0] for _ in range(3)]
+            self.assertEqual(got, [b"queued %d" % i for i in range(3)])
+            cli.close()
+            srv.close()
+            await cpr.lost
+            await spr.lost
+        self.run_loop(main())
 
     def test_write_buffer_limits_api(self):
         async def main():
