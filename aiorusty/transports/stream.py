@@ -73,7 +73,6 @@ class StackStreamTransport(_StackTransport, Transport):
         self._buffer = collections.deque()
         self._eof = False               # write_eof() called
         self._eof_seen = False          # the peer's FIN was delivered to the protocol
-        self._paused = False
         self._flush_queued = False
         self._selector = loop._selector
         self.set_protocol(protocol)
