@@ -79,6 +79,21 @@ def app_in_ns(kind, scheme="http", extra_env=None):
                 proc.wait()
 
 
+HTTP_CLIENT = """
+import hashlib, http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=30)
+c.request("GET", "/")
+print(c.getresponse().read().decode().strip())
+c.request("GET", "/big")
+print(hashlib.sha256(c.getresponse().read()).hexdigest())
+"""
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
 @pytest.mark.parametrize("kind", ["streams", "aiohttp", "uvicorn"])
 def test_unmodified_app_over_tap(kind, tmp_path):
     with app_in_ns(kind) as (ns, proc):
@@ -93,6 +108,9 @@ def test_unmodified_app_over_tap(kind, tmp_path):
         got = curl(ns, "--data-binary", f"@{up}", "-H", "Content-Type: application/octet-stream",
                    "-H", "Expect:", f"{url}/upload")
         assert got.strip().decode() == hashlib.sha256(data).hexdigest()
+        # Python's http.client as another real client
+        r = sh(sys.executable, "-c", HTTP_CLIENT, STACK_IP, PORT, ns=ns, timeout=60)
+        assert r.stdout.splitlines() == [HELLO.decode().strip(), BIG_SHA256], r.stdout + r.stderr
         # pipelining-free keep-alive: 200 concurrent connections, 3 requests each
         r = sh(sys.executable, os.path.join(APPS, "client.py"), STACK_IP, PORT, 200, 3, ns=ns, timeout=90)
         assert r.stdout.split() == ["ok", "600"], r.stdout + r.stderr
@@ -124,6 +142,23 @@ def test_streams_app_pipelining_and_clients_leaving():
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
         assert proc.returncode == 0, proc.communicate()
+
+
+def test_slow_reader_backpressure_reaches_app():
+    # The app writes 25 MiB chunk by chunk with drain(); a client reading at 1 MB/s for 2 s
+    # must hold it back: the server's memory stays flat instead of buffering the rest.
+    with app_in_ns("streams") as (ns, proc):
+        before = rss_kib(proc.pid)
+        slow = subprocess.Popen(["ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "--limit-rate", "1M",
+                                 "--max-time", "2", f"http://{STACK_IP}:{PORT}/stream"])
+        peak = before
+        while slow.poll() is None:
+            peak = max(peak, rss_kib(proc.pid))
+            time.sleep(0.05)
+        assert slow.returncode == 28                     # gave up mid-body, as asked
+        print(f"server RSS {before} KiB -> peak {peak} KiB while a slow client read /stream")
+        assert peak - before < 12 * 1024, (before, peak)
+        assert curl(ns, f"http://{STACK_IP}:{PORT}/") == HELLO
 
 
 def test_streams_app_https(tmp_path):

@@ -1,7 +1,8 @@
 """An unmodified-style asyncio streams HTTP/1.1 server (keep-alive), run with aiorusty.run().
 
     AIORUSTY_IFACE=tap:NAME,ip=...,host=... python streams_app.py PORT
-GET / -> HELLO, GET /big -> 5 MiB, POST /upload -> sha256 of the body. SIGTERM/SIGINT: graceful exit 0.
+GET / -> HELLO, GET /big -> 5 MiB, GET /stream -> 25 MiB written chunk by chunk with drain(),
+POST /upload -> sha256 of the body. SIGTERM/SIGINT: graceful exit 0.
 """
 
 import asyncio
@@ -38,6 +39,12 @@ async def handle(reader, writer):
                     digest.update(chunk)
                     left -= len(chunk)
                 body = digest.hexdigest().encode() + b"\n"
+            elif path == "/stream":     # 25 MiB made on the fly: memory stays flat only with backpressure
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (400 * 65536))
+                for i in range(400):
+                    writer.write(bytes([i % 256]) * 65536)
+                    await writer.drain()
+                continue
             elif path == "/big":
                 body = BIG
             else:
