@@ -20,6 +20,7 @@ StackStreamTransport (connection_made is scheduled with call_soon).
 
 import contextvars
 import errno
+import functools
 import os
 import random
 import socket
@@ -145,8 +146,9 @@ class StackListenSocket:
                 waiter = None
                 if self._ssl:
                     waiter = loop.create_future()
-                    waiter.add_done_callback(self._handshake_done)
-                make_transport(loop, stack, handle, protocol, waiter, server=self._server, **self._ssl)
+                transport = make_transport(loop, stack, handle, protocol, waiter, server=self._server, **self._ssl)
+                if waiter is not None:
+                    waiter.add_done_callback(functools.partial(self._handshake_done, protocol, transport))
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -158,12 +160,14 @@ class StackListenSocket:
                     })
 
 
-    def _handshake_done(self, waiter):
+    def _handshake_done(self, protocol, transport, waiter):
         # asyncio reports failed incoming TLS handshakes in debug mode only; SSLProtocol logs them.
         if not waiter.cancelled() and waiter.exception() is not None and self._loop.get_debug():
             self._loop.call_exception_handler({
                 "message": "Error on transport creation for incoming connection",
                 "exception": waiter.exception(),
+                "protocol": protocol,
+                "transport": transport,
             })
 
 

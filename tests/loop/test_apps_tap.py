@@ -77,6 +77,8 @@ def app_in_ns(kind, scheme="http", extra_env=None):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
 
 
 HTTP_CLIENT = """
@@ -203,3 +205,5 @@ def test_graceful_shutdown_with_idle_connection_open(kind):
         finally:
             holder.kill()
             holder.wait()
+            holder.stdout.close()
+            holder.stderr.close()

@@ -77,6 +77,10 @@ class _TestTLS:
             await server.wait_closed()
             await asyncio.sleep(0.05)
         self.run_loop(main())
+        if self.loop.get_debug():       # asyncio reports the server's failed handshake in debug mode
+            self.expect_exceptions(1)
+            self.assertEqual(self.handler_calls[0]["message"], "Error on transport creation for incoming connection")
+            self.assertIn("transport", self.handler_calls[0])
 
     @unittest.skipIf(sys.version_info < (3, 11), "StreamWriter.start_tls is 3.11+")
     def test_start_tls_upgrade(self):
