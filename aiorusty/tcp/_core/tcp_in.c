@@ -72,7 +72,16 @@ static uint16_t cookie_check(struct rusty_stack *s, const struct tcp_seg *seg)
 
 static void challenge_ack(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
 {
-    /* RFC 5961 3.2 / 4.2 / 5.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. */
+    /* RFC 5961 3.2 / 4.2 / 5.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at most
+       TCP_CHALLENGE_ACK_LIMIT a second across the stack (RFC 5961 7). */
+    struct rusty_tcp_state *ts = s->tcp;
+    if (now - ts->challenge_start_us >= 1000000) {
+        ts->challenge_start_us = now;
+        ts->challenge_count = 0;
+    }
+    if (ts->challenge_count >= TCP_CHALLENGE_ACK_LIMIT)
+        return;
+    ts->challenge_count++;
     s->stats.tcp_challenge_acks++;
     tcp_send_ack(s, t, now);
 }
