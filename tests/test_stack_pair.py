@@ -427,3 +427,181 @@ def test_config_errors():
         Stack(not_an_option=1)
     with pytest.raises(ValueError):
         Stack(["loopback"])  # no ip=
+
+
+def test_local_delivery_to_own_address(link):
+    """Datagrams to our own address never touch the device (the stack's own "lo")."""
+    s, b, _ = link
+    drain(b)
+    server = s.udp_bind(ME, 7)
+    client = s.udp_bind(None, 0)
+    s.udp_sendto(client, b"to myself", (ME, 7), now_us=T0)
+    s.ping(ME, 5, 1, now_us=T0)
+    assert s.next_deadline(T0) == T0
+    events = s.poll(T0)
+    assert (server, lib.RUSTY_EV_UDP_READABLE, 0, 0, 0) in events
+    assert (5, lib.RUSTY_EV_ICMP_ECHO_REPLY, 0, 1, 0x0A000002) in events
+    _, cport = s.udp_getsockname(client)
+    assert s.udp_recvfrom(server) == (b"to myself", (ME, cport))
+    assert drain(b) == []
+    # a closed local port answers with port unreachable, which reaches the sender as an error
+    s.udp_sendto(client, b"anyone?", (ME, 9), now_us=T0 + 1)
+    events = s.poll(T0 + 1)
+    assert (client, lib.RUSTY_EV_UDP_ERROR, 0, -errno.ECONNREFUSED, 0x0A000002) in events
+    assert drain(b) == []
+
+
+def test_gratuitous_arp_updates_entry(link):
+    """RFC 826 merge rule: a known sender's new MAC replaces the old one, even when
+    the packet is not for us (a gratuitous ARP / RFC 5227 announcement)."""
+    s, b, _ = link
+    resolve(link)
+    new_mac = mac("02:00:00:00:00:42")
+    b.send(eth(BROADCAST, new_mac, ETH_ARP, arp(1, new_mac, PEER, b"\0" * 6, PEER)))
+    s.poll(T0 + 1)
+    assert drain(b) == []  # not addressed to us: no reply
+    h = s.udp_bind(None, 0)
+    s.udp_sendto(h, b"x", (PEER, 9), now_us=T0 + 2)
+    s.poll(T0 + 2)
+    (f,) = drain(b)
+    assert f.dst == new_mac
+
+
+def test_unknown_sender_not_learned_from_foreign_request(link):
+    s, b, _ = link
+    drain(b)
+    b.send(eth(BROADCAST, PEER_MAC, ETH_ARP, arp(1, PEER_MAC, PEER, b"\0" * 6, "10.0.0.3")))
+    s.poll(T0 + 1)
+    assert s.stats()["arp_entries"] == 0
+
+
+def test_address_probe_is_defended(link):
+    """RFC 5227 2.1.1: a probe (sender 0.0.0.0) for our address gets a reply, and teaches nothing."""
+    s, b, smac = link
+    drain(b)
+    b.send(eth(BROADCAST, PEER_MAC, ETH_ARP, arp(1, PEER_MAC, "0.0.0.0", b"\0" * 6, ME)))
+    s.poll(T0 + 1)
+    (f,) = drain(b)
+    assert f.arp["op"] == 2 and f.arp["spa"] == ME and f.dst == PEER_MAC
+    assert s.stats()["arp_entries"] == 0
+
+
+def test_events_beyond_queue_are_counted():
+    a, b = open_pair()
+    s = Stack(seed=1, event_queue=2)
+    try:
+        s.add_interface(a, ip=f"{ME}/24", now_us=T0)
+        smac = mac(a.info()["mac"])
+        socks = [s.udp_bind(None, 7000 + i) for i in range(4)]
+        for i in range(4):
+            b.send(eth(smac, PEER_MAC, ETH_IP, ipv4(PEER, ME, 17, udp(PEER, ME, 1, 7000 + i, b"x"))))
+        events = s.poll(T0)
+        assert [e[0] for e in events] == socks[:2]
+        assert s.stats()["events_dropped"] == 2
+    finally:
+        s.close()
+        close_device(a)
+        close_device(b)
+
+
+def test_garbage_collected_stack_frees_before_its_devices():
+    import gc
+
+    s = Stack(["loopback,ip=10.9.0.1/24"], seed=1)
+    h = s.udp_bind(None, 7)
+    s.udp_sendto(h, b"held in the queue", ("10.9.0.1", 7), now_us=T0)
+    s.poll(T0)  # the datagram now sits in the socket's queue, a buffer of the device's pool
+    s.ping("10.9.0.77", 1, 1, now_us=T0)  # and one held by ARP
+    del s
+    gc.collect()
+
+
+def test_device_closed_under_stack_does_not_crash(caplog):
+    a, b = open_pair()
+    s = Stack(seed=1)
+    s.add_interface(a, ip=f"{ME}/24", now_us=T0)
+    s.ping(PEER, 1, 1, now_us=T0)  # held by ARP: a buffer from a's pool
+    close_device(a)
+    s.close()
+    assert "closed before the stack" in caplog.text
+    close_device(b)
+
+
+def test_point_to_point_slash31_has_no_broadcast():
+    """RFC 3021: on a /31 both addresses are hosts; the 'broadcast' one is a peer."""
+    a, b = open_pair()
+    s = Stack(seed=1)
+    try:
+        s.add_interface(a, ip="10.3.0.0/31", now_us=T0)
+        smac = mac(a.info()["mac"])
+        drain(b)
+        b.send(eth(BROADCAST, PEER_MAC, ETH_ARP, arp(1, PEER_MAC, "10.3.0.1", b"\0" * 6, "10.3.0.0")))
+        b.send(eth(smac, PEER_MAC, ETH_IP, ipv4("10.3.0.1", "10.3.0.0", 1, echo_request(2, 2))))
+        s.poll(T0)
+        frames = drain(b)
+        assert [f.type for f in frames] == [ETH_ARP, ETH_IP]
+        assert frames[1].dst == PEER_MAC and frames[1].icmp["type"] == 0
+    finally:
+        s.close()
+        close_device(a)
+        close_device(b)
+
+
+def test_time_exceeded_and_foreign_quotes(link):
+    s, b, smac = link
+    resolve(link)
+    h = s.udp_bind(None, 5353)
+    s.udp_sendto(h, b"query", ("10.0.0.1", 53), now_us=T0 + 1)
+    s.poll(T0 + 1)
+    (out,) = drain(b)
+    quoted = out.ip_header + out.l4[:8]
+    # time exceeded from a router: EHOSTUNREACH
+    b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 1, icmp(11, 0, 0, quoted))))
+    # an error about a datagram we never sent (source not ours): ignored
+    foreign = ipv4("10.0.0.9", PEER, 17, udp("10.0.0.9", PEER, 5353, 53, b"q"))[:28]
+    b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 1, icmp(3, 3, 0, foreign))))
+    # a truncated quote (less than 8 bytes of the datagram): malformed
+    b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 1, icmp(3, 3, 0, quoted[:24]))))
+    events = s.poll(T0 + 2)
+    assert events == [(h, lib.RUSTY_EV_UDP_ERROR, 0, -errno.EHOSTUNREACH, 0x0A000001)]
+    assert s.stats()["icmp_malformed"] == 1
+
+
+def test_echo_to_broadcast_is_ignored(link):
+    s, b, smac = link
+    resolve(link)
+    b.send(eth(BROADCAST, PEER_MAC, ETH_IP, ipv4(PEER, "10.0.0.255", 1, echo_request(3, 1))))
+    b.send(eth(BROADCAST, PEER_MAC, ETH_IP, ipv4(PEER, "255.255.255.255", 1, echo_request(3, 2))))
+    s.poll(T0 + 1)
+    assert drain(b) == []
+    assert s.stats()["icmp_echo_requests"] == 0
+
+
+def test_broadcast_udp_reaches_wildcard_socket_only(link):
+    s, b, smac = link
+    wild = s.udp_bind(None, 67)
+    exact = s.udp_bind(ME, 68)
+    b.send(eth(BROADCAST, PEER_MAC, ETH_IP, ipv4(PEER, "255.255.255.255", 17, udp(PEER, "255.255.255.255", 1, 67, b"a"))))
+    b.send(eth(BROADCAST, PEER_MAC, ETH_IP, ipv4(PEER, "10.0.0.255", 17, udp(PEER, "10.0.0.255", 1, 68, b"b"))))
+    s.poll(T0 + 1)
+    assert s.udp_recvfrom(wild) == (b"a", (PEER, 1))
+    assert s.udp_recvfrom(exact) is None
+    st = s.stats()
+    assert st["udp_no_port"] == 1 and st["icmp_unreachable_tx"] == 0
+
+
+def test_gleaning_keeps_a_used_entry_reachable(link):
+    """IPv4 frames from the neighbour's known MAC confirm its entry: no probe after the timeout."""
+    s, b, smac = link
+    resolve(link, T0)
+    h = s.udp_bind(None, 7)
+    t = T0
+    for _ in range(4):  # traffic from the peer every 20 s, arp_timeout_us is 30 s
+        t += 20 * SEC
+        b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 17, udp(PEER, ME, 1, 7, b"x"))))
+        s.poll(t)
+        s.udp_sendto(h, b"y", (PEER, 1), now_us=t)
+        s.poll(t)
+    frames = drain(b)
+    assert [f for f in frames if f.arp] == []
+    assert len(frames) == 4

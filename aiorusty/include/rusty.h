@@ -147,7 +147,7 @@ struct rusty_event {
     uint32_t arg2;                      /* e.g. a peer address */
 };
 
-#define RUSTY_EV_UDP_READABLE 1         /* datagrams queued on sock */
+#define RUSTY_EV_UDP_READABLE 1         /* datagrams queued on sock (once per poll: drain with recvfrom until -EAGAIN) */
 #define RUSTY_EV_UDP_ERROR 2            /* ICMP error for sock, arg = -errno, arg2 = peer ip */
 #define RUSTY_EV_ICMP_ECHO_REPLY 3      /* sock = identifier, arg = sequence, arg2 = source ip */
 #define RUSTY_EV_TCP_ACCEPT 16          /* a listener has connections to accept */
@@ -259,6 +259,19 @@ int rusty_udp_recvfrom(struct rusty_stack *stack, uint32_t sock, uint8_t *buf, s
                        uint32_t *src, uint16_t *port);
 int rusty_udp_getsockname(struct rusty_stack *stack, uint32_t sock, uint32_t *ip, uint16_t *port);
 int rusty_udp_close(struct rusty_stack *stack, uint32_t sock);
+
+/* -------------------------------------------------------- static payloads */
+
+/* A payload sent many times (a static file), with a prefix table of partial
+ * checksums so the sum of any byte range is read in O(1). */
+struct rusty_payload;
+int rusty_payload_new(const uint8_t *data, size_t len, struct rusty_payload **out);
+void rusty_payload_free(struct rusty_payload *p);
+size_t rusty_payload_len(const struct rusty_payload *p);
+const uint8_t *rusty_payload_data(const struct rusty_payload *p);
+/* Folded ones'-complement sum of bytes [off, off+len), aligned as if the range
+ * started at an even offset (what a segment carrying exactly those bytes needs). */
+uint16_t rusty_payload_sum(const struct rusty_payload *p, size_t off, size_t len);
 
 /* ------------------------------------------------------------------- TCP */
 /* RFC 9293 TCP (aiorusty/tcp/_core/tcp*.c). Handles are socket handles as for UDP.

@@ -14,6 +14,7 @@ alive until the stack is gone, whatever order the garbage collector picks.
 import dataclasses
 import errno
 import ipaddress
+import logging
 import os
 import struct
 import time
@@ -23,6 +24,7 @@ from .._rusty import ffi, lib
 from ..nic import Device, Interface, open_device
 from ._tcp import TcpApi
 
+log = logging.getLogger("aiorusty.stack")
 _EVENT = struct.Struct("<IHHiI")
 _EVENTS_PER_POLL = 1024
 _CONFIG_FIELDS = {name for name, _ in ffi.typeof("struct rusty_stack_config").fields}
@@ -53,7 +55,14 @@ def close_device(dev):
 
 
 def _free_stack(ptr, devices):
-    lib.rusty_stack_free(ptr)
+    if any(dev._ptr is None for dev, _ in devices):
+        # A device was closed under the stack: its pool (which the stack's queued
+        # buffers point into) is gone, so freeing the stack would write into freed
+        # memory. Leak the stack instead, and say so.
+        log.warning("a device was closed before the stack using it; the stack's memory is leaked "
+                    "(close the Stack first, then its devices)")
+    else:
+        lib.rusty_stack_free(ptr)
     for dev, owned in devices:
         if owned:
             close_device(dev)

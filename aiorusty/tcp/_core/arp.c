@@ -267,8 +267,10 @@ void rusty_arp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
         s->stats.arp_malformed++;
         return;
     }
-    /* Never learn broadcast/multicast/zero hardware addresses or our own frames echoed back. */
-    if ((r.sha[0] & 1) || memcmp(r.sha, zero_mac, 6) == 0 || memcmp(r.sha, ifc->mac, 6) == 0) {
+    if (memcmp(r.sha, ifc->mac, 6) == 0)
+        return;                         /* our own frame echoed back (loopback, a hub) */
+    /* Never learn broadcast/multicast/zero hardware addresses. */
+    if ((r.sha[0] & 1) || memcmp(r.sha, zero_mac, 6) == 0) {
         s->stats.arp_malformed++;
         return;
     }
@@ -297,7 +299,8 @@ void rusty_arp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
 int rusty_arp_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint32_t next_hop,
                      uint64_t now_us)
 {
-    if (next_hop == 0xffffffffu || (ifc->netmask != 0xffffffffu && next_hop == (ifc->ip | ~ifc->netmask)))
+    if (next_hop == 0xffffffffu ||
+        (ifc->prefix_len > 0 && ifc->prefix_len < 31 && next_hop == (ifc->ip | ~ifc->netmask)))
         return rusty_eth_output(s, ifc, b, broadcast_mac, RUSTY_ETH_P_IPV4);
     struct arp_entry *e = lookup(s->arp, next_hop);
     if (e && e->ifindex != ifc->index) {

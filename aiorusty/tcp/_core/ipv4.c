@@ -28,12 +28,15 @@
 #include "stack.h"
 
 #define DEFAULT_TTL 64                  /* RFC 1700 / Linux default */
+#define LOCAL_QUEUE_MAX 1024u           /* datagrams to ourselves waiting for the next poll */
+#define LOCAL_ROUNDS 4                  /* local replies to local traffic handled in one poll */
 
 static int is_broadcast_for(const struct rusty_iface *ifc, uint32_t ip)
 {
     if (ip == 0xffffffffu)
         return 1;
-    return ifc->netmask != 0xffffffffu && ifc->netmask != 0 && ip == (ifc->ip | ~ifc->netmask);
+    /* /31 and /32 links have no directed broadcast (RFC 3021). */
+    return ifc->prefix_len > 0 && ifc->prefix_len < 31 && ip == (ifc->ip | ~ifc->netmask);
 }
 
 void rusty_ipv4_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint64_t now_us)
@@ -147,6 +150,68 @@ struct rusty_buf *rusty_ipv4_alloc(struct rusty_stack *s, uint32_t dst, struct r
     return b;
 }
 
+/* A datagram to one of our own addresses never reaches a device (it would not
+ * come back, except on loopback): it waits, with an Ethernet header addressed
+ * to the interface, for rusty_ipv4_local_deliver at the next poll. Like Linux
+ * on lo, its L4 checksum is trusted rather than computed. */
+static int local_queue(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b)
+{
+    uint8_t *h = rusty_buf_push(b, RUSTY_ETH_HLEN);
+    if (!h || s->local_len >= LOCAL_QUEUE_MAX) {
+        s->stats.tx_device_full++;
+        rusty_buf_free(b);
+        return -ENOBUFS;
+    }
+    struct rusty_eth_repr eth;
+    memcpy(eth.dst, ifc->mac, 6);
+    memcpy(eth.src, ifc->mac, 6);
+    eth.ethertype = RUSTY_ETH_P_IPV4;
+    rusty_eth_emit(&eth, h);
+    if (b->flags & RUSTY_BUF_CSUM_PARTIAL)
+        b->flags = RUSTY_BUF_CSUM_VALID;
+    b->queue = ifc->index;              /* which interface "received" it */
+    b->next = NULL;
+    if (s->local_tail)
+        s->local_tail->next = b;
+    else
+        s->local_head = b;
+    s->local_tail = b;
+    s->local_len++;
+    return 0;
+}
+
+int rusty_ipv4_local_deliver(struct rusty_stack *s, uint64_t now_us)
+{
+    int n = 0;
+    for (int round = 0; round < LOCAL_ROUNDS && s->local_head; round++) {
+        /* Detach the queue first: delivery may queue replies for the next round. */
+        struct rusty_buf *b = s->local_head;
+        s->local_head = s->local_tail = NULL;
+        s->local_len = 0;
+        while (b) {
+            struct rusty_buf *next = b->next;
+            struct rusty_iface *ifc = &s->ifaces[b->queue < s->n_ifaces ? b->queue : 0];
+            b->next = NULL;
+            b->queue = 0;
+            rusty_eth_input(s, ifc, b, now_us);
+            n++;
+            b = next;
+        }
+    }
+    return n;
+}
+
+void rusty_ipv4_local_flush(struct rusty_stack *s)
+{
+    while (s->local_head) {
+        struct rusty_buf *b = s->local_head;
+        s->local_head = b->next;
+        rusty_buf_free(b);
+    }
+    s->local_tail = NULL;
+    s->local_len = 0;
+}
+
 int rusty_ipv4_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint32_t src,
                       uint32_t dst, uint8_t proto, uint64_t now_us)
 {
@@ -160,6 +225,7 @@ int rusty_ipv4_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
         rusty_buf_free(b);
         return -EHOSTUNREACH;
     }
+    struct rusty_iface *local = rusty_iface_by_ip(s, dst);
     if ((uint32_t)b->len + RUSTY_IPV4_HLEN > ifc->mtu) {
         rusty_buf_free(b);              /* DF is set and we never fragment */
         return -EMSGSIZE;
@@ -185,6 +251,8 @@ int rusty_ipv4_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
     r.ttl = DEFAULT_TTL;
     rusty_ipv4_emit(&r, h);
     s->stats.ip_tx++;
+    if (local)
+        return local_queue(s, local, b);
     if (is_broadcast_for(ifc, dst))
         hop = 0xffffffffu;
     return rusty_arp_output(s, ifc, b, hop, now_us);

@@ -158,8 +158,15 @@ void rusty_stack_free(struct rusty_stack *s)
 {
     if (!s)
         return;
+    /* Disarm every timer first, while their owners still exist: a layer that
+     * frees its blocks (timers inside) must not leave them in the heap for
+     * the next layer's rusty_timer_cancel to move around. */
+    for (uint32_t i = 0; i < s->timers.count; i++)
+        s->timers.slots[i]->heap_index = 0;
+    s->timers.count = 0;
     if (s->tcp_ready)
         rusty_tcp_destroy(s);
+    rusty_ipv4_local_flush(s);
     if (s->udp)
         rusty_udp_destroy(s);
     if (s->arp)
@@ -405,6 +412,7 @@ int rusty_stack_poll(struct rusty_stack *s, uint64_t now_us, struct rusty_event 
                 rusty_eth_input(s, ifc, bufs[k], now_us);
         }
     }
+    rusty_ipv4_local_deliver(s, now_us);
     rusty_timers_run(&s->timers, s, now_us);
     rusty_tcp_poll_end(s, now_us);
     rusty_stack_flush(s, now_us);
@@ -424,7 +432,7 @@ static int64_t earliest(int64_t a, int64_t b)
 
 int64_t rusty_stack_next_deadline(struct rusty_stack *s, uint64_t now_us)
 {
-    if (s->ev_count)
+    if (s->ev_count || s->local_head)
         return (int64_t)now_us;
     for (uint8_t i = 0; i < s->n_ifaces; i++)
         if (s->ifaces[i].txq_len)

@@ -78,6 +78,10 @@ struct rusty_stack {
     uint32_t icmp_tokens;               /* rate limit of ICMP errors (token bucket) */
     uint64_t icmp_refill_us;
     uint8_t tcp_ready;                  /* rusty_tcp_init succeeded: rusty_tcp_destroy runs at free */
+    /* Datagrams to our own addresses (ipv4.c), delivered by the next poll as
+     * if received: the stack's own "lo". */
+    struct rusty_buf *local_head, *local_tail;
+    uint32_t local_len;
 };
 
 /* ---- stack.c: sockets, events, randomness */
@@ -115,9 +119,14 @@ struct rusty_iface *rusty_ipv4_route(struct rusty_stack *s, uint32_t dst, uint32
 /* A tx buffer for a packet to dst with headroom for IPv4 + Ethernet + device headers;
  * sets *ifc. NULL when unroutable (-EHOSTUNREACH) or the pool is empty (-ENOBUFS), see *err. */
 struct rusty_buf *rusty_ipv4_alloc(struct rusty_stack *s, uint32_t dst, struct rusty_iface **ifc, int *err);
-/* Prepend the IPv4 header to an L4 message in b and send it. */
+/* Prepend the IPv4 header to an L4 message in b and send it (to one of our own
+ * addresses: queued for local delivery at the next poll). */
 int rusty_ipv4_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b,
                       uint32_t src, uint32_t dst, uint8_t proto, uint64_t now_us);
+
+/* Deliver locally queued datagrams (rusty_stack_poll); returns how many. */
+int rusty_ipv4_local_deliver(struct rusty_stack *s, uint64_t now_us);
+void rusty_ipv4_local_flush(struct rusty_stack *s);
 
 /* ---- icmp.c */
 void rusty_icmp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b,
