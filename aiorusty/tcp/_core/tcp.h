@@ -104,6 +104,7 @@ struct rusty_tcb {
     uint8_t n_ooo;
     uint8_t keep_probes;
     uint8_t max_retries;
+    uint8_t persist_backoff;            /* persist interval exponent (kept while the peer answers) */
     uint32_t flags;                     /* TF_* */
     uint32_t events;                    /* EVBIT(RUSTY_EV_TCP_*) pending */
     int32_t error;                      /* -errno for the CLOSED event */
