@@ -7,6 +7,7 @@ machine's speed.
 """
 
 import errno
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +26,37 @@ def close(dev):
     ptr, dev._ptr = dev._ptr, None
     if ptr is not None:
         ffi.release(ptr)
+
+
+def ones_sum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def udp_partial(payload, src=(10, 0, 0, 1), dst=(10, 0, 0, 2)):
+    """An Ethernet/IPv4/UDP frame as the stack hands it to an offloading device:
+    the UDP checksum field holds the folded pseudo-header sum (RFC 768)."""
+    ulen = 8 + len(payload)
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 1, 0, 64, 17, 0, bytes(src), bytes(dst)))
+    ip[10:12] = struct.pack("!H", 0xFFFF - ones_sum(bytes(ip)))
+    pseudo = ones_sum(bytes(src) + bytes(dst) + struct.pack("!HH", 17, ulen))
+    udp = struct.pack("!HHHH", 40000, 9, ulen, pseudo) + payload
+    return bytes.fromhex("025200000002025200000001") + b"\x08\x00" + bytes(ip) + udp, 34, 6
+
+
+def checksums_ok(frame):
+    """(IPv4 header checksum valid, UDP checksum valid) of an Ethernet/IPv4/UDP frame."""
+    ip, udp = frame[14:34], frame[34:]
+    pseudo = ip[12:20] + struct.pack("!HH", 17, len(udp))
+    return ones_sum(ip) == 0xFFFF, ones_sum(pseudo + udp) == 0xFFFF
+
+
+def send_partial(dev, frame, start, offset, now=0, queue=0):
+    check(lib.rusty_dev_send_partial(dev.ptr, queue, frame, len(frame), start, offset, now), "send_partial")
 
 
 @pytest.fixture
@@ -149,6 +181,21 @@ def test_corruption_flips_one_byte_past_the_ethernet_header(devices):
     assert counts(dev)["corrupted"] == 50
 
 
+def test_a_corrupted_frame_fails_its_checksums(devices):
+    # The injector finishes a partial checksum before damaging the frame (and
+    # never lets it arrive marked valid), so the receiving stack must drop it.
+    dev = devices("loopback,corrupt=1,seed=9,faults_dir=tx")
+    for i in range(60):
+        f, start, offset = udp_partial(bytes([i]) * (20 + i))
+        send_partial(dev, f, start, offset, T0)
+        (got,) = recv_all(dev)
+        done = f[:40] + struct.pack("!H", 0xFFFF - ones_sum(f[34:])) + f[42:]   # checksum finished
+        assert checksums_ok(done) == (True, True)
+        assert len(got) == len(f) and sum(x != y for x, y in zip(got, done)) == 1   # then one byte flipped
+        assert checksums_ok(got) != (True, True), i
+    assert counts(dev)["corrupted"] == 60
+
+
 def test_delay_releases_frames_only_when_their_time_comes(devices):
     dev = devices("loopback,delay=10ms,seed=1,faults_dir=rx")
     assert deadline(dev, T0) == -1              # nothing pending
@@ -228,6 +275,33 @@ def test_wrappers_pass_deadlines_and_counts_through(tmp_path, devices):
     assert deadline(dev, T0) == T0 + 1_000      # trace -> pcap -> faults
     assert counts(dev)["delayed"] == 1
     assert dev.info()["driver"] == "trace"
+
+
+def test_through_a_pair_each_end_sees_the_other_s_faults():
+    a, b = ffi.new("struct rusty_dev **"), ffi.new("struct rusty_dev **")
+    check(lib.rusty_pair_open(ffi.NULL, a, b), "pair")
+    cfg = ffi.new("struct rusty_faults_config *")
+    cfg.seed, cfg.duplicate_ppm, cfg.reorder_ppm, cfg.direction = 11, 300_000, 200_000, 2
+    wrapped = ffi.new("struct rusty_dev **")
+    check(lib.rusty_faults_wrap(a[0], cfg, wrapped), "faults")
+    end_a, end_b = Device(wrapped[0], Interface("loopback")), Device(b[0], Interface("loopback"))
+    try:
+        for i in range(300):
+            send_at(end_a, frame(i), T0)
+        got = [seq_of(f) for f in recv_all(end_b, T0)]
+        recv_at(end_a, T0 + 1000)               # a call on a's side releases a last held frame
+        got += [seq_of(f) for f in recv_all(end_b, T0 + 1000)]
+        c = counts(end_a)
+        assert sorted(set(got)) == list(range(300))
+        assert len(got) == 300 + c["duplicated"] and c["duplicated"] > 0
+        assert got != sorted(got) and c["reordered"] > 0
+        assert sum(1 for x, y in zip(got, got[1:]) if y < x) <= c["reordered"]
+        for i in range(5):                      # the other direction is untouched
+            send_at(end_b, frame(1000 + i), T0)
+        assert [seq_of(f) for f in recv_all(end_a, T0)] == list(range(1000, 1005))
+    finally:
+        close(end_b)
+        close(end_a)
 
 
 def test_counts_without_an_injector_is_an_error():

@@ -9,13 +9,15 @@ import errno
 import glob
 import os
 import select
+import struct
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from aiorusty._rusty import ffi
+from aiorusty._errors import check
+from aiorusty._rusty import ffi, lib
 from aiorusty.nic import open_device
 
 from _netns import unique
@@ -65,13 +67,44 @@ PEER = textwrap.dedent(r"""
 """)
 
 
+def ones_sum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def udp_partial(payload, src=(10, 0, 0, 1), dst=(10, 0, 0, 2)):
+    """An Ethernet/IPv4/UDP frame as the stack hands it to an offloading device:
+    the UDP checksum field holds the folded pseudo-header sum (RFC 768)."""
+    ulen = 8 + len(payload)
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, 1, 0, 64, 17, 0, bytes(src), bytes(dst)))
+    ip[10:12] = struct.pack("!H", 0xFFFF - ones_sum(bytes(ip)))
+    pseudo = ones_sum(bytes(src) + bytes(dst) + struct.pack("!HH", 17, ulen))
+    udp = struct.pack("!HHHH", 40000, 9, ulen, pseudo) + payload
+    return bytes.fromhex("025200000002025200000001") + b"\x08\x00" + bytes(ip) + udp, 34, 6
+
+
+def checksums_ok(frame):
+    """(IPv4 header checksum valid, UDP checksum valid) of an Ethernet/IPv4/UDP frame."""
+    ip, udp = frame[14:34], frame[34:]
+    pseudo = ip[12:20] + struct.pack("!HH", 17, len(udp))
+    return ones_sum(ip) == 0xFFFF, ones_sum(pseudo + udp) == 0xFFFF
+
+
+def send_partial(dev, frame, start, offset, now=0, queue=0):
+    check(lib.rusty_dev_send_partial(dev.ptr, queue, frame, len(frame), start, offset, now), "send_partial")
+
+
 class Peer:
     """The other process: opens `spec`, then sends/receives frames on command."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, wait=True):
         self.proc = subprocess.Popen([sys.executable, "-c", PEER, ROOT, spec], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
-        self.hello = self._line()
+        self.hello = self._line() if wait else None
 
     def _line(self, timeout=20):
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -95,10 +128,17 @@ class Peer:
         assert reply[0] == "frame"
         return None if reply[1] == "none" else bytes.fromhex(reply[1])
 
-    def crash(self):
+    def crash(self, reap=True):
         self.proc.stdin.write("crash\n")
         self.proc.stdin.flush()
-        assert self.proc.wait(10) == 0
+        if reap:
+            assert self.proc.wait(10) == 0
+        else:                                   # exited, but a zombie until someone waits for it
+            import time
+            deadline = time.monotonic() + 10
+            while open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
 
     def close(self):
         if self.proc.poll() is None:
@@ -134,7 +174,7 @@ def name():
 @pytest.fixture
 def peers():
     started = []
-    yield lambda spec: started.append(Peer(spec)) or started[-1]
+    yield lambda spec, wait=True: started.append(Peer(spec, wait)) or started[-1]
     for p in started:
         p.kill()
 
@@ -226,6 +266,18 @@ def test_wakeup_fd_becomes_readable_when_the_peer_sends(name, peers):
         close(a)
 
 
+def test_two_processes_opening_at_once_get_one_side_each(name, peers):
+    first, second = peers(f"shm:{name}", wait=False), peers(f"shm:{name}", wait=False)
+    first.hello, second.hello = first._line(), second._line()
+    assert first.hello[0] == second.hello[0] == "ready"
+    assert first.hello[1] != second.hello[1]
+    first.send(frame(1))
+    assert second.recv() == frame(1)
+    first.close()
+    second.close()
+    assert shm_files(name) == []
+
+
 def test_third_opener_gets_busy(name, peers):
     a = open_device(f"shm:{name}")
     try:
@@ -294,7 +346,7 @@ def test_a_crashed_peer_side_is_taken_over_by_a_new_process(name, peers):
         mac_b = b.hello[1]
         b.send(frame(1))
         assert recv_wait(a) == frame(1)
-        b.crash()                               # exits without closing: its claim stays, its pid is dead
+        b.crash(reap=False)                     # exits without closing: its claim stays, its pid a zombie
         a.send(frame(2))                        # lands in the dead side's ring
         c = peers(f"shm:{name}")
         assert c.hello[:2] == ["ready", mac_b]  # the same side, so the same MAC
@@ -346,6 +398,7 @@ def test_one_worker_per_queue(name, peers):
         assert recv_wait(a, 1) == frame(21)
         assert recv_wait(a, 0) == frame(20)
         assert peers(f"shm:{name},queues=2,queue=1").hello[:2] == ["error", str(errno.EBUSY)]
+        assert peers(f"shm:{name},queues=3,queue=2").hello[:2] == ["error", str(errno.EINVAL)]
         w0.close()
         w1.close()
     finally:
@@ -364,7 +417,31 @@ def test_offloads_follow_the_spec(name):
 
 
 def test_bad_names_are_rejected():
-    from aiorusty._rusty import lib
     out = ffi.new("struct rusty_dev **")
     for bad in (b"", b"a/b", b"..", b"x" * 40):
         assert lib.rusty_shm_open(bad, ffi.NULL, out) == -errno.EINVAL
+
+
+def test_partial_checksums_cross_unfinished_and_a_receiver_without_offload_finishes_them(name):
+    f, start, offset = udp_partial(bytes(range(100)))
+    a = open_device(f"shm:{name}")
+    b = open_device(f"shm:{name},offload=0")
+    try:
+        send_partial(a, f, start, offset)       # a offloads: the frame travels unfinished ...
+        got = b.recv()
+        assert checksums_ok(got) == (True, True)    # ... and b, without RX_CSUM, finishes it
+        assert got[:40] == f[:40] and got[42:] == f[42:]
+        send_partial(b, f, start, offset)       # b has no TX_CSUM: rusty_dev_tx finishes it first
+        assert checksums_ok(a.recv()) == (True, True)
+    finally:
+        close(b)
+        close(a)
+    name2 = name + "x"
+    a = open_device(f"shm:{name2}")
+    b = open_device(f"shm:{name2}")
+    try:
+        send_partial(a, f, start, offset)
+        assert b.recv() == f                    # offloading receiver: as sent, trusted (CSUM_VALID)
+    finally:
+        close(b)
+        close(a)

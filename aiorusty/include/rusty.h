@@ -107,6 +107,10 @@ int rusty_dev_recv(struct rusty_dev *dev, uint16_t queue, uint8_t *frame, size_t
 /* The same with the time given (wrappers with delay lines and rate limits act on it). */
 int rusty_dev_send_at(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len, uint64_t now_us);
 int rusty_dev_recv_at(struct rusty_dev *dev, uint16_t queue, uint8_t *frame, size_t cap, uint64_t now_us);
+/* Send with the L4 checksum left to the device (RUSTY_BUF_CSUM_PARTIAL: the field at
+ * csum_start + csum_offset holds the pseudo-header sum), as the stack does: tests of offload paths. */
+int rusty_dev_send_partial(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len,
+                           uint16_t csum_start, uint16_t csum_offset, uint64_t now_us);
 /* Absolute time (us) a device next needs a call (delay lines, held frames), -1 if never;
  * wrappers combine their own with their inner device's. */
 int64_t rusty_dev_next_deadline(struct rusty_dev *dev, uint64_t now_us);

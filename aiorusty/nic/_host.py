@@ -46,8 +46,9 @@ def configure_host_side(dev, iface=None, *, host=None, mtu=None, netns=None, ipv
     if netns:
         _run(["ip", "link", "set", name, "netns", netns], name, what)
     if not ipv6:
-        # Best effort: the sysctl is missing when the kernel has no IPv6.
-        sysctl = ["sysctl", "-qw", f"net.ipv6.conf.{name}.disable_ipv6=1"]
+        # Best effort: the sysctl is missing when the kernel has no IPv6. The
+        # slash form keeps a '.' in the device name from splitting the key.
+        sysctl = ["sysctl", "-qw", f"net/ipv6/conf/{name}/disable_ipv6=1"]
         subprocess.run((["ip", "netns", "exec", netns] if netns else []) + sysctl, capture_output=True)
     if mtu:
         _run(ip + ["link", "set", name, "mtu", str(mtu)], name, what)

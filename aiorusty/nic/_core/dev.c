@@ -150,6 +150,29 @@ int rusty_dev_send_at(struct rusty_dev *dev, uint16_t queue, const uint8_t *fram
     return 0;
 }
 
+int rusty_dev_send_partial(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len,
+                           uint16_t csum_start, uint16_t csum_offset, uint64_t now_us)
+{
+    if (len > RUSTY_BUF_SIZE - RUSTY_BUF_HEADROOM)
+        return -EMSGSIZE;
+    if ((size_t)csum_start + csum_offset + 2 > len)
+        return -EINVAL;
+    struct rusty_buf *b = rusty_pool_get(dev->pool);
+    if (!b)
+        return -ENOBUFS;
+    memcpy(rusty_buf_put(b, (uint16_t)len), frame, len);
+    b->flags = RUSTY_BUF_CSUM_PARTIAL;
+    b->csum_start = csum_start;
+    b->csum_offset = csum_offset;
+    int sent = rusty_dev_tx(dev, queue, &b, 1, now_us);
+    if (sent != 1) {
+        rusty_buf_free(b);
+        dev->stats.tx_dropped++;
+        return -EAGAIN;
+    }
+    return 0;
+}
+
 int rusty_dev_recv(struct rusty_dev *dev, uint16_t queue, uint8_t *frame, size_t cap)
 {
     return rusty_dev_recv_at(dev, queue, frame, cap, rusty_monotonic_us());

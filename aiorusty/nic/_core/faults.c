@@ -35,7 +35,7 @@
 
 #include "dev.h"
 
-#define LINE_SLOTS 1024u                /* frames held per direction and queue */
+#define LINE_SLOTS 4096u                /* frames held per direction and queue */
 #define REORDER_HOLD_US 1000u           /* a held frame goes out alone after this */
 #define RATE_MIN_BURST 4096u            /* bucket depth: at least a couple of MTU-sized frames */
 #define RATE_MIN_BACKLOG 32768u         /* bytes the shaper may queue before dropping */

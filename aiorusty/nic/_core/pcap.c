@@ -18,6 +18,11 @@
  * so a retried frame appears once. The buffer goes to the file with fwrite
  * every FLUSH_FRAMES frames, when it fills, and at close.
  *
+ * Received frames are captured as they arrive: one that came over an
+ * offloading in-memory link (loopback, pair, shm) marked RUSTY_BUF_CSUM_VALID
+ * may carry an unfinished L4 checksum, which tcpdump -v reports as incorrect,
+ * as it does on a host with checksum offload.
+ *
  * Timestamps are the now_us the caller passes (monotonic) plus the offset of
  * the wall clock from the monotonic one, read once at open.
  */

@@ -40,7 +40,8 @@
  * longer exists (kill(pid, 0) fails with ESRCH) is free: a new process may
  * take that side over, and starts with its receive ring emptied (the frames
  * the dead side never read are discarded) and its transmit ring as it was.
- * (A recycled pid looks alive: the side stays busy until that process exits.)
+ * (A recycled pid looks alive: the side stays busy until that process exits.
+ * Both processes must share a pid namespace, or each would see the other dead.)
  * A file where no live process holds any claim is stale: the next opener
  * removes it and creates a fresh one, with its own queue count.
  *
@@ -151,9 +152,26 @@ static struct ring_ctl *ring_at(struct shm_header *h, unsigned q, unsigned dir)
     return (struct ring_ctl *)((uint8_t *)h + h->header_bytes + ((size_t)q * 2 + dir) * h->ring_bytes);
 }
 
+/* Is the claim holder still running? A zombie (exited, not yet reaped by its
+ * parent) is not: its claim is as dead as its process. */
 static int alive(int32_t pid)
 {
-    return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
+    if (pid <= 0)
+        return 0;
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return 0;
+    char path[32], stat[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;                       /* no /proc: trust kill() */
+    ssize_t n = read(fd, stat, sizeof(stat) - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    stat[n] = 0;
+    const char *end = strrchr(stat, ')');       /* "pid (comm) S ...": comm may hold spaces */
+    return !(end && end[1] == ' ' && (end[2] == 'Z' || end[2] == 'X'));
 }
 
 static void unlink_all(const char *shm_name, const char *name, unsigned queues)
@@ -321,13 +339,13 @@ static int claim(struct shm *s, const struct rusty_dev_config *cfg)
 {
     struct shm_header *h = s->hdr;
     unsigned first = 0, count = h->queues;
+    if (cfg && cfg->queues > 1 && cfg->queues != h->queues)
+        return -EINVAL;                 /* the link was made with another queue count */
     if (cfg && (cfg->flags & RUSTY_DEVF_SINGLE_QUEUE)) {
         if (cfg->queue >= h->queues)
             return -EINVAL;
         first = cfg->queue;
         count = 1;
-    } else if (cfg && cfg->queues > 1 && cfg->queues != h->queues) {
-        return -EINVAL;                 /* the link was made with another queue count */
     }
     int side = -1;
     for (int cand = SIDE_A; cand <= SIDE_B && side < 0; cand++) {
