@@ -1,6 +1,23 @@
-"""aiorusty - an asyncio event loop on an in-process user-space TCP/IP stack."""
+"""aiorusty - an asyncio event loop on an in-process user-space TCP/IP stack.
 
+    aiorusty.run(main(), interfaces=["tap:rusty0,ip=10.0.0.2/24,host=10.0.0.1/24"])
+    asyncio.run(main(), loop_factory=aiorusty.new_event_loop)   # 3.12+, reads AIORUSTY_IFACE
+"""
+
+from .loop import RustyEventLoop
 from .nic import Interface, InterfaceSpecError
+from .policy import EventLoopPolicy, install
+from .runner import new_event_loop, run
+from .transports.zerocopy import ViewProtocol
 
-__all__ = ["Interface", "InterfaceSpecError"]
+__all__ = [
+    "EventLoopPolicy",
+    "Interface",
+    "InterfaceSpecError",
+    "RustyEventLoop",
+    "ViewProtocol",
+    "install",
+    "new_event_loop",
+    "run",
+]
 __version__ = "0.1.0"

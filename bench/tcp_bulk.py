@@ -23,7 +23,6 @@ from aiorusty._rusty import lib  # noqa: E402
 from aiorusty.nic import open_device  # noqa: E402
 from aiorusty.nic._host import configure_host_side  # noqa: E402
 from aiorusty.tcp import Stack  # noqa: E402
-from aiorusty.tcp._stack import close_device  # noqa: E402
 
 PEER = r"""
 import socket, sys, time
@@ -128,7 +127,7 @@ def main():
         if stack:
             stack.close()
         if dev:
-            close_device(dev)
+            dev.close()
         subprocess.run(["ip", "netns", "del", ns])
     print(json.dumps(results, indent=2))
     if args.json:

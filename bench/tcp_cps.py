@@ -21,7 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aiorusty.nic import open_pair  # noqa: E402
 from aiorusty.tcp import Stack  # noqa: E402
-from aiorusty.tcp._stack import close_device  # noqa: E402
 
 
 def rss_kib():
@@ -85,8 +84,8 @@ def main():
            "established": sa.stats()["tcp_conns"], "sndbuf": 65536, "rcvbuf": 65536}
     sa.close()
     sb.close()
-    close_device(a)
-    close_device(b)
+    a.close()
+    b.close()
     print(json.dumps(res, indent=2))
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)

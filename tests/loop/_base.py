@@ -136,11 +136,10 @@ class RustyBase(_LoopBase):
         try:
             super().tearDown()
         finally:
-            from aiorusty.tcp._stack import close_device
             for st in self.stacks:
                 st.close()
             for dev in self.devices:
-                close_device(dev)
+                dev.close()
 
 
 def have_tcp():

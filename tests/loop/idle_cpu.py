@@ -42,7 +42,6 @@ def measure_idle_connection(seconds):
     """Two stacks over a pair on one loop, one idle TCP connection open (its timers armed)."""
     from aiorusty.nic import open_pair
     from aiorusty.tcp import Stack
-    from aiorusty.tcp._stack import close_device
     devs = open_pair()
     stacks = [Stack(seed=1), Stack(seed=2)]
     stacks[0].add_interface(devs[0], ip="10.77.0.1/24")
@@ -70,7 +69,7 @@ def measure_idle_connection(seconds):
         for st in stacks:
             st.close()
         for d in devs:
-            close_device(d)
+            d.close()
 
 
 def main():

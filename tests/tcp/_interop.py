@@ -20,7 +20,6 @@ from aiorusty._rusty import lib
 from aiorusty.nic import open_device
 from aiorusty.nic._host import configure_host_side
 from aiorusty.tcp import Stack
-from aiorusty.tcp._stack import close_device
 
 from _netns import netns, sh, unique
 from _stack_peer import popen_ns, skip_if_enosys
@@ -86,7 +85,7 @@ def tap_stack(faults="", loss=0, **config):
             yield stack, ns
         finally:
             stack.close()
-            close_device(dev)
+            dev.close()
 
 
 def nft_loss(ns, percent):

@@ -23,7 +23,6 @@ import struct
 from aiorusty._rusty import lib
 from aiorusty.nic import open_pair
 from aiorusty.tcp import Stack
-from aiorusty.tcp._stack import close_device
 
 from _pkt import ETH_ARP, ETH_IP, Frame, arp, csum, eth, ip4, ipv4, mac
 
@@ -135,8 +134,8 @@ class Peer:
 
     def close(self):
         self.stack.close()
-        close_device(self.a)
-        close_device(self.b)
+        self.a.close()
+        self.b.close()
 
     # ---- clock and polling
     def poll(self):

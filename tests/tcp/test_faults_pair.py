@@ -12,7 +12,6 @@ from aiorusty.nic import open_pair
 from aiorusty.nic._device import Device
 from aiorusty.nic._spec import Interface
 from aiorusty.tcp import Stack
-from aiorusty.tcp._stack import close_device
 
 
 def faulty(dev, seed, drop=0.0, dup=0.0, reorder=0.0, corrupt=0.0, delay_us=0):
@@ -88,8 +87,8 @@ def transfer(seed, n=300_000, **faults):
     finally:
         sa.close()
         sb.close()
-        close_device(a)
-        close_device(b)
+        a.close()
+        b.close()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -9,7 +9,6 @@ import pytest
 from aiorusty._rusty import lib
 from aiorusty.nic import open_pair
 from aiorusty.tcp import Stack
-from aiorusty.tcp._stack import close_device
 
 from _interop import HOST_IP, STACK_IP, pump, tap_stack
 from _netns import needs_root
@@ -77,8 +76,8 @@ def test_10k_sequential_connections_no_leak():
     finally:
         sa.close()
         sb.close()
-        close_device(a)
-        close_device(b)
+        a.close()
+        b.close()
 
 
 LINUX_MANY = r"""
