@@ -225,12 +225,6 @@ class TestUDP_AIO(_TestUDP, AsyncioBase):
 
 
 class TestUDP_Rusty(_TestUDP, RustyBase):
-    @unittest.expectedFailure
-    def test_burst_to_new_peer(self):
-        # The stack holds at most HOLD_MAX (4) packets per unresolved ARP entry and
-        # drops older ones (arp_unresolved_drops); Linux queues ~100 (unres_qlen). Stack issue.
-        super().test_burst_to_new_peer()
-
     def test_routing_rule(self):
         async def main():
             made = []

@@ -12,8 +12,10 @@
  *             rusty_timers_run -> entry_timer (retry, expire, give up)
  *
  * Entry states (the neighbour states of RFC 4861 7.3.2, reduced to what ARP needs):
- *   INCOMPLETE  a request is outstanding; packets are held (at most HOLD_MAX,
- *               RFC 1122 2.3.2.2 asks for at least one; the oldest is dropped).
+ *   INCOMPLETE  a request is outstanding; packets are held in a list linked
+ *               through the buffers themselves (at most HOLD_MAX, like Linux's
+ *               unres_qlen; RFC 1122 2.3.2.2 asks for at least one; past the
+ *               bound the oldest is dropped).
  *               Requests go out every RETRY_US; after MAX_REQUESTS unanswered the
  *               held packets are dropped (arp_unresolved_drops) and the entry freed.
  *   REACHABLE   confirmed within cfg.arp_timeout_us; used as is.
@@ -29,7 +31,7 @@
 
 #include "stack.h"
 
-#define HOLD_MAX 4
+#define HOLD_MAX 64
 #define MAX_REQUESTS 3
 #define RETRY_US 1000000u
 
@@ -46,7 +48,7 @@ struct arp_entry {
     uint8_t ifindex;
     uint8_t nhold;
     uint64_t last_used_us;
-    struct rusty_buf *hold[HOLD_MAX];
+    struct rusty_buf *hold_head, *hold_tail;    /* oldest first, linked by buf->next */
 };
 
 struct rusty_arp_table {
@@ -90,13 +92,37 @@ int rusty_arp_init(struct rusty_stack *s)
     return 0;
 }
 
+static struct rusty_buf *hold_pop(struct arp_entry *e)
+{
+    struct rusty_buf *b = e->hold_head;
+    if (b) {
+        e->hold_head = b->next;
+        if (!e->hold_head)
+            e->hold_tail = NULL;
+        b->next = NULL;
+        e->nhold--;
+    }
+    return b;
+}
+
+static void hold_push(struct arp_entry *e, struct rusty_buf *b)
+{
+    b->next = NULL;
+    if (e->hold_tail)
+        e->hold_tail->next = b;
+    else
+        e->hold_head = b;
+    e->hold_tail = b;
+    e->nhold++;
+}
+
 static void drop_held(struct rusty_stack *s, struct arp_entry *e)
 {
-    for (uint8_t i = 0; i < e->nhold; i++) {
-        rusty_buf_free(e->hold[i]);
+    struct rusty_buf *b;
+    while ((b = hold_pop(e)) != NULL) {
+        rusty_buf_free(b);
         s->stats.arp_unresolved_drops++;
     }
-    e->nhold = 0;
 }
 
 void rusty_arp_destroy(struct rusty_stack *s)
@@ -104,9 +130,9 @@ void rusty_arp_destroy(struct rusty_stack *s)
     struct rusty_arp_table *t = s->arp;
     for (uint32_t i = 0; i < t->n_entries; i++) {
         struct arp_entry *e = &t->entries[i];
-        for (uint8_t k = 0; k < e->nhold; k++)
-            rusty_buf_free(e->hold[k]);
-        e->nhold = 0;
+        struct rusty_buf *b;
+        while ((b = hold_pop(e)) != NULL)
+            rusty_buf_free(b);
         rusty_timer_cancel(&s->timers, &e->timer);
     }
     free(t->entries);
@@ -209,9 +235,9 @@ static void send_request(struct rusty_stack *s, struct arp_entry *e, int unicast
 static void send_held(struct rusty_stack *s, struct arp_entry *e)
 {
     struct rusty_iface *ifc = &s->ifaces[e->ifindex];
-    for (uint8_t i = 0; i < e->nhold; i++)
-        rusty_eth_output(s, ifc, e->hold[i], e->mac, RUSTY_ETH_P_IPV4);
-    e->nhold = 0;
+    struct rusty_buf *b;
+    while ((b = hold_pop(e)) != NULL)
+        rusty_eth_output(s, ifc, b, e->mac, RUSTY_ETH_P_IPV4);
 }
 
 static void set_reachable(struct rusty_stack *s, struct arp_entry *e, const uint8_t mac[6], uint64_t now_us)
@@ -335,12 +361,10 @@ int rusty_arp_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
         }
     }
     if (e->nhold == HOLD_MAX) {
-        rusty_buf_free(e->hold[0]);     /* the oldest goes: newer data is more useful */
-        memmove(e->hold, e->hold + 1, (HOLD_MAX - 1) * sizeof(e->hold[0]));
-        e->nhold--;
+        rusty_buf_free(hold_pop(e));    /* the oldest goes: newer data is more useful */
         s->stats.arp_unresolved_drops++;
     }
-    e->hold[e->nhold++] = b;
+    hold_push(e, b);
     return 0;
 }
 
