@@ -1,7 +1,7 @@
 """Unmodified servers on aiorusty over a tap, clients from the Linux side (root only).
 
 Each app (asyncio streams via aiorusty.run, aiohttp web.run_app, uvicorn with
---loop aiorusty.runner:new_event_loop) runs in a network namespace the test
+--loop aiorusty:new_event_loop) runs in a network namespace the test
 creates, configured only by AIORUSTY_IFACE="tap:NAME,ip=STACK/24,host=HOST/24",
 so the tap's kernel side (HOST) and every client live in that namespace. curl
 and a 200-connection keep-alive client check exact bodies, a 5 MiB download and
@@ -38,7 +38,7 @@ APP_ARGV = {
     "streams": [sys.executable, os.path.join(APPS, "streams_app.py"), str(PORT)],
     "aiohttp": [sys.executable, os.path.join(APPS, "aiohttp_app.py"), str(PORT)],
     "uvicorn": [sys.executable, "-m", "uvicorn", "asgi_app:app", "--app-dir", APPS, "--host", "0.0.0.0",
-                "--port", str(PORT), "--loop", "aiorusty.runner:new_event_loop", "--no-access-log"],
+                "--port", str(PORT), "--loop", "aiorusty:new_event_loop", "--no-access-log"],
 }
 
 

@@ -1,4 +1,4 @@
-"""A plain ASGI app for uvicorn:  uvicorn asgi_app:app --loop aiorusty.runner:new_event_loop"""
+"""A plain ASGI app for uvicorn:  uvicorn asgi_app:app --loop aiorusty:new_event_loop"""
 
 import hashlib
 import os
