@@ -485,7 +485,7 @@ int rusty_tcp_listen(struct rusty_stack *s, uint32_t ip, uint16_t port, uint32_t
             return -EADDRINUSE;
     struct rusty_tcp_listener *l = NULL;
     for (uint32_t i = 0; i < ts->n_listeners; i++) {
-        if (!ts->listeners[i].in_use) {
+        if (!ts->listeners[i].in_use && !ts->listeners[i].on_olist) {  /* not still on the event list */
             l = &ts->listeners[i];
             break;
         }

@@ -16,6 +16,11 @@
  * Received frames are copied into the connection's receive ring and freed at
  * once: one copy, no buffers held (holding frames for zero-copy reads is not
  * done yet).
+ *
+ * URG and PSH are ignored, as in Rusty: PSH needs no action from a receiver
+ * that hands data to the application as soon as it is in order (RFC 9293
+ * 3.9.1.2 allows this), and the urgent mechanism is only for legacy
+ * applications (RFC 6093); urgent data is delivered inline as ordinary data.
  */
 #include <errno.h>
 #include <string.h>
