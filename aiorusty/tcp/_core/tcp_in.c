@@ -388,7 +388,10 @@ static int receive_data(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_s
     }
     tcp_mark_event(s, t, RUSTY_EV_TCP_READABLE);
     /* RFC 1122 4.2.3.2 / RFC 5681 4.2: ACK at least every second full-sized
-       segment, at once when a hole was filled, otherwise within 40 ms. */
+       segment, at once when a hole was filled, otherwise within 40 ms.
+       DEVIATION: the ACK is sent at the end of the poll, so segments that arrive
+       in one receive burst get one (stretch) ACK, as Linux does after GRO;
+       out-of-order segments are still ACKed one by one, at once. */
     if (filled) {
         t->flags |= TF_ACK_NOW;
     } else if (len >= t->rcv_mss) {
