@@ -305,3 +305,28 @@ def test_ephemeral_range_and_exhaustion():
         p.stack.tcp_connect(("10.0.0.2", 10), now_us=0)
     finally:
         p.close()
+
+
+def test_embryo_holds_no_buffers_and_budget_refuses():
+    p = Peer(tcp_buffer_budget=80_000, tcp_sndbuf=32768, tcp_rcvbuf=32768)
+    try:
+        lsock = p.listen(80)
+        c1 = Conn(p, 80, 43000, peer_iss=1)
+        c1.inject_abs(1, 0, "S")
+        (sa1,) = p.segments()
+        assert sa1.window == 32768
+        assert p.stack.stats()["tcp_buffer_bytes"] == 0        # SYN-RECEIVED: a TCB only
+        c2 = Conn(p, 80, 43001, peer_iss=1)
+        c2.inject_abs(1, 0, "S")
+        (sa2,) = p.segments()
+        c1.stack_iss, c2.stack_iss = sa1.seq, sa2.seq
+        c1.send("A")
+        p.nothing()
+        assert p.stack.stats()["tcp_buffer_bytes"] == 65536
+        c2.send("A")                                           # over budget: refused
+        (rst,) = p.segments()
+        assert rst.flags & RST
+        assert p.stack.tcp_accept(lsock) is not None and p.stack.tcp_accept(lsock) is None
+        assert p.stack.stats()["tcp_conns"] == 1
+    finally:
+        p.close()

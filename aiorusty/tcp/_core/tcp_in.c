@@ -154,13 +154,9 @@ static struct rusty_tcb *new_passive(struct rusty_stack *s, struct rusty_tcp_lis
     struct rusty_tcb *t = tcp_tcb_alloc(s);
     if (!t)
         return NULL;
+    /* Buffers come when the handshake completes (ack_process): an embryo costs a TCB only. */
     t->want_sndbuf = l->want_sndbuf;
     t->want_rcvbuf = l->want_rcvbuf;
-    if (tcp_alloc_buffers(s, t)) {
-        t->state = TCP_CLOSED;
-        tcp_drop(s, t, 0);
-        return NULL;
-    }
     t->lip = seg->dst;
     t->rip = seg->src;
     t->lport = seg->h.dst_port;
@@ -234,7 +230,7 @@ static void listen_input(struct rusty_stack *s, struct rusty_tcp_listener *l, st
         return;
     }
     s->stats.tcp_passive_opens++;
-    t->rcv_wscale = tcp_pick_wscale(t->rcap);
+    t->rcv_wscale = tcp_pick_wscale(t->want_rcvbuf);
     take_options(s, t, seg);
     t->irs = h->seq;
     t->rcv_nxt = h->seq + 1;
@@ -459,6 +455,12 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
     if (t->state == TCP_SYN_RECEIVED) {
         if (!seq_gt(ack, t->snd_una)) {
             tcp_reply_rst(s, seg);      /* <SEQ=SEG.ACK><CTL=RST> */
+            return 0;
+        }
+        if (tcp_alloc_buffers(s, t)) {
+            /* Over the buffer budget: refuse the connection rather than hold it half-open. */
+            tcp_reply_rst(s, seg);
+            tcp_drop(s, t, 0);
             return 0;
         }
         t->snd_wnd = (uint32_t)h->window << ((t->flags & TF_WSCALE) ? t->snd_wscale : 0);

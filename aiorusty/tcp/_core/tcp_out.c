@@ -116,7 +116,7 @@ static int send_segment(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq
     uint32_t wnd;
     if (syn) {
         /* RFC 7323 2.2: the window in a SYN is never scaled. */
-        wnd = tcp_rcv_window(t);
+        wnd = t->rbuf ? tcp_rcv_window(t) : t->want_rcvbuf;   /* embryos have no ring yet */
         if (wnd > 0xffff)
             wnd = 0xffff;
         h.window = (uint16_t)wnd;
