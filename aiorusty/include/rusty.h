@@ -278,6 +278,57 @@ const uint8_t *rusty_payload_data(const struct rusty_payload *p);
 uint16_t rusty_payload_sum(const struct rusty_payload *p, size_t off, size_t len);
 
 /* ------------------------------------------------------------------- TCP */
-/* (declared by the TCP layer; see aiorusty/tcp/_core/tcp.c) */
+/* RFC 9293 TCP (aiorusty/tcp/_core/tcp*.c). Handles are socket handles as for UDP.
+ * connect is non-blocking: it returns 0 and RUSTY_EV_TCP_CONNECTED or
+ * RUSTY_EV_TCP_CLOSED (arg -ECONNREFUSED / -ETIMEDOUT) follows. A handle stays
+ * valid after its connection ended (recv/send answer 0, -EPIPE or the error)
+ * until rusty_tcp_close or rusty_tcp_abort releases it. */
+
+/* Options for rusty_tcp_set_option; times are microseconds. */
+#define RUSTY_TCP_NODELAY 1             /* value != 0: disable Nagle (RFC 1122 4.2.3.4) */
+#define RUSTY_TCP_KEEPALIVE 2           /* value != 0: keep-alive probes (RFC 1122 4.2.3.6) */
+#define RUSTY_TCP_KEEPIDLE 3            /* idle time before the first probe (default 2 h) */
+#define RUSTY_TCP_KEEPINTVL 4           /* between probes (default 75 s) */
+#define RUSTY_TCP_KEEPCNT 5             /* unanswered probes before ETIMEDOUT (default 9) */
+#define RUSTY_TCP_SNDBUF 6              /* bytes; while the buffer is empty */
+#define RUSTY_TCP_RCVBUF 7              /* bytes; set on a listener (or before data) for window scaling */
+#define RUSTY_TCP_RETRIES 8             /* retransmissions before ETIMEDOUT (default 15; SYN 6) */
+
+/* state: 0 CLOSED, 1 LISTEN, 2 SYN-SENT, 3 SYN-RECEIVED, 4 ESTABLISHED, 5 FIN-WAIT-1,
+ * 6 FIN-WAIT-2, 7 CLOSE-WAIT, 8 CLOSING, 9 LAST-ACK, 10 TIME-WAIT (RFC 9293 3.3.2). */
+struct rusty_tcp_info {
+    uint32_t state;
+    uint32_t local_ip, remote_ip;
+    uint16_t local_port, remote_port;
+    uint32_t snd_una, snd_nxt, rcv_nxt;
+    uint32_t cwnd, ssthresh;
+    uint32_t srtt_us, rto_us;
+    uint32_t mss;
+    uint32_t snd_wnd, rcv_wnd;
+    uint32_t bytes_queued;              /* in the send buffer (unacked + unsent); listener: accept queue */
+    uint32_t bytes_readable;
+    uint32_t retransmits;
+    uint8_t snd_wscale, rcv_wscale, timestamps, pad;
+    int32_t error;
+};
+
+int rusty_tcp_listen(struct rusty_stack *stack, uint32_t ip, uint16_t port, uint32_t backlog, uint32_t *sock);
+/* -EAGAIN when no connection is waiting. */
+int rusty_tcp_accept(struct rusty_stack *stack, uint32_t lsock, uint32_t *sock);
+/* src_ip 0: the routing interface's address; src_port 0: an ephemeral port. */
+int rusty_tcp_connect(struct rusty_stack *stack, uint32_t src_ip, uint32_t dst, uint16_t port,
+                      uint16_t src_port, uint64_t now_us, uint32_t *sock);
+/* Bytes accepted into the send buffer; -EAGAIN when full, -EPIPE after shutdown/close. */
+int rusty_tcp_send(struct rusty_stack *stack, uint32_t sock, const uint8_t *data, size_t len, uint64_t now_us);
+/* Bytes copied out; 0 at EOF; -EAGAIN when nothing is readable yet. */
+int rusty_tcp_recv(struct rusty_stack *stack, uint32_t sock, uint8_t *buf, size_t cap);
+/* how: 0 read side, 1 write side (FIN after queued data), 2 both. */
+int rusty_tcp_shutdown(struct rusty_stack *stack, uint32_t sock, int how, uint64_t now_us);
+/* Graceful close; the handle is released, the connection finishes on its own. */
+int rusty_tcp_close(struct rusty_stack *stack, uint32_t sock, uint64_t now_us);
+/* Reset the connection (RST) and release the handle. */
+int rusty_tcp_abort(struct rusty_stack *stack, uint32_t sock, uint64_t now_us);
+int rusty_tcp_get_info(struct rusty_stack *stack, uint32_t sock, struct rusty_tcp_info *out);
+int rusty_tcp_set_option(struct rusty_stack *stack, uint32_t sock, int opt, int64_t value);
 
 #endif

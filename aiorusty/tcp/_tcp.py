@@ -1,8 +1,129 @@
 """Low-level TCP calls on a Stack (listen, connect, send, receive, close); mixed into Stack.
 
-Placeholder until the TCP layer lands.
+Owns: the thin Python face of the C TCP layer for tests and tools: handles are
+the C socket handles (ints), errors become the OSError a kernel socket raises
+(ConnectionRefusedError, ConnectionResetError, TimeoutError, BrokenPipeError)
+through aiorusty._errors.check, and "would block" is None rather than an
+exception. Not: asyncio transports (the loop's job), protocol logic (C).
+
+Connect is non-blocking: tcp_connect returns a handle at once and a
+RUSTY_EV_TCP_CONNECTED or RUSTY_EV_TCP_CLOSED event (from Stack.poll) follows.
 """
+
+import errno
+import ipaddress
+import socket
+
+from .._errors import check
+from .._rusty import ffi, lib
+
+STATES = ("CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
+          "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT")
+
+# setsockopt names accepted by tcp_setsockopt: the socket module's constants
+# (times in seconds, as for a kernel socket) or the C option numbers (microseconds).
+_SOCKOPTS = {
+    getattr(socket, "TCP_NODELAY", -1): (lib.RUSTY_TCP_NODELAY, 1),
+    getattr(socket, "SO_KEEPALIVE", -2): (lib.RUSTY_TCP_KEEPALIVE, 1),
+    getattr(socket, "TCP_KEEPIDLE", -3): (lib.RUSTY_TCP_KEEPIDLE, 1_000_000),
+    getattr(socket, "TCP_KEEPINTVL", -4): (lib.RUSTY_TCP_KEEPINTVL, 1_000_000),
+    getattr(socket, "TCP_KEEPCNT", -5): (lib.RUSTY_TCP_KEEPCNT, 1),
+    getattr(socket, "SO_SNDBUF", -6): (lib.RUSTY_TCP_SNDBUF, 1),
+    getattr(socket, "SO_RCVBUF", -7): (lib.RUSTY_TCP_RCVBUF, 1),
+}
+_NAMES = {
+    "nodelay": (lib.RUSTY_TCP_NODELAY, 1),
+    "keepalive": (lib.RUSTY_TCP_KEEPALIVE, 1),
+    "keepidle": (lib.RUSTY_TCP_KEEPIDLE, 1_000_000),
+    "keepintvl": (lib.RUSTY_TCP_KEEPINTVL, 1_000_000),
+    "keepcnt": (lib.RUSTY_TCP_KEEPCNT, 1),
+    "sndbuf": (lib.RUSTY_TCP_SNDBUF, 1),
+    "rcvbuf": (lib.RUSTY_TCP_RCVBUF, 1),
+    "retries": (lib.RUSTY_TCP_RETRIES, 1),
+}
+
+
+def _ip(ip):
+    if isinstance(ip, int):
+        return ip
+    if not ip:
+        return 0
+    return int(ipaddress.IPv4Address(str(ip)))
+
+
+def _str_ip(n):
+    return str(ipaddress.IPv4Address(n))
 
 
 class TcpApi:
     """TCP methods of aiorusty.tcp.Stack; they use self._ptr (the C stack)."""
+
+    def _tcp_now(self, now_us):
+        return self.now_us() if now_us is None else now_us
+
+    def tcp_listen(self, ip, port, backlog=128):
+        out = ffi.new("uint32_t *")
+        check(lib.rusty_tcp_listen(self._ptr, _ip(ip), port, backlog, out), f"tcp listen {ip or '0.0.0.0'}:{port}")
+        return out[0]
+
+    def tcp_accept(self, lhandle):
+        """A new connection's handle, or None when none is waiting."""
+        out = ffi.new("uint32_t *")
+        ret = lib.rusty_tcp_accept(self._ptr, lhandle, out)
+        if ret == -errno.EAGAIN:
+            return None
+        check(ret, "tcp accept")
+        return out[0]
+
+    def tcp_connect(self, addr, src=None, now_us=None):
+        """Start an active open to (ip, port); src is an ip or (ip, port). Returns the handle."""
+        ip, port = addr
+        src_ip, src_port = (src if isinstance(src, tuple) else (src, 0)) if src else (0, 0)
+        out = ffi.new("uint32_t *")
+        check(lib.rusty_tcp_connect(self._ptr, _ip(src_ip), _ip(ip), port, src_port or 0,
+                                    self._tcp_now(now_us), out), f"tcp connect {ip}:{port}")
+        return out[0]
+
+    def tcp_send(self, h, data, now_us=None):
+        """Bytes accepted into the send buffer (0 when it is full)."""
+        ret = lib.rusty_tcp_send(self._ptr, h, ffi.from_buffer(data), len(data), self._tcp_now(now_us))
+        if ret == -errno.EAGAIN:
+            return 0
+        return check(ret, "tcp send")
+
+    def tcp_recv(self, h, n=65536):
+        """Up to n bytes; b'' at EOF; None when nothing is readable yet."""
+        n = min(n, 1 << 20)
+        buf = self._recv_buf if n <= len(self._recv_buf) else ffi.new("uint8_t[]", n)
+        ret = lib.rusty_tcp_recv(self._ptr, h, buf, n)
+        if ret == -errno.EAGAIN:
+            return None
+        check(ret, "tcp recv")
+        return bytes(ffi.buffer(buf, ret))
+
+    def tcp_shutdown(self, h, how=socket.SHUT_WR, now_us=None):
+        check(lib.rusty_tcp_shutdown(self._ptr, h, how, self._tcp_now(now_us)), "tcp shutdown")
+
+    def tcp_close(self, h, now_us=None):
+        check(lib.rusty_tcp_close(self._ptr, h, self._tcp_now(now_us)), "tcp close")
+
+    def tcp_abort(self, h, now_us=None):
+        check(lib.rusty_tcp_abort(self._ptr, h, self._tcp_now(now_us)), "tcp abort")
+
+    def tcp_info(self, h):
+        out = ffi.new("struct rusty_tcp_info *")
+        check(lib.rusty_tcp_get_info(self._ptr, h, out), "tcp info")
+        info = {name: getattr(out, name) for name, _ in ffi.typeof("struct rusty_tcp_info").fields if name != "pad"}
+        info["state"] = STATES[out.state] if out.state < len(STATES) else str(out.state)
+        info["local"] = (_str_ip(out.local_ip), out.local_port)
+        info["remote"] = (_str_ip(out.remote_ip), out.remote_port)
+        return info
+
+    def tcp_setsockopt(self, h, opt, value):
+        """opt: a name ('nodelay', 'keepidle', ...; times in seconds) or a socket module
+        constant (socket.TCP_NODELAY, socket.TCP_KEEPIDLE, ...)."""
+        key = _NAMES.get(opt) if isinstance(opt, str) else _SOCKOPTS.get(opt)
+        if key is None:
+            raise OSError(errno.ENOPROTOOPT, f"tcp setsockopt: unsupported option {opt!r}")
+        copt, scale = key
+        check(lib.rusty_tcp_set_option(self._ptr, h, copt, int(value * scale)), f"tcp setsockopt {opt!r}")

@@ -1,4 +1,993 @@
-/* tcp.c - placeholder until its driver lands. */
+/*
+ * tcp.c - TCP connection lifecycle and the user calls.
+ *
+ * Owns: the TCB pool and free list, the 4-tuple hash table, listeners and
+ * their accept queues, ISNs (RFC 6528), ephemeral ports, per-connection
+ * buffers and the global buffer budget, the public rusty_tcp_* calls, and the
+ * once-per-poll step that sends what became sendable and emits socket events.
+ * Not: segment processing (tcp_in.c), output (tcp_out.c), timers (tcp_timer.c),
+ * congestion control (tcp_cc.c).
+ *
+ * Call chains:
+ *   rusty_stack_new -> rusty_tcp_init;  rusty_stack_free -> rusty_tcp_destroy
+ *   user -> rusty_tcp_{listen,accept,connect,send,recv,shutdown,close,abort}
+ *        -> tcp_want_output -> (poll) rusty_tcp_poll_end -> tcp_output
+ *   tcp_in.c / tcp_timer.c -> tcp_drop, tcp_set_state, tcp_mark_event
+ *
+ * Handles: a connection's socket handle outlives its TCB's protocol life. When
+ * a connection with a handle ends (RST, timeout, both FINs acked) the TCB
+ * stays, in CLOSED and out of the hash, until the user closes the handle, so
+ * recv/send keep answering like a kernel socket (0 / -EPIPE / the error).
+ * Without a handle (closed by the user, or not yet accepted) it is freed.
+ */
 #include <errno.h>
-#include "stack.h"
-int rusty_tcp_init(struct rusty_stack *s) { (void)s; return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "checksum.h"
+#include "tcp.h"
+
+#define TF_DEAD 0x80000000u             /* freed while on the output list: free at poll end */
+
+static const char *const state_names[] = {
+    "CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
+    "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT",
+};
+
+const char *rusty_tcp_state_name(int state)
+{
+    if (state < 0 || state > TCP_TIME_WAIT)
+        return "?";
+    return state_names[state];
+}
+
+/* ---------------------------------------------------------------- hashing */
+
+/* SipHash-2-4 over 32-bit words (RFC 6528 3 asks for a keyed cryptographic hash F). */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                  \
+    do {                                                                          \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                 \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                    \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                    \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                 \
+    } while (0)
+
+uint64_t tcp_siphash(const uint64_t key[2], const uint32_t *words, int n)
+{
+    uint64_t v0 = 0x736f6d6570736575ull ^ key[0], v1 = 0x646f72616e646f6dull ^ key[1];
+    uint64_t v2 = 0x6c7967656e657261ull ^ key[0], v3 = 0x7465646279746573ull ^ key[1];
+    int i = 0;
+    for (; i + 1 < n; i += 2) {
+        uint64_t m = ((uint64_t)words[i + 1] << 32) | words[i];
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t last = (uint64_t)(n * 4) << 56;
+    if (i < n)
+        last |= words[i];
+    v3 ^= last;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static uint32_t tuple_hash(struct rusty_tcp_state *ts, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport)
+{
+    uint32_t w[3] = {lip, rip, ((uint32_t)lport << 16) | rport};
+    return (uint32_t)tcp_siphash(ts->secret, w, 3);
+}
+
+/* RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), M a 4 us clock. */
+uint32_t tcp_isn(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport, uint64_t now)
+{
+    uint32_t w[4] = {lip, rip, ((uint32_t)lport << 16) | rport, 0x49534e};
+    return (uint32_t)(now / 4) + (uint32_t)tcp_siphash(s->tcp->secret, w, 4);
+}
+
+/* ------------------------------------------------------------------- init */
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+    uint32_t p = 16;
+    while (p < n && p < (1u << 30))
+        p <<= 1;
+    return p;
+}
+
+int rusty_tcp_init(struct rusty_stack *s)
+{
+    struct rusty_tcp_state *ts = calloc(1, sizeof(*ts));
+    if (!ts)
+        return -ENOMEM;
+    struct rusty_stack_config *c = &s->cfg;
+    if (!c->max_tcp_conns)
+        c->max_tcp_conns = 4096;
+    if (!c->tcp_rcvbuf)
+        c->tcp_rcvbuf = 256 * 1024;
+    if (!c->tcp_sndbuf)
+        c->tcp_sndbuf = 256 * 1024;
+    if (!c->tcp_buffer_budget)
+        c->tcp_buffer_budget = 256u * 1024 * 1024;
+    if (!c->tcp_msl_us)
+        c->tcp_msl_us = 30000000;
+    if (!c->ephemeral_lo)
+        c->ephemeral_lo = 49152;
+    if (!c->ephemeral_hi || c->ephemeral_hi < c->ephemeral_lo)
+        c->ephemeral_hi = 65535;
+    ts->n_tcbs = c->max_tcp_conns;
+    ts->tcbs = calloc(ts->n_tcbs, sizeof(*ts->tcbs));
+    ts->hash_mask = pow2_at_least(ts->n_tcbs * 2) - 1;
+    ts->hash = calloc(ts->hash_mask + 1, sizeof(*ts->hash));
+    ts->n_listeners = ts->n_tcbs / 16 < 16 ? 16 : ts->n_tcbs / 16;
+    ts->listeners = calloc(ts->n_listeners, sizeof(*ts->listeners));
+    ts->lhash_mask = pow2_at_least(ts->n_listeners) - 1;
+    ts->lhash = calloc(ts->lhash_mask + 1, sizeof(*ts->lhash));
+    if (!ts->tcbs || !ts->hash || !ts->listeners || !ts->lhash) {
+        free(ts->tcbs);
+        free(ts->hash);
+        free(ts->listeners);
+        free(ts->lhash);
+        free(ts);
+        return -ENOMEM;
+    }
+    for (uint32_t i = ts->n_tcbs; i-- > 0;) {
+        ts->tcbs[i].fnext = ts->free_tcbs;
+        ts->free_tcbs = &ts->tcbs[i];
+    }
+    s->tcp = ts;
+    ts->secret[0] = rusty_random(s);
+    ts->secret[1] = rusty_random(s);
+    ts->cookie_secret[0] = rusty_random(s);
+    ts->cookie_secret[1] = rusty_random(s);
+    ts->cc = &tcp_newreno;
+    uint32_t span = (uint32_t)c->ephemeral_hi - c->ephemeral_lo + 1;
+    ts->next_port = (uint16_t)(c->ephemeral_lo + rusty_random(s) % span);
+    return 0;
+}
+
+void rusty_tcp_destroy(struct rusty_stack *s)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    if (!ts)
+        return;
+    for (uint32_t i = 0; i < ts->n_tcbs; i++) {
+        tcp_timers_stop(s, &ts->tcbs[i]);   /* the heap outlives us: leave no pointer into it */
+        free(ts->tcbs[i].sbuf);
+        free(ts->tcbs[i].rbuf);
+    }
+    free(ts->tcbs);
+    free(ts->hash);
+    free(ts->listeners);
+    free(ts->lhash);
+    free(ts);
+    s->tcp = NULL;
+}
+
+/* ------------------------------------------------------------------- TCBs */
+
+struct rusty_tcb *tcp_tcb_alloc(struct rusty_stack *s)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    struct rusty_tcb *t = ts->free_tcbs;
+    if (!t)
+        return NULL;
+    ts->free_tcbs = t->fnext;
+    memset(t, 0, sizeof(*t));
+    tcp_timers_init(t);
+    t->rto_us = TCP_RTO_INIT_US;
+    t->mss = TCP_DEFAULT_MSS;
+    t->want_sndbuf = s->cfg.tcp_sndbuf;
+    t->want_rcvbuf = s->cfg.tcp_rcvbuf;
+    t->keep_idle_us = TCP_KEEP_IDLE_US;
+    t->keep_intvl_us = TCP_KEEP_INTVL_US;
+    t->keep_cnt = TCP_KEEP_CNT;
+    t->max_retries = TCP_DATA_RETRIES;
+    s->tcp->cc->init(t);
+    s->stats.tcp_conns++;
+    return t;
+}
+
+static void hash_remove(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    struct rusty_tcb **pp = &s->tcp->hash[t->hash & s->tcp->hash_mask];
+    for (; *pp; pp = &(*pp)->hnext) {
+        if (*pp == t) {
+            *pp = t->hnext;
+            t->hnext = NULL;
+            return;
+        }
+    }
+}
+
+void tcp_hash_insert(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    t->hash = tuple_hash(s->tcp, t->lip, t->lport, t->rip, t->rport);
+    struct rusty_tcb **head = &s->tcp->hash[t->hash & s->tcp->hash_mask];
+    t->hnext = *head;
+    *head = t;
+}
+
+struct rusty_tcb *tcp_lookup(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport)
+{
+    uint32_t h = tuple_hash(s->tcp, lip, lport, rip, rport);
+    for (struct rusty_tcb *t = s->tcp->hash[h & s->tcp->hash_mask]; t; t = t->hnext)
+        if (t->hash == h && t->lport == lport && t->rport == rport && t->lip == lip && t->rip == rip)
+            return t;
+    return NULL;
+}
+
+static uint32_t lhash(struct rusty_tcp_state *ts, uint16_t port)
+{
+    return (uint32_t)(port * 2654435761u) >> 16 & ts->lhash_mask;
+}
+
+struct rusty_tcp_listener *tcp_listener_lookup(struct rusty_stack *s, uint32_t ip, uint16_t port)
+{
+    struct rusty_tcp_listener *any = NULL;
+    for (struct rusty_tcp_listener *l = s->tcp->lhash[lhash(s->tcp, port)]; l; l = l->next) {
+        if (l->port != port)
+            continue;
+        if (l->ip == ip)
+            return l;
+        if (l->ip == 0)
+            any = l;
+    }
+    return any;
+}
+
+static void buffers_free(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    uint64_t n = (t->sbuf ? t->scap : 0) + (t->rbuf ? t->rcap : 0);
+    free(t->sbuf);
+    free(t->rbuf);
+    t->sbuf = t->rbuf = NULL;
+    s->tcp->buffer_bytes -= n;
+    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
+}
+
+/* Per-connection rings, allocated once when a connection opens (never per segment)
+   and charged to cfg.tcp_buffer_budget. */
+int tcp_alloc_buffers(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    if (t->sbuf)
+        return 0;
+    uint64_t need = (uint64_t)t->want_sndbuf + t->want_rcvbuf;
+    if (s->tcp->buffer_bytes + need > s->cfg.tcp_buffer_budget)
+        return -ENOBUFS;
+    t->sbuf = malloc(t->want_sndbuf);
+    t->rbuf = malloc(t->want_rcvbuf);
+    if (!t->sbuf || !t->rbuf) {
+        free(t->sbuf);
+        free(t->rbuf);
+        t->sbuf = t->rbuf = NULL;
+        return -ENOBUFS;
+    }
+    t->scap = t->want_sndbuf;
+    t->rcap = t->want_rcvbuf;
+    s->tcp->buffer_bytes += need;
+    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
+    return 0;
+}
+
+static void listener_unlink_tcb(struct rusty_tcb *t)
+{
+    struct rusty_tcp_listener *l = t->listener;
+    if (!l)
+        return;
+    if (!(t->flags & TF_IN_ACCQ)) {
+        if (l->syn_count)
+            l->syn_count--;
+    } else {
+        struct rusty_tcb **pp = &l->acc_head, *prev = NULL;
+        for (; *pp; prev = *pp, pp = &(*pp)->qnext) {
+            if (*pp == t) {
+                *pp = t->qnext;
+                t->flags &= ~TF_IN_ACCQ;
+                if (l->acc_tail == t)
+                    l->acc_tail = prev;
+                l->acc_count--;
+                break;
+            }
+        }
+    }
+    t->listener = NULL;
+    t->qnext = NULL;
+}
+
+static void tcb_free(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    if (t->on_olist) {
+        t->flags |= TF_DEAD;
+        return;
+    }
+    tcp_timers_stop(s, t);
+    buffers_free(s, t);
+    t->state = TCP_CLOSED;
+    t->fnext = s->tcp->free_tcbs;
+    s->tcp->free_tcbs = t;
+    s->stats.tcp_conns--;
+}
+
+void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err)
+{
+    if (t->state != TCP_CLOSED && t->state != TCP_LISTEN)
+        hash_remove(s, t);
+    tcp_timers_stop(s, t);
+    listener_unlink_tcb(t);
+    t->state = TCP_CLOSED;
+    if (t->sock) {
+        /* Zombie until the user closes the handle; the send ring is no longer needed. */
+        if (err && !t->error)
+            t->error = err;
+        t->slen = 0;
+        tcp_mark_event(s, t, RUSTY_EV_TCP_CLOSED);
+        if (t->rlen)
+            tcp_mark_event(s, t, RUSTY_EV_TCP_READABLE);
+    } else {
+        tcb_free(s, t);
+    }
+}
+
+void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64_t now)
+{
+    t->state = (uint8_t)state;
+    if (state == TCP_TIME_WAIT) {
+        tcp_timers_stop(s, t);
+        tcp_arm_timewait(s, t, now);
+    }
+}
+
+static void olist_add(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    if (!t->on_olist) {
+        t->on_olist = 1;
+        t->onext = s->tcp->olist;
+        s->tcp->olist = t;
+    }
+}
+
+void tcp_mark_event(struct rusty_stack *s, struct rusty_tcb *t, uint16_t type)
+{
+    t->events |= EVBIT(type);
+    olist_add(s, t);
+}
+
+void tcp_want_output(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    t->flags |= TF_OUTPUT;
+    olist_add(s, t);
+}
+
+static void listener_mark_accept(struct rusty_stack *s, struct rusty_tcp_listener *l)
+{
+    l->ev_accept = 1;
+    if (!l->on_olist) {
+        l->on_olist = 1;
+        l->onext = s->tcp->llist;
+        s->tcp->llist = l;
+    }
+}
+
+void tcp_established(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    tcp_set_state(s, t, TCP_ESTABLISHED, now);
+    if (t->flags & TF_KEEPALIVE)
+        tcp_arm_keepalive(s, t, now);
+    struct rusty_tcp_listener *l = t->listener;
+    if (l) {
+        /* Passive open: move from the SYN queue to the accept queue. */
+        if (l->syn_count)
+            l->syn_count--;
+        t->qnext = NULL;
+        if (l->acc_tail)
+            l->acc_tail->qnext = t;
+        else
+            l->acc_head = t;
+        l->acc_tail = t;
+        l->acc_count++;
+        t->flags |= TF_IN_ACCQ;
+        listener_mark_accept(s, l);
+    } else if (t->sock) {
+        tcp_mark_event(s, t, RUSTY_EV_TCP_CONNECTED);
+        if (tcp_unsent(t) < t->scap)
+            tcp_mark_event(s, t, RUSTY_EV_TCP_WRITABLE);
+    }
+}
+
+uint8_t tcp_pick_wscale(uint32_t rcvbuf)
+{
+    uint8_t ws = 0;
+    while (ws < TCP_MAX_WSCALE && (rcvbuf >> ws) > 0xffff)
+        ws++;
+    return ws;
+}
+
+uint16_t tcp_mss_for(struct rusty_stack *s, uint32_t rip)
+{
+    uint32_t nh;
+    struct rusty_iface *ifc = rusty_ipv4_route(s, rip, &nh);
+    uint16_t mtu = ifc && ifc->mtu ? ifc->mtu : 1500;
+    return (uint16_t)(mtu - RUSTY_IPV4_HLEN - RUSTY_TCP_HLEN);
+}
+
+/* -------------------------------------------------------------- user calls */
+
+static struct rusty_tcb *get_tcb(struct rusty_stack *s, uint32_t sock)
+{
+    return rusty_sock_get(s, sock, RUSTY_SOCK_TCP);
+}
+
+int rusty_tcp_listen(struct rusty_stack *s, uint32_t ip, uint16_t port, uint32_t backlog, uint32_t *sock)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    if (!port)
+        return -EINVAL;
+    if (ip && !rusty_iface_by_ip(s, ip))
+        return -EADDRNOTAVAIL;
+    for (struct rusty_tcp_listener *l = ts->lhash[lhash(ts, port)]; l; l = l->next)
+        if (l->port == port && (l->ip == ip || !l->ip || !ip))
+            return -EADDRINUSE;
+    struct rusty_tcp_listener *l = NULL;
+    for (uint32_t i = 0; i < ts->n_listeners; i++) {
+        if (!ts->listeners[i].in_use) {
+            l = &ts->listeners[i];
+            break;
+        }
+    }
+    if (!l)
+        return -EMFILE;
+    memset(l, 0, sizeof(*l));
+    l->ip = ip;
+    l->port = port;
+    l->backlog = backlog ? backlog : 1;
+    l->want_sndbuf = s->cfg.tcp_sndbuf;
+    l->want_rcvbuf = s->cfg.tcp_rcvbuf;
+    l->keep_idle_us = TCP_KEEP_IDLE_US;
+    l->keep_intvl_us = TCP_KEEP_INTVL_US;
+    l->keep_cnt = TCP_KEEP_CNT;
+    int err = rusty_sock_alloc(s, RUSTY_SOCK_TCP_LISTEN, l, &l->sock);
+    if (err)
+        return err;
+    l->in_use = 1;
+    struct rusty_tcp_listener **head = &ts->lhash[lhash(ts, port)];
+    l->next = *head;
+    *head = l;
+    *sock = l->sock;
+    return 0;
+}
+
+int rusty_tcp_accept(struct rusty_stack *s, uint32_t lsock, uint32_t *sock)
+{
+    struct rusty_tcp_listener *l = rusty_sock_get(s, lsock, RUSTY_SOCK_TCP_LISTEN);
+    if (!l)
+        return -EBADF;
+    struct rusty_tcb *t = l->acc_head;
+    if (!t)
+        return -EAGAIN;
+    int err = rusty_sock_alloc(s, RUSTY_SOCK_TCP, t, sock);
+    if (err)
+        return err;
+    l->acc_head = t->qnext;
+    if (!l->acc_head)
+        l->acc_tail = NULL;
+    l->acc_count--;
+    t->qnext = NULL;
+    t->listener = NULL;
+    t->flags = (t->flags & ~TF_IN_ACCQ) | TF_ACCEPTED;
+    t->sock = *sock;
+    /* Whatever happened while it waited in the queue is reported now. */
+    if (t->rlen || (t->flags & TF_EOF_SEEN))
+        tcp_mark_event(s, t, RUSTY_EV_TCP_READABLE);
+    if (t->flags & TF_EOF_SEEN && !t->rlen)
+        tcp_mark_event(s, t, RUSTY_EV_TCP_EOF);
+    if (tcp_unsent(t) < t->scap)
+        tcp_mark_event(s, t, RUSTY_EV_TCP_WRITABLE);
+    if (t->state == TCP_CLOSED)
+        tcp_mark_event(s, t, RUSTY_EV_TCP_CLOSED);
+    return 0;
+}
+
+static int port_in_use(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport)
+{
+    return tcp_lookup(s, lip, lport, rip, rport) != NULL || tcp_listener_lookup(s, lip, lport) != NULL;
+}
+
+int rusty_tcp_connect(struct rusty_stack *s, uint32_t src_ip, uint32_t dst, uint16_t port, uint16_t src_port,
+                      uint64_t now_us, uint32_t *sock)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    if (!port || !dst)
+        return -EINVAL;
+    uint32_t nh;
+    struct rusty_iface *ifc = rusty_ipv4_route(s, dst, &nh);
+    if (!ifc)
+        return -ENETUNREACH;
+    if (!src_ip)
+        src_ip = ifc->ip;
+    else if (!rusty_iface_by_ip(s, src_ip))
+        return -EADDRNOTAVAIL;
+    if (src_port) {
+        if (tcp_lookup(s, src_ip, src_port, dst, port))
+            return -EADDRINUSE;
+    } else {
+        uint32_t lo = s->cfg.ephemeral_lo, span = (uint32_t)s->cfg.ephemeral_hi - lo + 1;
+        for (uint32_t i = 0; i < span; i++) {
+            uint16_t p = ts->next_port;
+            ts->next_port = (uint16_t)(p >= s->cfg.ephemeral_hi ? lo : (uint32_t)p + 1);
+            if (!port_in_use(s, src_ip, p, dst, port)) {
+                src_port = p;
+                break;
+            }
+        }
+        if (!src_port)
+            return -EADDRNOTAVAIL;
+    }
+    struct rusty_tcb *t = tcp_tcb_alloc(s);
+    if (!t)
+        return -EMFILE;
+    int err = tcp_alloc_buffers(s, t);
+    if (!err)
+        err = rusty_sock_alloc(s, RUSTY_SOCK_TCP, t, sock);
+    if (err) {
+        tcb_free(s, t);
+        return err;
+    }
+    t->sock = *sock;
+    t->lip = src_ip;
+    t->rip = dst;
+    t->lport = src_port;
+    t->rport = port;
+    t->flags |= TF_ACTIVE;
+    t->iss = tcp_isn(s, src_ip, src_port, dst, port, now_us);
+    t->snd_una = t->snd_nxt = t->snd_max = t->iss;
+    t->sbuf_seq = t->iss + 1;
+    t->mss = tcp_mss_for(s, dst);
+    t->rcv_wscale = tcp_pick_wscale(t->rcap);
+    t->max_retries = TCP_SYN_RETRIES;
+    t->state = TCP_SYN_SENT;
+    tcp_hash_insert(s, t);
+    s->stats.tcp_active_opens++;
+    tcp_output(s, t, now_us);
+    return 0;
+}
+
+int rusty_tcp_send(struct rusty_stack *s, uint32_t sock, const uint8_t *data, size_t len, uint64_t now_us)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    (void)now_us;
+    if (t->state == TCP_CLOSED)
+        return t->error ? t->error : -EPIPE;
+    if (t->flags & TF_FIN_QUEUED)
+        return -EPIPE;
+    if (t->state == TCP_LISTEN)
+        return -ENOTCONN;
+    uint32_t space = t->scap - t->slen;
+    if (!space)
+        return -EAGAIN;
+    if (len > space)
+        len = space;
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    uint32_t tail = (t->shead + t->slen) % t->scap;
+    uint32_t first = t->scap - tail < len ? t->scap - tail : (uint32_t)len;
+    memcpy(t->sbuf + tail, data, first);
+    memcpy(t->sbuf, data + first, len - first);
+    t->slen += (uint32_t)len;
+    if (t->state != TCP_SYN_SENT && t->state != TCP_SYN_RECEIVED)
+        tcp_want_output(s, t);
+    return (int)len;
+}
+
+int rusty_tcp_recv(struct rusty_stack *s, uint32_t sock, uint8_t *buf, size_t cap)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    if (!t->rlen) {
+        if (t->state == TCP_CLOSED && t->error) {
+            int e = t->error;
+            if (e != -ECONNREFUSED)
+                t->error = 0;           /* reported once, like SO_ERROR; then EOF */
+            return e;
+        }
+        if ((t->flags & TF_EOF_SEEN) || t->state == TCP_CLOSED)
+            return 0;
+        return -EAGAIN;
+    }
+    if (cap > t->rlen)
+        cap = t->rlen;
+    if (cap > INT32_MAX)
+        cap = INT32_MAX;
+    uint32_t n = (uint32_t)cap;
+    uint32_t first = t->rcap - t->rhead < n ? t->rcap - t->rhead : n;
+    memcpy(buf, t->rbuf + t->rhead, first);
+    memcpy(buf + first, t->rbuf, n - first);
+    t->rhead = (t->rhead + n) % t->rcap;
+    t->rlen -= n;
+    if (t->rlen == 0 && t->n_ooo == 0)
+        t->rhead = 0;
+    /* RFC 1122 4.2.3.3: a window update once the window opened by enough. */
+    if (t->state != TCP_CLOSED) {
+        uint32_t wnd = tcp_rcv_window(t);
+        uint32_t adv = seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
+        uint32_t thresh = t->rcap / 2 < t->mss ? t->rcap / 2 : t->mss;
+        if (wnd >= adv + thresh) {
+            t->flags |= TF_ACK_NOW;
+            tcp_want_output(s, t);
+        }
+    }
+    if (t->rlen == 0 && (t->flags & TF_EOF_SEEN))
+        tcp_mark_event(s, t, RUSTY_EV_TCP_EOF);
+    return (int)n;
+}
+
+static void queue_fin(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    if (t->flags & TF_FIN_QUEUED)
+        return;
+    t->flags |= TF_FIN_QUEUED;
+    switch (t->state) {
+    case TCP_SYN_RECEIVED:
+    case TCP_ESTABLISHED:
+        t->state = TCP_FIN_WAIT_1;
+        break;
+    case TCP_CLOSE_WAIT:
+        t->state = TCP_LAST_ACK;
+        break;
+    default:
+        break;
+    }
+    tcp_want_output(s, t);
+    (void)now;
+}
+
+int rusty_tcp_shutdown(struct rusty_stack *s, uint32_t sock, int how, uint64_t now_us)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    if (how < 0 || how > 2)
+        return -EINVAL;
+    if (t->state == TCP_CLOSED)
+        return -ENOTCONN;
+    if (how != 1)                       /* SHUT_RD or SHUT_RDWR */
+        t->flags |= TF_RX_SHUT;
+    if (how != 0) {
+        if (t->state == TCP_SYN_SENT) {
+            tcp_drop(s, t, 0);
+            return 0;
+        }
+        queue_fin(s, t, now_us);
+    }
+    return 0;
+}
+
+static void release_handle(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    if (t->sock) {
+        rusty_sock_release(s, t->sock);
+        t->sock = 0;
+    }
+    t->events = 0;
+}
+
+static void close_listener(struct rusty_stack *s, struct rusty_tcp_listener *l, uint64_t now)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    struct rusty_tcp_listener **pp = &ts->lhash[lhash(ts, l->port)];
+    for (; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    /* Connections not yet accepted are reset, like Linux. */
+    for (uint32_t i = 0; i < ts->n_tcbs; i++) {
+        struct rusty_tcb *t = &ts->tcbs[i];
+        if (t->listener == l && t->state != TCP_CLOSED) {
+            tcp_send_rst_for(s, t, now);
+            tcp_drop(s, t, 0);
+        }
+    }
+    rusty_sock_release(s, l->sock);
+    l->in_use = 0;
+    l->ev_accept = 0;
+}
+
+int rusty_tcp_close(struct rusty_stack *s, uint32_t sock, uint64_t now_us)
+{
+    struct rusty_tcp_listener *l = rusty_sock_get(s, sock, RUSTY_SOCK_TCP_LISTEN);
+    if (l) {
+        close_listener(s, l, now_us);
+        return 0;
+    }
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    release_handle(s, t);
+    t->flags |= TF_RX_SHUT;
+    switch (t->state) {
+    case TCP_CLOSED:
+        tcb_free(s, t);
+        return 0;
+    case TCP_SYN_SENT:
+        tcp_drop(s, t, 0);
+        return 0;
+    default:
+        break;
+    }
+    if (t->rlen) {
+        /* RFC 2525 2.17: closing with unread data resets the connection (as Linux does). */
+        tcp_send_rst_for(s, t, now_us);
+        tcp_drop(s, t, 0);
+        return 0;
+    }
+    queue_fin(s, t, now_us);
+    if (t->state == TCP_FIN_WAIT_2)
+        tcp_arm_finwait2(s, t, now_us);
+    return 0;
+}
+
+int rusty_tcp_abort(struct rusty_stack *s, uint32_t sock, uint64_t now_us)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return rusty_tcp_close(s, sock, now_us);
+    release_handle(s, t);
+    switch (t->state) {
+    case TCP_SYN_RECEIVED:
+    case TCP_ESTABLISHED:
+    case TCP_FIN_WAIT_1:
+    case TCP_FIN_WAIT_2:
+    case TCP_CLOSE_WAIT:
+        /* RFC 9293 3.10.5 ABORT: send a reset. */
+        tcp_send_rst_for(s, t, now_us);
+        break;
+    default:
+        break;
+    }
+    tcp_drop(s, t, 0);
+    return 0;
+}
+
+int rusty_tcp_get_info(struct rusty_stack *s, uint32_t sock, struct rusty_tcp_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct rusty_tcp_listener *l = rusty_sock_get(s, sock, RUSTY_SOCK_TCP_LISTEN);
+    if (l) {
+        out->state = TCP_LISTEN;
+        out->local_ip = l->ip;
+        out->local_port = l->port;
+        out->bytes_queued = l->acc_count;
+        return 0;
+    }
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    out->state = t->state;
+    out->local_ip = t->lip;
+    out->remote_ip = t->rip;
+    out->local_port = t->lport;
+    out->remote_port = t->rport;
+    out->snd_una = t->snd_una;
+    out->snd_nxt = t->snd_nxt;
+    out->rcv_nxt = t->rcv_nxt;
+    out->cwnd = t->cwnd;
+    out->ssthresh = t->ssthresh;
+    out->srtt_us = t->srtt_us;
+    out->rto_us = t->rto_us;
+    out->mss = t->mss;
+    out->snd_wnd = t->snd_wnd;
+    /* The window last advertised (what the peer may send), not the free space. */
+    out->rcv_wnd = t->state != TCP_CLOSED && seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
+    out->bytes_queued = t->slen;
+    out->bytes_readable = t->rlen;
+    out->retransmits = t->retransmits;
+    out->snd_wscale = (t->flags & TF_WSCALE) ? t->snd_wscale : 0;
+    out->rcv_wscale = (t->flags & TF_WSCALE) ? t->rcv_wscale : 0;
+    out->timestamps = (t->flags & TF_TS) ? 1 : 0;
+    out->error = t->error;
+    return 0;
+}
+
+static int resize_ring(struct rusty_stack *s, struct rusty_tcb *t, int snd, uint32_t size)
+{
+    if (!t->sbuf) {
+        if (snd)
+            t->want_sndbuf = size;
+        else
+            t->want_rcvbuf = size;
+        return 0;
+    }
+    uint8_t **ring = snd ? &t->sbuf : &t->rbuf;
+    uint32_t *cap = snd ? &t->scap : &t->rcap;
+    if (snd ? t->slen != 0 : (t->rlen != 0 || t->n_ooo != 0))
+        return -EBUSY;
+    if (!snd && size < *cap && t->state != TCP_CLOSED && seq_gt(t->rcv_adv, t->rcv_nxt))
+        return -EBUSY;                  /* RFC 9293 3.8.6: a window must not shrink */
+    if (size > *cap && s->tcp->buffer_bytes + (size - *cap) > s->cfg.tcp_buffer_budget)
+        return -ENOBUFS;
+    uint8_t *n = malloc(size);
+    if (!n)
+        return -ENOBUFS;
+    free(*ring);
+    s->tcp->buffer_bytes = s->tcp->buffer_bytes - *cap + size;
+    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
+    *ring = n;
+    *cap = size;
+    if (snd) {
+        t->shead = 0;
+        t->want_sndbuf = size;
+    } else {
+        t->rhead = 0;
+        t->want_rcvbuf = size;
+    }
+    return 0;
+}
+
+int rusty_tcp_set_option(struct rusty_stack *s, uint32_t sock, int opt, int64_t value)
+{
+    struct rusty_tcp_listener *l = rusty_sock_get(s, sock, RUSTY_SOCK_TCP_LISTEN);
+    struct rusty_tcb *t = l ? NULL : get_tcb(s, sock);
+    if (!l && !t)
+        return -EBADF;
+    uint32_t *flags = l ? &l->flags : &t->flags;
+    switch (opt) {
+    case RUSTY_TCP_NODELAY:
+        if (value)
+            *flags |= TF_NODELAY;
+        else
+            *flags &= ~TF_NODELAY;
+        if (t && value)
+            tcp_want_output(s, t);
+        return 0;
+    case RUSTY_TCP_KEEPALIVE:
+        if (value)
+            *flags |= TF_KEEPALIVE;
+        else
+            *flags &= ~TF_KEEPALIVE;
+        if (t) {
+            if (value && t->state >= TCP_ESTABLISHED && t->state != TCP_TIME_WAIT) {
+                t->flags |= TF_KEEPALIVE;
+                t->keep_probes = 0;
+                /* Armed from the last receive time; the next poll's timers run it. */
+                tcp_arm_keepalive(s, t, t->last_rx_us);
+            } else if (!value) {
+                rusty_timer_cancel(&s->timers, &t->t_keep);
+            }
+        }
+        return 0;
+    case RUSTY_TCP_KEEPIDLE:
+    case RUSTY_TCP_KEEPINTVL:
+        if (value <= 0)
+            return -EINVAL;
+        if (opt == RUSTY_TCP_KEEPIDLE)
+            *(l ? &l->keep_idle_us : &t->keep_idle_us) = (uint64_t)value;
+        else
+            *(l ? &l->keep_intvl_us : &t->keep_intvl_us) = (uint64_t)value;
+        return 0;
+    case RUSTY_TCP_KEEPCNT:
+        if (value <= 0 || value > 255)
+            return -EINVAL;
+        *(l ? &l->keep_cnt : &t->keep_cnt) = (uint8_t)value;
+        return 0;
+    case RUSTY_TCP_SNDBUF:
+    case RUSTY_TCP_RCVBUF:
+        if (value < 2048 || value > (1 << 30))
+            return -EINVAL;
+        if (l) {
+            if (opt == RUSTY_TCP_SNDBUF)
+                l->want_sndbuf = (uint32_t)value;
+            else
+                l->want_rcvbuf = (uint32_t)value;
+            return 0;
+        }
+        return resize_ring(s, t, opt == RUSTY_TCP_SNDBUF, (uint32_t)value);
+    case RUSTY_TCP_RETRIES:
+        if (!t || value <= 0 || value > 255)
+            return -EINVAL;
+        t->max_retries = (uint8_t)value;
+        return 0;
+    default:
+        return -ENOPROTOOPT;
+    }
+}
+
+/* --------------------------------------------------------------- per poll */
+
+static void emit_events(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    uint32_t ev = t->events;
+    t->events = 0;
+    if (!t->sock)
+        return;
+    static const uint16_t order[] = {
+        RUSTY_EV_TCP_CONNECTED, RUSTY_EV_TCP_READABLE, RUSTY_EV_TCP_EOF,
+        RUSTY_EV_TCP_WRITABLE, RUSTY_EV_TCP_CLOSED,
+    };
+    for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        uint16_t type = order[i];
+        if (!(ev & EVBIT(type)))
+            continue;
+        int32_t arg = 0;
+        if (type == RUSTY_EV_TCP_READABLE)
+            arg = (int32_t)t->rlen;
+        else if (type == RUSTY_EV_TCP_CLOSED)
+            arg = t->error;
+        else if (type == RUSTY_EV_TCP_WRITABLE)
+            arg = (int32_t)(t->scap - t->slen);
+        rusty_event_push(s, t->sock, type, arg, t->rip);
+    }
+}
+
+void rusty_tcp_poll_end(struct rusty_stack *s, uint64_t now_us)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    /* Output may queue more events on TCBs already processed; loop until stable. */
+    for (int round = 0; round < 4 && ts->olist; round++) {
+        struct rusty_tcb *t = ts->olist;
+        ts->olist = NULL;
+        while (t) {
+            struct rusty_tcb *next = t->onext;
+            t->onext = NULL;
+            t->on_olist = 0;
+            if (t->flags & TF_DEAD) {
+                t->flags &= ~TF_DEAD;
+                t->events = 0;
+                tcb_free(s, t);
+            } else {
+                if (t->flags & TF_OUTPUT) {
+                    t->flags &= ~TF_OUTPUT;
+                    if (t->state != TCP_CLOSED && t->state != TCP_LISTEN)
+                        tcp_output(s, t, now_us);
+                }
+                if (t->events)
+                    emit_events(s, t);
+            }
+            t = next;
+        }
+    }
+    for (struct rusty_tcp_listener *l = ts->llist; l;) {
+        struct rusty_tcp_listener *next = l->onext;
+        l->onext = NULL;
+        l->on_olist = 0;
+        if (l->in_use && l->ev_accept && l->acc_count)
+            rusty_event_push(s, l->sock, RUSTY_EV_TCP_ACCEPT, (int32_t)l->acc_count, 0);
+        l->ev_accept = 0;
+        l = next;
+    }
+    ts->llist = NULL;
+}
+
+int64_t rusty_tcp_next_deadline(struct rusty_stack *s, uint64_t now_us)
+{
+    if (s->tcp && (s->tcp->olist || s->tcp->llist))
+        return (int64_t)now_us;
+    return -1;
+}
+
+/* ICMP errors quoting one of our segments (RFC 1122 4.2.3.9): soft errors are
+   ignored for established connections; a hard error while opening fails it. */
+void rusty_tcp_icmp_error(struct rusty_stack *s, const struct rusty_ipv4_repr *inner, const uint8_t *l4,
+                          size_t l4_len, int err)
+{
+    if (l4_len < 8 || !s->tcp)
+        return;
+    uint16_t sport = rd16(l4), dport = rd16(l4 + 2);
+    uint32_t seq = rd32(l4 + 4);
+    struct rusty_tcb *t = tcp_lookup(s, inner->src, sport, inner->dst, dport);
+    if (!t || !seq_in(seq, t->snd_una, t->snd_max + 1))
+        return;
+    if (t->state == TCP_SYN_SENT && (err == -ECONNREFUSED || err == -EHOSTUNREACH || err == -ENETUNREACH))
+        tcp_drop(s, t, err);
+}

@@ -1,0 +1,223 @@
+"""The selector the loop runs on: epoll for kernel fds, with the user-space stack folded in.
+
+Owns: one tick of waiting. RustySelector wraps a real selector (epoll) and is
+handed to asyncio's selector loop as `selector=`, so asyncio's own _run_once
+drives everything; the stack adds no second scheduler. Not: transports, routing
+(aiorusty.loop), the stack itself (aiorusty.tcp.Stack).
+
+One tick (asyncio's _run_once -> RustySelector.select(timeout)):
+
+  0. Writes transports queued during the last tick go to the stack (one
+     tcp_send per transport, coalesced; see transports/stream.py).
+  1. stack.poll(now): ONE C call per stack (one stack per loop in production): rx bursts, protocol processing, due timers,
+     tx flush of what transports queued in the previous tick. Its socket events
+     (a list of (sock, type, flags, arg, arg2) tuples) are queued.
+  2. epoll: timeout 0 when events are queued or the last stack activity is less
+     than busy_poll_us old (adaptive busy-poll); otherwise sleep on the device
+     fds + kernel fds, with asyncio's timeout bounded by stack.next_deadline().
+     After a sleep the stack is polled once more, so the frame (or the timer)
+     that woke us is handled in this same tick.
+  3. Return kernel events, minus device fds, plus ONE pseudo-event whose reader
+     Handle dispatches the queued stack events.
+
+Why a pseudo-event rather than calling transports from select(): asyncio's
+_process_events appends ready readers to loop._ready *after* the callbacks that
+call_soon() queued earlier, and every callback runs inside a Handle whose
+failures reach loop.call_exception_handler. Dispatching through one reused
+reader Handle keeps exactly that order (connection_made scheduled by
+call_soon runs before the first data_received) and that exception path, costs
+one Handle run per tick (not per event or per packet), and needs no override of
+the loop's private _process_events. Each transport's event is run in the
+contextvars context captured when the transport was made, as asyncio does with
+its per-fd reader handles; an exception escaping a transport's event handler is
+reported like a failing Handle and the remaining events of the batch still run.
+
+A kernel fd made ready by call_soon_threadsafe or a signal (asyncio's self-pipe)
+is registered in the same epoll, so both wake a sleeping loop at once.
+"""
+
+import asyncio
+import selectors
+import sys
+import time
+
+from ._rusty import ffi
+
+__all__ = ["RustySelector"]
+
+RECV_BUF = 256 * 1024
+_DEVICE = object()          # data of device fds in the inner selector: never returned to asyncio
+
+
+class RustySelector(selectors.BaseSelector):
+    """A selector that polls a Stack each tick and sleeps in epoll on its device fds."""
+
+    def __init__(self, stacks, busy_poll_us=100, inner=None, close_stacks=True):
+        self.stacks = list(stacks)      # usually one; tests drive both ends of a cable
+        self.busy_poll_us = busy_poll_us
+        self._inner = inner if inner is not None else selectors.DefaultSelector()
+        self._close_stacks = close_stacks
+        self._pending = []              # [(transports of a stack, its events)] not dispatched yet
+        self._last_activity = 0         # now_us of the last poll that returned events
+        self._device_fds = set()
+        self.transports = {id(st): {} for st in self.stacks}    # stack -> {socket handle: transport}
+        self._loop = None
+        self._key = None
+        self.flush = []                 # transports with writes queued this tick
+        self.recv_buf = ffi.new("uint8_t[]", RECV_BUF)      # TCP reads of this loop land here first
+        self._view_buf = None           # ViewProtocol reads: (bytearray, its cffi pointer, refcount baseline)
+        self.ticks = 0                  # stack polls done (for tests and stats)
+        self.sleeps = 0                 # epoll waits with a non-zero timeout
+        self.refresh_fds()
+
+    # -- wiring ---------------------------------------------------------------
+
+    def attach(self, loop):
+        """Bind to the loop that owns this selector (creates the dispatch Handle)."""
+        self._loop = loop
+        handle = asyncio.Handle(self._dispatch, (), loop)
+        self._key = selectors.SelectorKey(self, -1, selectors.EVENT_READ, (handle, None))
+
+    def refresh_fds(self):
+        """(Re)register the stack's device fds for sleeping (after add_interface)."""
+        fds = {fd for st in self.stacks for fd in st.fds() if fd is not None and fd >= 0}
+        for fd in self._device_fds - fds:
+            self._inner.unregister(fd)
+        for fd in fds - self._device_fds:
+            self._inner.register(fd, selectors.EVENT_READ, _DEVICE)
+        self._device_fds = fds
+
+    def fileno(self):
+        return -1                       # the pseudo-event's fileobj; never polled
+
+    def note_activity(self):
+        """A transport queued output: keep polling for the reply (busy-poll window)."""
+        self._last_activity = time.monotonic_ns() // 1000
+
+    def view_buffer(self):
+        """(bytearray, pointer) the ViewProtocol reads of this loop land in."""
+        if self._view_buf is None:
+            buf = bytearray(RECV_BUF)
+            self._view_buf = [buf, ffi.from_buffer(buf), 0]
+            del buf
+            self._view_buf[2] = sys.getrefcount(self._view_buf[0])     # references when no view is alive
+        return self._view_buf[0], self._view_buf[1]
+
+    def views_kept(self):
+        """True (and a fresh buffer from now on) when a view of the buffer outlived its callback."""
+        if sys.getrefcount(self._view_buf[0]) <= self._view_buf[2]:
+            return False
+        self._view_buf = None
+        return True
+
+    # -- one tick ---------------------------------------------------------------
+
+    def _poll(self, now):
+        for st in self.stacks:
+            events = st.poll(now)
+            if events:
+                self._pending.append((self.transports[id(st)], events))
+                self._last_activity = now
+
+    def _deadline(self, now):
+        best = None
+        for st in self.stacks:
+            d = st.next_deadline(now)
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
+    def _flush(self):
+        """Hand this tick's queued writes to the stack, right before it transmits."""
+        queued, self.flush = self.flush, []
+        for t in queued:
+            try:
+                t._context.run(t._write_ready)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler({
+                    "message": f"Exception flushing writes of {t!r}",
+                    "exception": exc,
+                    "transport": t,
+                })
+
+    def select(self, timeout=None):
+        if self.flush:
+            self._flush()
+            if self._loop._ready:
+                timeout = 0             # the flush scheduled callbacks (resume_writing, connection_lost)
+        now = time.monotonic_ns() // 1000
+        self._poll(now)
+        self.ticks += 1
+        if self._pending or now - self._last_activity < self.busy_poll_us:
+            timeout = 0
+        elif timeout is None or timeout > 0:
+            deadline = self._deadline(now)
+            if deadline is not None:
+                wait = max(0, deadline - now) / 1e6
+                if timeout is None or wait < timeout:
+                    timeout = wait
+        ready = self._inner.select(timeout)
+        if timeout is None or timeout > 0:
+            # Woken by a device fd, a kernel fd or the stack's deadline: run the
+            # stack now so what woke us is handled in this tick.
+            self.sleeps += 1
+            self._poll(time.monotonic_ns() // 1000)
+            self.ticks += 1
+        if self._device_fds and ready:
+            ready = [kv for kv in ready if kv[0].data is not _DEVICE]
+        if self._pending and self._key is not None:
+            ready.append((self._key, selectors.EVENT_READ))
+        return ready
+
+    def _dispatch(self):
+        """Run queued stack events on their transports (one Handle run per tick)."""
+        batches, self._pending = self._pending, []
+        for b, (transports, events) in enumerate(batches):
+            get = transports.get
+            for i, (sock, typ, flags, arg, arg2) in enumerate(events):
+                t = get(sock)
+                if t is None:
+                    continue            # socket closed since the event was queued
+                try:
+                    t._context.run(t._stack_event, typ, flags, arg, arg2)
+                except (SystemExit, KeyboardInterrupt):
+                    rest = [(transports, events[i + 1:])] + batches[b + 1:]
+                    self._pending[:0] = [x for x in rest if x[1]]
+                    raise
+                except BaseException as exc:
+                    self._loop.call_exception_handler({
+                        "message": f"Exception in callback {t!r} on stack event {typ}",
+                        "exception": exc,
+                        "transport": t,
+                        "protocol": getattr(t, "_protocol", None),
+                    })
+
+    # -- the selectors.BaseSelector contract, delegated to epoll -----------------
+
+    def register(self, fileobj, events, data=None):
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj):
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj, events, data=None):
+        return self._inner.modify(fileobj, events, data)
+
+    def get_key(self, fileobj):
+        return self._inner.get_key(fileobj)
+
+    def get_map(self):
+        return self._inner.get_map()
+
+    def close(self):
+        self._pending = []
+        self.flush = []
+        self.transports.clear()
+        self._inner.close()
+        if self._close_stacks:
+            for st in self.stacks:
+                st.close()
+        self._key = None
+        self._loop = None

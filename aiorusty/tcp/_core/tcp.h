@@ -1,0 +1,285 @@
+/*
+ * tcp.h - TCP internals shared by tcp.c, tcp_in.c, tcp_out.c, tcp_timer.c, tcp_cc.c.
+ *
+ * Owns: the control block (struct rusty_tcb), the listener, the per-stack TCP
+ * state, sequence-number arithmetic and the calls between the TCP files.
+ * Not: wire formats (wire.h / wire_tcp.c), IPv4 and below (stack.h).
+ *
+ * Receive:  rusty_tcp_input (tcp_in.c) -> demux -> listen_input / syn_sent_input /
+ *           segment_arrives (RFC 9293 3.10.7) -> receive_data -> tcp_mark_event
+ * Transmit: user call or input -> tcp_want_output -> rusty_tcp_poll_end ->
+ *           tcp_output (tcp_out.c) -> send_segment -> rusty_ipv4_output
+ * Timers:   rusty_timers_run -> tcp_timer.c handlers -> tcp_output / tcp_drop
+ */
+#ifndef RUSTY_TCP_H
+#define RUSTY_TCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stack.h"
+
+/* ---- sequence numbers (RFC 9293 3.4): modulo 2^32 comparisons. Nobody writes these inline. */
+static inline int seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static inline int seq_leq(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
+static inline int seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
+static inline int seq_geq(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
+/* lo <= x < hi */
+static inline int seq_in(uint32_t x, uint32_t lo, uint32_t hi) { return seq_leq(lo, x) && seq_lt(x, hi); }
+static inline uint32_t seq_max(uint32_t a, uint32_t b) { return seq_gt(a, b) ? a : b; }
+static inline uint32_t seq_min(uint32_t a, uint32_t b) { return seq_lt(a, b) ? a : b; }
+/* Distance b - a when b is known to be at or after a. */
+static inline uint32_t seq_diff(uint32_t b, uint32_t a) { return b - a; }
+
+/* ---- states (RFC 9293 3.3.2); rusty_tcp_state_name() spells them as the RFC does */
+enum rusty_tcp_conn_state {
+    TCP_CLOSED = 0,
+    TCP_LISTEN,
+    TCP_SYN_SENT,
+    TCP_SYN_RECEIVED,
+    TCP_ESTABLISHED,
+    TCP_FIN_WAIT_1,
+    TCP_FIN_WAIT_2,
+    TCP_CLOSE_WAIT,
+    TCP_CLOSING,
+    TCP_LAST_ACK,
+    TCP_TIME_WAIT,
+};
+const char *rusty_tcp_state_name(int state);
+
+/* ---- tunables (Linux-like defaults; each names its source) */
+#define TCP_RTO_INIT_US 1000000u        /* RFC 6298 2.1 */
+#define TCP_RTO_MIN_US 200000u          /* DEVIATION: RFC 6298 2.4 says 1 s; Linux uses 200 ms */
+#define TCP_RTO_MAX_US 60000000u        /* RFC 6298 2.5 allows a maximum of at least 60 s */
+#define TCP_SYN_RETRIES 6               /* Linux tcp_syn_retries */
+#define TCP_SYNACK_RETRIES 5            /* Linux tcp_synack_retries */
+#define TCP_DATA_RETRIES 15             /* Linux tcp_retries2 (RFC 1122 4.2.3.5 R2) */
+#define TCP_DELACK_US 40000u            /* RFC 1122 4.2.3.2: < 0.5 s; Linux uses 40 ms */
+#define TCP_KEEP_IDLE_US 7200000000ull  /* RFC 1122 4.2.3.6: >= 2 hours */
+#define TCP_KEEP_INTVL_US 75000000ull
+#define TCP_KEEP_CNT 9
+#define TCP_PERSIST_MIN_US 200000u
+#define TCP_DEFAULT_MSS 536u            /* RFC 9293 3.7.1: when the peer sends no MSS option */
+#define TCP_MAX_OOO 8                   /* out-of-order ranges held (holes are bounded) */
+#define TCP_DUPACK_THRESH 3             /* RFC 5681 3.2 */
+#define TCP_MAX_WSCALE 14               /* RFC 7323 2.3 */
+
+/* tcb->flags */
+#define TF_ACK_NOW 0x0001u              /* send an ACK at the next output */
+#define TF_FIN_QUEUED 0x0002u           /* user shut the write side: FIN after the data */
+#define TF_FIN_SENT 0x0004u
+#define TF_RX_SHUT 0x0008u              /* user closed: no more reads (data arriving -> RST) */
+#define TF_NODELAY 0x0010u
+#define TF_KEEPALIVE 0x0020u
+#define TF_WSCALE 0x0040u               /* both sides sent window scale (RFC 7323 2.2) */
+#define TF_TS 0x0080u                   /* both sides sent timestamps (RFC 7323 3.2) */
+#define TF_IN_RECOVERY 0x0100u          /* NewReno fast recovery (RFC 6582) */
+#define TF_RTT_TIMING 0x0200u           /* timing one segment (Karn, no timestamps) */
+#define TF_PERSIST 0x0400u              /* rtx timer is the persist timer */
+#define TF_OUTPUT 0x0800u               /* queued on the output list */
+#define TF_ACTIVE 0x1000u               /* opened with connect (for RST in SYN-RECEIVED) */
+#define TF_EOF_SEEN 0x2000u             /* FIN received (rcv side done) */
+#define TF_ACCEPTED 0x4000u
+#define TF_COOKIE 0x8000u               /* created from a SYN cookie */
+#define TF_SACK_OK 0x10000u             /* peer sent SACK-permitted (parsed, unused yet) */
+#define TF_DELACK_ONE 0x20000u          /* one full segment received since the last ACK */
+#define TF_IN_ACCQ 0x40000u             /* waiting in its listener's accept queue */
+#define TF_OOO_FIN 0x80000u             /* a FIN arrived out of order at ooo_fin */
+
+/* Pending events, emitted once per poll (bits are 1 << (RUSTY_EV_TCP_* - 16)). */
+#define EVBIT(type) (1u << ((type) - 16))
+
+struct rusty_tcp_listener;
+
+struct ooo_range {
+    uint32_t start, end;                /* sequence numbers, [start, end) */
+};
+
+struct rusty_tcb {
+    uint8_t state;
+    uint8_t rcv_wscale, snd_wscale;
+    uint8_t retries;                    /* consecutive RTOs / probes without progress */
+    uint8_t dupacks;
+    uint8_t n_ooo;
+    uint8_t keep_probes;
+    uint8_t max_retries;
+    uint32_t flags;                     /* TF_* */
+    uint32_t events;                    /* EVBIT(RUSTY_EV_TCP_*) pending */
+    int32_t error;                      /* -errno for the CLOSED event */
+    uint32_t sock;                      /* handle, 0 when none (orphaned or not yet accepted) */
+    uint32_t hash;
+
+    /* 4-tuple, host order */
+    uint32_t lip, rip;
+    uint16_t lport, rport;
+    uint16_t mss;                       /* effective send MSS (payload per segment) */
+    uint16_t peer_mss;
+
+    /* send sequence space (RFC 9293 3.3.1) */
+    uint32_t iss, snd_una, snd_nxt, snd_max;   /* snd_max: highest sequence sent + 1 */
+    uint32_t snd_wnd, max_snd_wnd;      /* bytes (scaled) */
+    uint32_t snd_wl1, snd_wl2;
+    /* receive sequence space */
+    uint32_t irs, rcv_nxt;
+    uint32_t rcv_adv;                   /* right edge of the last advertised window */
+    uint32_t last_ack_sent;             /* RFC 7323 4.3 Last.ACK.sent */
+
+    /* send buffer: ring of bytes; byte 0 of the ring has sequence number sbuf_seq */
+    uint8_t *sbuf;
+    uint32_t scap, shead, slen, sbuf_seq;
+    /* receive buffer: ring; rlen in-order unread bytes at rhead, out-of-order bytes stored past them */
+    uint8_t *rbuf;
+    uint32_t rcap, rhead, rlen;
+    struct ooo_range ooo[TCP_MAX_OOO];  /* sorted, disjoint */
+    uint32_t ooo_fin;
+    uint32_t rcv_mss;                   /* largest payload received (delayed-ACK "full segment") */
+    uint32_t want_sndbuf, want_rcvbuf;
+
+    /* RFC 6298 RTT estimation */
+    uint32_t srtt_us, rttvar_us, rto_us;
+    uint32_t rtt_seq;
+    uint64_t rtt_start_us;
+
+    /* RFC 5681 / 6582 congestion control */
+    uint32_t cwnd, ssthresh, recover, bytes_acked;
+    uint64_t last_send_us;              /* restart after idle (RFC 5681 4.1) */
+    uint64_t last_rx_us;                /* keep-alive idle time */
+
+    /* RFC 7323 timestamps */
+    uint32_t ts_recent;
+    uint64_t ts_recent_us;              /* when ts_recent was set (24-day PAWS rule, 5.5) */
+
+    /* keep-alive settings */
+    uint64_t keep_idle_us, keep_intvl_us;
+    uint8_t keep_cnt;
+
+    uint32_t retransmits;               /* total, for rusty_tcp_info */
+
+    struct rusty_timer t_rtx;           /* RTO, SYN retries, persist, FIN-WAIT-2 and TIME-WAIT */
+    struct rusty_timer t_delack;
+    struct rusty_timer t_keep;
+
+    struct rusty_tcb *hnext;            /* 4-tuple hash chain */
+    struct rusty_tcb *onext;            /* output/event list */
+    struct rusty_tcb *qnext;            /* listener accept queue */
+    struct rusty_tcp_listener *listener; /* while embryonic or waiting in the accept queue */
+    struct rusty_tcb *fnext;            /* free list */
+    uint8_t on_olist;
+};
+
+struct rusty_tcp_listener {
+    uint32_t ip;                        /* 0 = any */
+    uint16_t port;
+    uint16_t in_use;
+    uint32_t sock;
+    uint32_t backlog;
+    uint32_t syn_count;                 /* embryonic connections (SYN-RECEIVED) */
+    uint32_t acc_count;
+    struct rusty_tcb *acc_head, *acc_tail;
+    uint32_t want_sndbuf, want_rcvbuf;
+    uint32_t flags;                     /* TF_NODELAY/TF_KEEPALIVE inherited */
+    uint64_t keep_idle_us, keep_intvl_us;
+    uint8_t keep_cnt;
+    uint8_t ev_accept, on_olist;
+    struct rusty_tcp_listener *next;    /* port hash chain */
+    struct rusty_tcp_listener *onext;   /* event list */
+};
+
+struct tcp_cc_ops;
+
+struct rusty_tcp_state {
+    struct rusty_tcb *tcbs;
+    struct rusty_tcb *free_tcbs;
+    uint32_t n_tcbs;
+    struct rusty_tcb **hash;
+    uint32_t hash_mask;
+    struct rusty_tcp_listener *listeners;
+    uint32_t n_listeners;
+    struct rusty_tcp_listener **lhash;
+    uint32_t lhash_mask;
+    struct rusty_tcb *olist;            /* TCBs with output or events pending */
+    struct rusty_tcp_listener *llist;   /* listeners with an ACCEPT event pending */
+    uint64_t secret[2];                 /* SipHash key: ISNs, demux hash (RFC 6528) */
+    uint64_t cookie_secret[2];          /* SYN cookies */
+    uint64_t buffer_bytes;
+    const struct tcp_cc_ops *cc;
+    uint16_t next_port;
+};
+
+/* A received segment being processed: passed down the input path, never global. */
+struct tcp_seg {
+    struct rusty_tcp_repr h;
+    const uint8_t *data;                /* payload */
+    uint32_t len;                       /* payload bytes */
+    uint32_t seq;                       /* h.seq, possibly trimmed */
+    uint32_t src, dst;
+    struct rusty_iface *ifc;
+    uint64_t now;
+};
+
+/* ---- tcp.c */
+struct rusty_tcb *tcp_tcb_alloc(struct rusty_stack *s);
+void tcp_hash_insert(struct rusty_stack *s, struct rusty_tcb *t);
+struct rusty_tcb *tcp_lookup(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport);
+struct rusty_tcp_listener *tcp_listener_lookup(struct rusty_stack *s, uint32_t ip, uint16_t port);
+/* Release the TCB (and its handle's impl); emits CLOSED with `err` if a handle is attached. */
+void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err);
+void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64_t now);
+void tcp_mark_event(struct rusty_stack *s, struct rusty_tcb *t, uint16_t type);
+void tcp_want_output(struct rusty_stack *s, struct rusty_tcb *t);
+int tcp_alloc_buffers(struct rusty_stack *s, struct rusty_tcb *t);
+uint32_t tcp_isn(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport, uint64_t now);
+uint64_t tcp_siphash(const uint64_t key[2], const uint32_t *words, int n);
+/* The connection became ESTABLISHED (both directions). */
+void tcp_established(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+/* Choose the window scale we offer for a receive buffer (RFC 7323 2.3). */
+uint8_t tcp_pick_wscale(uint32_t rcvbuf);
+uint16_t tcp_mss_for(struct rusty_stack *s, uint32_t rip);
+
+/* ---- tcp_out.c */
+void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+void tcp_send_ack(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+void tcp_send_rst_for(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+/* RFC 9293 3.10.7.1: RST in reply to a segment with no connection. */
+void tcp_reply_rst(struct rusty_stack *s, const struct tcp_seg *seg);
+void tcp_send_synack_cookie(struct rusty_stack *s, const struct tcp_seg *seg, uint32_t isn, uint16_t mss);
+/* Retransmit one segment at snd_una (fast retransmit, RTO). */
+void tcp_retransmit_una(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+void tcp_send_probe(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now, int keepalive);
+/* Persist timer on a small open window: send what fits (1 if sent). */
+int tcp_send_window_filler(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+uint32_t tcp_rcv_window(const struct rusty_tcb *t);
+uint32_t tcp_flight(const struct rusty_tcb *t);
+uint32_t tcp_unsent(const struct rusty_tcb *t);
+uint32_t tcp_ts_now(uint64_t now);
+
+/* ---- tcp_in.c */
+void tcp_ack_segment_out(struct rusty_tcb *t);
+
+/* ---- tcp_timer.c */
+void tcp_timers_init(struct rusty_tcb *t);
+void tcp_timers_stop(struct rusty_stack *s, struct rusty_tcb *t);
+void tcp_rtt_sample(struct rusty_tcb *t, uint32_t rtt_us);
+void tcp_arm_rtx(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+void tcp_arm_persist(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+void tcp_arm_delack(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+void tcp_arm_keepalive(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+void tcp_arm_timewait(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+void tcp_arm_finwait2(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+
+/* ---- tcp_cc.c: congestion control behind a small ops struct */
+struct tcp_cc_ops {
+    const char *name;
+    void (*init)(struct rusty_tcb *t);
+    /* New data acked (snd_una advanced by `acked` bytes; ack is the new snd_una). */
+    void (*on_ack)(struct rusty_stack *s, struct rusty_tcb *t, uint32_t ack, uint32_t acked, uint64_t now);
+    /* A duplicate ACK (RFC 5681 2 definition). */
+    void (*on_dupack)(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
+    void (*on_rto)(struct rusty_tcb *t);
+    /* Before sending after an idle period (RFC 5681 4.1). */
+    void (*on_idle)(struct rusty_tcb *t, uint64_t now);
+};
+extern const struct tcp_cc_ops tcp_newreno;
+uint32_t tcp_initial_window(const struct rusty_tcb *t);
+
+#endif

@@ -1,0 +1,388 @@
+/*
+ * tcp_out.c - TCP output: queued data and direct replies.
+ *
+ * Owns: segmentation of the send ring by MSS, the usable window (min of the
+ * peer's window and cwnd), Nagle (RFC 1122 4.2.3.4) and sender SWS avoidance,
+ * receiver SWS avoidance when computing the window we advertise (RFC 1122
+ * 4.2.3.3), window scaling and timestamps on every segment (RFC 7323), SYN and
+ * SYN-ACK, FIN, pure ACKs, RSTs (RFC 9293 3.10.7.1), zero-window and keep-alive
+ * probes, and retransmission of the segment at SND.UNA.
+ * Not: deciding when to retransmit (tcp_timer.c, tcp_cc.c), receive (tcp_in.c).
+ *
+ * Call chain: rusty_tcp_poll_end / tcp_in.c / timers -> tcp_output -> send_segment
+ *             -> build -> rusty_ipv4_alloc + rusty_tcp_emit + rusty_ipv4_output
+ *
+ * The send ring holds unacknowledged and unsent bytes; a segment is copied
+ * from it into a frame buffer when it is (re)transmitted, so there is no
+ * per-segment allocation beyond the frame itself. Retransmission after an RTO
+ * goes back to SND.UNA (go-back-N, as BSD and lwIP do without SACK).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "checksum.h"
+#include "tcp.h"
+
+uint32_t tcp_ts_now(uint64_t now)
+{
+    return (uint32_t)(now / 1000);      /* RFC 7323 5.4: a 1 ms timestamp clock */
+}
+
+uint32_t tcp_flight(const struct rusty_tcb *t)
+{
+    return seq_diff(t->snd_max, t->snd_una);
+}
+
+uint32_t tcp_unsent(const struct rusty_tcb *t)
+{
+    uint32_t end = t->sbuf_seq + t->slen;
+    return seq_lt(t->snd_nxt, end) ? seq_diff(end, t->snd_nxt) : 0;
+}
+
+/* Free receive space, the most we could advertise. */
+uint32_t tcp_rcv_window(const struct rusty_tcb *t)
+{
+    uint32_t free_space = t->rcap > t->rlen ? t->rcap - t->rlen : 0;
+    uint32_t max = (t->flags & TF_WSCALE) ? (uint32_t)0xffff << t->rcv_wscale : 0xffff;
+    return free_space < max ? free_space : max;
+}
+
+/* The window to put in the next segment (bytes, before scaling): RFC 1122 4.2.3.3
+   receiver SWS avoidance, and RFC 9293 3.8.6 "do not shrink the window". */
+static uint32_t window_to_advertise(const struct rusty_tcb *t)
+{
+    uint32_t wnd = tcp_rcv_window(t);
+    uint32_t cur = seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
+    if (wnd <= cur)
+        return cur;
+    uint32_t thresh = t->rcap / 2 < t->mss ? t->rcap / 2 : t->mss;
+    if (wnd - cur < thresh && wnd < t->rcap)
+        return cur;
+    return wnd;
+}
+
+static void set_checksum(struct rusty_buf *b, uint8_t *tcp, uint32_t src, uint32_t dst, uint16_t len)
+{
+    /* RUSTY_BUF_CSUM_PARTIAL: the field holds the pseudo-header sum; the device or
+       rusty_dev_tx finishes it over the segment. csum_start is relative to the
+       frame start and is fixed up by the layers that push headers in front. */
+    uint16_t pseudo = rusty_csum_fold(rusty_csum_pseudo_ipv4(src, dst, RUSTY_IPPROTO_TCP, len));
+    wr16(tcp + 16, pseudo);
+    b->flags |= RUSTY_BUF_CSUM_PARTIAL;
+    b->csum_start = (uint16_t)(tcp - rusty_buf_data(b));
+    b->csum_offset = 16;
+}
+
+/* Build and send one segment. `payload` may be split in two (a ring wrap). */
+static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct rusty_tcp_repr *h,
+                const uint8_t *p1, uint32_t n1, const uint8_t *p2, uint32_t n2, uint64_t now)
+{
+    struct rusty_iface *ifc;
+    int err = 0;
+    struct rusty_buf *b = rusty_ipv4_alloc(s, dst, &ifc, &err);
+    if (!b)
+        return err ? err : -ENOBUFS;
+    uint16_t hlen = rusty_tcp_header_len(h);
+    uint8_t *tcp = rusty_buf_put(b, (uint16_t)(hlen + n1 + n2));
+    if (!tcp) {
+        rusty_buf_free(b);
+        return -EMSGSIZE;
+    }
+    rusty_tcp_emit(h, tcp);
+    if (n1)
+        memcpy(tcp + hlen, p1, n1);
+    if (n2)
+        memcpy(tcp + hlen + n1, p2, n2);
+    set_checksum(b, tcp, src, dst, (uint16_t)(hlen + n1 + n2));
+    s->stats.tcp_tx++;
+    if (h->flags & RUSTY_TCP_RST)
+        s->stats.tcp_rst_tx++;
+    return rusty_ipv4_output(s, ifc, b, src, dst, RUSTY_IPPROTO_TCP, now);
+}
+
+/* Send a segment of this connection: seq, flags, `len` bytes of the ring from seq. */
+static int send_segment(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq, uint8_t flags, uint32_t len,
+                        uint64_t now)
+{
+    struct rusty_tcp_repr h;
+    memset(&h, 0, sizeof(h));
+    h.src_port = t->lport;
+    h.dst_port = t->rport;
+    h.seq = seq;
+    h.flags = flags;
+    int syn = flags & RUSTY_TCP_SYN;
+    if (flags & RUSTY_TCP_ACK)
+        h.ack = t->rcv_nxt;
+    uint32_t wnd;
+    if (syn) {
+        /* RFC 7323 2.2: the window in a SYN is never scaled. */
+        wnd = tcp_rcv_window(t);
+        if (wnd > 0xffff)
+            wnd = 0xffff;
+        h.window = (uint16_t)wnd;
+        h.mss = tcp_mss_for(s, t->rip);
+        /* Active open offers WS and TS; passive open answers what the SYN offered. */
+        if ((t->flags & TF_ACTIVE) || (t->flags & TF_WSCALE)) {
+            h.has_wscale = 1;
+            h.wscale = t->rcv_wscale;
+        }
+        if ((t->flags & TF_ACTIVE) || (t->flags & TF_TS))
+            h.has_timestamps = 1;
+    } else {
+        wnd = window_to_advertise(t);
+        uint8_t shift = (t->flags & TF_WSCALE) ? t->rcv_wscale : 0;
+        uint32_t field = wnd >> shift;
+        if (field > 0xffff)
+            field = 0xffff;
+        h.window = (uint16_t)field;
+        wnd = field << shift;
+        if (t->flags & TF_TS)
+            h.has_timestamps = 1;
+    }
+    if (h.has_timestamps) {
+        h.tsval = tcp_ts_now(now);
+        /* RFC 7323 3.2: TSecr is TS.Recent when ACK is set (0 in an initial SYN). */
+        h.tsecr = (flags & RUSTY_TCP_ACK) ? t->ts_recent : 0;
+    }
+    const uint8_t *p1 = NULL, *p2 = NULL;
+    uint32_t n1 = 0, n2 = 0;
+    if (len) {
+        uint32_t off = (t->shead + seq_diff(seq, t->sbuf_seq)) % t->scap;
+        n1 = t->scap - off < len ? t->scap - off : len;
+        n2 = len - n1;
+        p1 = t->sbuf + off;
+        p2 = t->sbuf;
+    }
+    int err = xmit(s, t->lip, t->rip, &h, p1, n1, p2, n2, now);
+    if (flags & RUSTY_TCP_ACK) {
+        t->flags &= ~(TF_ACK_NOW | TF_DELACK_ONE);
+        rusty_timer_cancel(&s->timers, &t->t_delack);
+        t->last_ack_sent = t->rcv_nxt;
+        if (!syn && seq_gt(t->rcv_nxt + wnd, t->rcv_adv))
+            t->rcv_adv = t->rcv_nxt + wnd;
+        else if (syn)
+            t->rcv_adv = t->rcv_nxt + wnd;
+    }
+    t->last_send_us = now;
+    return err;
+}
+
+/* Account for a data/SYN/FIN segment [seq, seq+seglen) just sent. */
+static void sent(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq, uint32_t seglen, uint64_t now)
+{
+    uint32_t end = seq + seglen;
+    if (seq_lt(seq, t->snd_max)) {
+        t->retransmits++;
+        s->stats.tcp_retransmits++;
+        /* Karn: a retransmitted segment is never timed. */
+        if ((t->flags & TF_RTT_TIMING) && seq_leq(seq, t->rtt_seq))
+            t->flags &= ~TF_RTT_TIMING;
+    } else if (!(t->flags & (TF_RTT_TIMING | TF_TS))) {
+        t->flags |= TF_RTT_TIMING;
+        t->rtt_seq = seq;
+        t->rtt_start_us = now;
+    }
+    if (seq_gt(end, t->snd_max))
+        t->snd_max = end;
+    if (!rusty_timer_armed(&t->t_rtx) || (t->flags & TF_PERSIST)) {
+        t->flags &= ~TF_PERSIST;
+        tcp_arm_rtx(s, t, now);
+    }
+}
+
+static void send_syn(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    uint8_t flags = RUSTY_TCP_SYN;
+    if (t->state == TCP_SYN_RECEIVED)
+        flags |= RUSTY_TCP_ACK;
+    send_segment(s, t, t->iss, flags, 0, now);
+    t->snd_nxt = t->iss + 1;
+    sent(s, t, t->iss, 1, now);
+}
+
+void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    switch (t->state) {
+    case TCP_CLOSED:
+    case TCP_LISTEN:
+        return;
+    case TCP_SYN_SENT:
+    case TCP_SYN_RECEIVED:
+        if (t->snd_nxt == t->iss)
+            send_syn(s, t, now);
+        else if (t->flags & TF_ACK_NOW)
+            send_segment(s, t, t->snd_nxt, RUSTY_TCP_ACK, 0, now);
+        return;
+    case TCP_TIME_WAIT:
+        if (t->flags & TF_ACK_NOW)
+            send_segment(s, t, t->snd_nxt, RUSTY_TCP_ACK, 0, now);
+        return;
+    default:
+        break;
+    }
+
+    if (t->snd_una == t->snd_max && now - t->last_send_us > t->rto_us)
+        s->tcp->cc->on_idle(t, now);
+
+    int sent_any = 0;
+    for (;;) {
+        uint32_t data_end = t->sbuf_seq + t->slen;
+        int fin_queued = (t->flags & TF_FIN_QUEUED) != 0;
+        if (seq_lt(t->snd_nxt, data_end)) {
+            uint32_t avail = seq_diff(data_end, t->snd_nxt);
+            uint32_t wnd = t->snd_wnd < t->cwnd ? t->snd_wnd : t->cwnd;
+            uint32_t win_end = t->snd_una + wnd;
+            uint32_t usable = seq_gt(win_end, t->snd_nxt) ? seq_diff(win_end, t->snd_nxt) : 0;
+            uint32_t len = avail < t->mss ? avail : t->mss;
+            if (len > usable)
+                len = usable;
+            if (!len)
+                break;
+            if (len < t->mss && !seq_lt(t->snd_nxt, t->snd_max)) {
+                /* RFC 1122 4.2.3.4: send a short segment only if it is all we have and
+                   nothing is unacknowledged (Nagle; TCP_NODELAY drops the second
+                   condition), or it fills at least half the peer's largest window. */
+                int idle = tcp_flight(t) == 0 || (t->flags & TF_NODELAY);
+                /* A last segment carrying the FIN goes at once, as in Linux: nothing
+                   more will come to fill it. */
+                int last = len == avail && fin_queued;
+                if (!last && !((len == avail && idle) || (idle && len >= t->max_snd_wnd / 2)))
+                    break;
+            }
+            uint8_t flags = RUSTY_TCP_ACK;
+            if (len >= avail)
+                flags |= RUSTY_TCP_PSH;
+            uint32_t seglen = len;
+            if (fin_queued && t->snd_nxt + len == data_end) {
+                flags |= RUSTY_TCP_FIN;
+                seglen++;
+                t->flags |= TF_FIN_SENT;
+            }
+            uint32_t seq = t->snd_nxt;
+            send_segment(s, t, seq, flags, len, now);
+            t->snd_nxt = seq + seglen;
+            sent(s, t, seq, seglen, now);
+            sent_any = 1;
+            if (flags & RUSTY_TCP_FIN)
+                break;
+        } else if (fin_queued && t->snd_nxt == data_end) {
+            uint32_t seq = t->snd_nxt;
+            send_segment(s, t, seq, RUSTY_TCP_ACK | RUSTY_TCP_FIN, 0, now);
+            t->flags |= TF_FIN_SENT;
+            t->snd_nxt = seq + 1;
+            sent(s, t, seq, 1, now);
+            sent_any = 1;
+            break;
+        } else {
+            break;
+        }
+    }
+    if ((t->flags & TF_ACK_NOW) && !sent_any)
+        send_segment(s, t, t->snd_nxt, RUSTY_TCP_ACK, 0, now);
+    /* RFC 9293 3.8.6.1: data waiting on a closed window with nothing in flight -> persist. */
+    if (tcp_unsent(t) && tcp_flight(t) == 0 && !rusty_timer_armed(&t->t_rtx))
+        tcp_arm_persist(s, t, now);
+}
+
+void tcp_send_ack(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    send_segment(s, t, t->snd_nxt, RUSTY_TCP_ACK, 0, now);
+}
+
+void tcp_send_rst_for(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    /* RFC 9293 3.10.5 ABORT: <SEQ=SND.NXT><CTL=RST>; with ACK=RCV.NXT as Linux does. */
+    send_segment(s, t, t->snd_max, RUSTY_TCP_RST | RUSTY_TCP_ACK, 0, now);
+}
+
+void tcp_reply_rst(struct rusty_stack *s, const struct tcp_seg *seg)
+{
+    if (seg->h.flags & RUSTY_TCP_RST)
+        return;                         /* RFC 9293 3.10.7.1: never answer a reset */
+    struct rusty_tcp_repr h;
+    memset(&h, 0, sizeof(h));
+    h.src_port = seg->h.dst_port;
+    h.dst_port = seg->h.src_port;
+    if (seg->h.flags & RUSTY_TCP_ACK) {
+        h.seq = seg->h.ack;             /* <SEQ=SEG.ACK><CTL=RST> */
+        h.flags = RUSTY_TCP_RST;
+    } else {
+        uint32_t seglen = seg->h.payload_len + !!(seg->h.flags & RUSTY_TCP_SYN) + !!(seg->h.flags & RUSTY_TCP_FIN);
+        h.seq = 0;                      /* <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> */
+        h.ack = seg->h.seq + seglen;
+        h.flags = RUSTY_TCP_RST | RUSTY_TCP_ACK;
+    }
+    xmit(s, seg->dst, seg->src, &h, NULL, 0, NULL, 0, seg->now);
+}
+
+void tcp_send_synack_cookie(struct rusty_stack *s, const struct tcp_seg *seg, uint32_t isn, uint16_t mss)
+{
+    /* RFC 4987 3.6: no state is kept, so only the MSS survives (no WS/TS offered). */
+    struct rusty_tcp_repr h;
+    memset(&h, 0, sizeof(h));
+    h.src_port = seg->h.dst_port;
+    h.dst_port = seg->h.src_port;
+    h.seq = isn;
+    h.ack = seg->h.seq + 1;
+    h.flags = RUSTY_TCP_SYN | RUSTY_TCP_ACK;
+    h.window = s->cfg.tcp_rcvbuf > 0xffff ? 0xffff : (uint16_t)s->cfg.tcp_rcvbuf;
+    h.mss = mss;
+    xmit(s, seg->dst, seg->src, &h, NULL, 0, NULL, 0, seg->now);
+}
+
+void tcp_retransmit_una(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    if (t->state == TCP_SYN_SENT || t->state == TCP_SYN_RECEIVED) {
+        send_syn(s, t, now);
+        return;
+    }
+    uint32_t data_end = t->sbuf_seq + t->slen;
+    uint32_t seq = t->snd_una;
+    uint32_t len = seq_lt(seq, data_end) ? seq_diff(data_end, seq) : 0;
+    if (len > t->mss)
+        len = t->mss;
+    uint8_t flags = RUSTY_TCP_ACK;
+    uint32_t seglen = len;
+    if ((t->flags & TF_FIN_SENT) && seq + len == data_end) {
+        flags |= RUSTY_TCP_FIN;
+        seglen++;
+    }
+    if (!seglen)
+        return;
+    send_segment(s, t, seq, flags, len, now);
+    sent(s, t, seq, seglen, now);
+    if (seq_lt(t->snd_nxt, seq + seglen))
+        t->snd_nxt = seq + seglen;
+}
+
+void tcp_send_probe(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now, int keepalive)
+{
+    /* Keep-alive (RFC 1122 4.2.3.6) and zero-window probes alike: <SEQ=SND.UNA-1>
+       with no data, which any live peer must answer with an ACK carrying its
+       current window. DEVIATION: RFC 9293 3.8.6.1 suggests a zero-window probe
+       carry one new octet; like Linux we send none, so a probe never enters the
+       sequence space and cannot be mistaken for data in flight. */
+    (void)keepalive;
+    send_segment(s, t, t->snd_una - 1, RUSTY_TCP_ACK, 0, now);
+}
+
+int tcp_send_window_filler(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
+{
+    /* RFC 1122 4.2.3.4 (d), the "override timeout": when the persist timer fires
+       on a small but open window, send what fits instead of waiting for the
+       window to reach a full segment (which a peer may never offer). */
+    uint32_t len = tcp_unsent(t);
+    uint32_t win_end = t->snd_una + t->snd_wnd;
+    uint32_t usable = seq_gt(win_end, t->snd_nxt) ? seq_diff(win_end, t->snd_nxt) : 0;
+    if (len > usable)
+        len = usable;
+    if (len > t->mss)
+        len = t->mss;
+    if (!len)
+        return 0;
+    uint32_t seq = t->snd_nxt;
+    send_segment(s, t, seq, RUSTY_TCP_ACK | RUSTY_TCP_PSH, len, now);
+    t->snd_nxt = seq + len;
+    sent(s, t, seq, len, now);
+    return 1;
+}

@@ -1,0 +1,342 @@
+"""StackStreamTransport: asyncio.Transport over a stack TCP connection.
+
+Owns: the asyncio Transport contract for TCP on the user-space stack - reading
+(Protocol.data_received, or BufferedProtocol.get_buffer/buffer_updated with one
+copy from the stack's receive buffer into the protocol's buffer), eof_received
+honoured as asyncio does, pause/resume_reading, writing with write-buffer
+limits (strictly alternating pause_writing/resume_writing), write_eof (FIN
+after queued data), close (flush, then FIN), abort, and the socket-like
+get_extra_info('socket') whose TCP_NODELAY/SO_KEEPALIVE act on the connection.
+Not: connecting/accepting (aiorusty.server), the TCP state machine (C).
+
+Write path: a write() of at least _DIRECT bytes into an empty buffer goes to
+the stack at once (as asyncio's send() would); smaller writes are queued and
+handed over once per tick, coalesced into one Stack.tcp_send, just before the
+selector polls the stack (RustySelector.flush), so a protocol that writes a
+response in ten pieces costs one C call and the stack sees one segment's worth
+of data. What the stack's send buffer cannot take stays here, counts in
+get_write_buffer_size() and is sent on the next WRITABLE event.
+
+Call chains: RustySelector._dispatch -> _stack_event -> _read_ready ->
+Stack.tcp_recv (C) -> protocol.data_received;  write -> (queue) ->
+RustySelector.select -> _write_ready -> Stack.tcp_send (C).
+Errors from protocol callbacks and the stack take asyncio's one path:
+_fatal_error -> _force_close -> _call_connection_lost.
+"""
+
+import collections
+import errno
+import os
+import socket
+import sys
+from asyncio import BufferedProtocol, Transport, constants
+
+from .._errors import check
+from .._rusty import ffi, lib
+from ._base import _StackTransport, log, set_result_unless_cancelled
+from .zerocopy import ViewProtocol
+
+__all__ = ["StackStreamTransport"]
+
+_EV_READABLE = lib.RUSTY_EV_TCP_READABLE
+_EV_WRITABLE = lib.RUSTY_EV_TCP_WRITABLE
+_EV_EOF = lib.RUSTY_EV_TCP_EOF
+_EV_CLOSED = lib.RUSTY_EV_TCP_CLOSED
+_DIRECT = 16 * 1024           # writes this big skip the per-tick queue when nothing is queued
+_COALESCE = 256 * 1024        # at most this much is joined into one tcp_send
+_ATTACH_TRANSPORT = sys.version_info >= (3, 13)     # Server._attach(transport) vs _attach()
+
+
+def _recv_into(stack, handle, buf):
+    """Bytes copied straight from the stack into buf; 0 at EOF; None when nothing is readable."""
+    ret = lib.rusty_tcp_recv(stack._live(), handle, ffi.from_buffer(buf, require_writable=True), len(buf))
+    if ret == -errno.EAGAIN:
+        return None
+    return check(ret, "tcp recv")
+
+
+class StackStreamTransport(_StackTransport, Transport):
+    """A TCP connection on the user-space stack (made by create_connection or a Server)."""
+
+    _sock_type = socket.SOCK_STREAM
+    _sock_proto = socket.IPPROTO_TCP
+    _start_tls_compatible = True                    # loop.start_tls() wraps it in asyncio's SSLProtocol
+    _sendfile_compatible = constants._SendfileMode.FALLBACK     # loop.sendfile(): read + write
+    max_size = 256 * 1024             # the loop's receive buffer (RustySelector.recv_buf)
+
+    def __init__(self, loop, stack, handle, protocol, waiter=None, extra=None, server=None):
+        super().__init__(loop, stack, handle, protocol, extra)
+        info = stack.tcp_info(handle)
+        self._extra["sockname"] = info["local"]
+        self._extra["peername"] = info["remote"]
+        self._server = server
+        self._buffer = collections.deque()
+        self._eof = False               # write_eof() called
+        self._eof_seen = False          # the peer's FIN was delivered to the protocol
+        self._flush_queued = False
+        self._selector = loop._selector
+        self.set_protocol(protocol)
+        if server is not None:
+            server._attach(self) if _ATTACH_TRANSPORT else server._attach()
+        self._call_soon(self._protocol.connection_made, self)
+        self._call_soon(self._read_ready)          # data may have arrived before we existed
+        if waiter is not None:
+            self._call_soon(set_result_unless_cancelled, waiter, None)
+
+    def set_protocol(self, protocol):
+        self._buffered = isinstance(protocol, BufferedProtocol)
+        self._views = isinstance(protocol, ViewProtocol)
+        super().set_protocol(protocol)
+
+    def _close_handle(self, handle):
+        self._stack.tcp_close(handle)
+
+    def _setsockopt(self, name, value):
+        if self._handle is not None:
+            self._stack.tcp_setsockopt(self._handle, name, value)
+
+    # -- events from the stack ----------------------------------------------------------
+
+    def _stack_event(self, typ, flags, arg, arg2):
+        if typ == _EV_READABLE or typ == _EV_EOF:
+            self._read_ready()
+        elif typ == _EV_WRITABLE:
+            if self._buffer and not self._flush_queued:     # a queued flush will send it anyway
+                self._write_ready()
+        elif typ == _EV_CLOSED:
+            if arg < 0:
+                code = -arg
+                self._fatal_error(OSError(code, os.strerror(code)), "Fatal read error on socket transport")
+            else:
+                self._read_ready()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _read_ready(self):
+        if self._handle is None or self._eof_seen or not self.is_reading():
+            return
+        if self._buffered:
+            self._read_ready_buffered()
+        elif self._views:
+            self._read_ready_views()
+        else:
+            self._read_ready_data()
+
+    def _read_ready_data(self):
+        # One copy out of the stack into the loop's receive buffer, one into bytes.
+        # A read that does not fill the buffer drained the connection: no second
+        # call to learn "nothing more" (a FIN arrives as its own EOF event).
+        ptr, handle = self._stack._live(), self._handle
+        buf = self._selector.recv_buf
+        cap = len(buf)
+        while not self._paused and not self._closing:
+            n = lib.rusty_tcp_recv(ptr, handle, buf, cap)
+            if n <= 0:
+                if n == 0:
+                    self._read_ready_eof()
+                elif n != -errno.EAGAIN:
+                    self._fatal_error(OSError(-n, os.strerror(-n)), "Fatal read error on socket transport")
+                return
+            data = ffi.buffer(buf, n)[:]
+            try:
+                self._protocol.data_received(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+                return
+            if n < cap:
+                return
+
+    def _read_ready_views(self):
+        ptr, handle, sel = self._stack._live(), self._handle, self._selector
+        while not self._paused and not self._closing:
+            buf, bufptr = sel.view_buffer()
+            cap = len(buf)
+            n = lib.rusty_tcp_recv(ptr, handle, bufptr, cap)
+            if n <= 0:
+                if n == 0:
+                    self._read_ready_eof()
+                elif n != -errno.EAGAIN:
+                    self._fatal_error(OSError(-n, os.strerror(-n)), "Fatal read error on socket transport")
+                return
+            whole = memoryview(buf)
+            del buf                     # views_kept() counts the references to it
+            view = whole[:n]
+            try:
+                self._protocol.view_received(view)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.view_received() call failed.")
+                return
+            finally:
+                view.release()
+                whole.release()
+            if sel.views_kept():
+                self._report_callback_error(
+                    RuntimeError("a memoryview from view_received() was kept past the call; copy what you "
+                                 "keep (bytes(view[a:b])). It stays valid: the loop moved to a new buffer."),
+                    self._protocol.view_received)
+            if n < cap:
+                return
+
+    def _read_ready_buffered(self):
+        while not self._paused and not self._closing:
+            try:
+                buf = self._protocol.get_buffer(-1)
+                if not len(buf):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+            try:
+                n = _recv_into(self._stack, self._handle, buf)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal read error on socket transport")
+                return
+            if n is None:
+                return
+            if not n:
+                self._read_ready_eof()
+                return
+            try:
+                self._protocol.buffer_updated(n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+                return
+            if n < len(buf):
+                return                  # drained (see _read_ready_data)
+
+    def _read_ready_eof(self):
+        self._eof_seen = True
+        if self._loop.get_debug():
+            log.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if not keep_open:
+            self.close()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, data):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                log.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        if not self._buffer and len(data) >= _DIRECT:
+            try:
+                n = self._stack.tcp_send(self._handle, data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            self._selector.note_activity()
+            if n == len(data):
+                return
+            data = memoryview(data)[n:]
+        # Ensure that what we buffer is immutable (the caller may reuse a bytearray).
+        self._buffer.append(data if type(data) is bytes else bytes(data))
+        self._buffer_size += len(data)
+        if not self._flush_queued:
+            self._flush_queued = True
+            self._selector.flush.append(self)
+        self._maybe_pause_protocol()
+
+    def _write_ready(self):
+        self._flush_queued = False
+        if self._handle is None or self._conn_lost:
+            return
+        buf, send, handle = self._buffer, self._stack.tcp_send, self._handle
+        while buf:
+            chunk = buf[0]
+            if len(buf) > 1 and len(chunk) < _COALESCE:
+                pieces, size = [], 0
+                while buf and size < _COALESCE:
+                    size += len(buf[0])
+                    pieces.append(buf.popleft())
+                chunk = b"".join(pieces)
+                buf.appendleft(chunk)
+            try:
+                n = send(handle, chunk)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            self._buffer_size -= n
+            if n < len(chunk):
+                if n:
+                    buf[0] = chunk[n:]
+                break                   # the stack's send buffer is full: wait for WRITABLE
+            buf.popleft()
+        self._selector.note_activity()
+        self._maybe_resume_protocol()
+        if not buf:
+            if self._closing:
+                if not self._conn_lost:
+                    self._conn_lost += 1
+                    self._call_soon(self._call_connection_lost, None)
+            elif self._eof:
+                self._shutdown_write()
+
+    def _shutdown_write(self):
+        try:
+            self._stack.tcp_shutdown(self._handle, socket.SHUT_WR)
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal error on shutdown")
+
+    def _drop_buffer(self):
+        self._buffer.clear()
+        self._buffer_size = 0
+
+    def write_eof(self):
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._buffer:
+            self._shutdown_write()
+
+    def can_write_eof(self):
+        return True
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self):
+        if self._closing:
+            return
+        self._closing = True
+        if not self._buffer:
+            self._conn_lost += 1
+            self._call_soon(self._call_connection_lost, None)
+
+    def abort(self):
+        self._force_close(None)
+
+    def _call_connection_lost(self, exc):
+        server = self._server
+        try:
+            super()._call_connection_lost(exc)
+        finally:
+            if server is not None:
+                self._server = None
+                server._detach(self) if _ATTACH_TRANSPORT else server._detach()

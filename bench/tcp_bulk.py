@@ -1,0 +1,141 @@
+"""Bulk TCP throughput between the Linux stack and aiorusty over a tap (root).
+
+    python bench/tcp_bulk.py [--mb 200] [--json results/tcp_bulk.json]
+
+Linux side: a Python socket in a network namespace we create; aiorusty side:
+one Stack polled in this process (one core). Prints Gbps for Linux -> aiorusty
+and aiorusty -> Linux; never a test assertion. Records kernel and device.
+"""
+
+import argparse
+import ipaddress
+import json
+import os
+import platform
+import select
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from aiorusty._rusty import lib  # noqa: E402
+from aiorusty.nic import open_device  # noqa: E402
+from aiorusty.nic._host import configure_host_side  # noqa: E402
+from aiorusty.tcp import Stack  # noqa: E402
+from aiorusty.tcp._stack import close_device  # noqa: E402
+
+PEER = r"""
+import socket, sys, time
+mode, ip, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+buf = b"x" * 65536
+if mode == "send":
+    s = socket.create_connection((ip, port))
+    left = n
+    while left > 0:
+        left -= s.send(buf[:min(left, 65536)])
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
+else:
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((ip, port)); ls.listen(1); print("ready", flush=True)
+    s, _ = ls.accept()
+    got = 0
+    while True:
+        b = s.recv(262144)
+        if not b: break
+        got += len(b)
+    print(got, flush=True)
+"""
+
+
+def run(stack, until, timeout=120):
+    fds = stack.fds()
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        stack.poll()
+        if until():
+            return
+        nd = stack.next_deadline()
+        if nd is None or nd > stack.now_us():
+            select.select(fds, [], [], 0.001)
+    raise TimeoutError
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=int, default=200)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    n = args.mb << 20
+    ns, tap = f"rbench{os.getpid()}", f"rbt{os.getpid() % 100000}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    dev = stack = None
+    results = {"kernel": platform.release(), "device": "tap", "bytes": n, "python": sys.version.split()[0]}
+    try:
+        dev = open_device(f"tap:{tap}")
+        stack = Stack(seed=1)
+        stack.add_interface(dev, ip="10.77.0.2/24")
+        configure_host_side(dev, host=ipaddress.IPv4Interface("10.77.0.1/24"), netns=ns)
+        # Linux -> aiorusty
+        lsock = stack.tcp_listen(None, 5201)
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", PEER, "send", "10.77.0.2", "5201",
+                                 str(n)])
+        state = {"s": None, "got": 0, "t0": None}
+
+        def rx_done():
+            if state["s"] is None:
+                state["s"] = stack.tcp_accept(lsock)
+                state["t0"] = time.perf_counter()
+                return False
+            while True:
+                d = stack.tcp_recv(state["s"], 1 << 20)
+                if not d:
+                    return d == b""
+                state["got"] += len(d)
+
+        run(stack, rx_done)
+        dt = time.perf_counter() - state["t0"]
+        stack.tcp_close(state["s"])
+        run(stack, lambda: proc.poll() is not None, 10)
+        results["linux_to_rusty_gbps"] = round(state["got"] * 8 / dt / 1e9, 3)
+        # aiorusty -> Linux
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", PEER, "recv", "10.77.0.1", "5202",
+                                 "0"], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        s = stack.tcp_connect(("10.77.0.1", 5202))
+        chunk = b"y" * (1 << 20)
+        sent = [0, False]
+        t0 = time.perf_counter()
+
+        def tx_done():
+            while sent[0] < n:
+                k = stack.tcp_send(s, chunk[: min(len(chunk), n - sent[0])])
+                if not k:
+                    break
+                sent[0] += k
+            if sent[0] == n and not sent[1]:
+                stack.tcp_shutdown(s)
+                sent[1] = True
+            return sent[1] and stack.tcp_info(s)["snd_una"] == stack.tcp_info(s)["snd_nxt"]
+
+        run(stack, tx_done)
+        dt = time.perf_counter() - t0
+        results["rusty_to_linux_gbps"] = round(n * 8 / dt / 1e9, 3)
+        stack.tcp_close(s)
+        run(stack, lambda: proc.poll() is not None, 10)
+    finally:
+        if stack:
+            stack.close()
+        if dev:
+            close_device(dev)
+        subprocess.run(["ip", "netns", "del", ns])
+    print(json.dumps(results, indent=2))
+    if args.json:
+        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

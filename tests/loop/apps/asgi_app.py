@@ -1,0 +1,27 @@
+"""A plain ASGI app for uvicorn:  uvicorn asgi_app:app --loop aiorusty.runner:new_event_loop"""
+
+import hashlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import BIG, HELLO  # noqa: E402
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    if scope["method"] == "POST":
+        digest = hashlib.sha256()
+        more = True
+        while more:
+            msg = await receive()
+            digest.update(msg.get("body", b""))
+            more = msg.get("more_body", False)
+        body = digest.hexdigest().encode() + b"\n"
+    else:
+        body = BIG if path == "/big" else HELLO
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

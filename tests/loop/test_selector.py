@@ -1,0 +1,172 @@
+"""The RustySelector's scheduling, on a FakeStack (no traffic): dispatch order, contexts,
+errors, deadline-bounded sleep, busy-poll window, device-fd wake-ups."""
+
+import asyncio
+import contextvars
+import threading
+import time
+
+from ._base import RustyFakeBase
+
+cv = contextvars.ContextVar("cv", default="unset")
+
+
+class FakeTransport:
+    """Records the stack events dispatched to it and the context they ran in."""
+
+    def __init__(self, log, name, fail_on=None):
+        self.log = log
+        self.name = name
+        self.fail_on = fail_on
+        self._context = contextvars.copy_context()
+
+    def _stack_event(self, typ, flags, arg, arg2):
+        self.log.append((self.name, typ, arg, cv.get()))
+        if typ == self.fail_on:
+            raise ZeroDivisionError("boom")
+
+
+class TestSelectorScheduling(RustyFakeBase):
+    def test_loop_has_selector_and_stack(self):
+        self.assertIs(self.loop.stack, self.fake)
+        self.assertEqual(type(self.loop._selector).__name__, "RustySelector")
+        self.assertEqual(self.loop.route("10.0.0.1"), "kernel")
+
+    def test_dispatch_in_order_after_call_soon_in_creation_context(self):
+        log = []
+        token = cv.set("A")
+        a = FakeTransport(log, "a")
+        cv.reset(token)
+        token = cv.set("B")
+        b = FakeTransport(log, "b")
+        cv.reset(token)
+        self.loop._stack_register(self.fake, 1, a)
+        self.loop._stack_register(self.fake, 2, b)
+
+        def before():
+            log.append(("call_soon", 0, 0, cv.get()))
+        self.loop.call_soon(before)
+        self.fake.inject((1, 16, 0, 10, 0), (2, 18, 0, 20, 0), (1, 18, 0, 30, 0), (99, 18, 0, 0, 0))
+        self.loop.run_until_complete(asyncio.sleep(0.01))
+        self.assertEqual(log, [("call_soon", 0, 0, "unset"), ("a", 16, 10, "A"), ("b", 18, 20, "B"), ("a", 18, 30, "A")])
+
+    def test_event_error_reported_and_batch_continues(self):
+        log = []
+        self.loop._stack_register(self.fake, 1, FakeTransport(log, "bad", fail_on=18))
+        self.loop._stack_register(self.fake, 2, FakeTransport(log, "good"))
+        self.fake.inject((1, 18, 0, 0, 0), (2, 18, 0, 0, 0))
+        self.loop.run_until_complete(asyncio.sleep(0.01))
+        self.assertEqual([n for n, *_ in log], ["bad", "good"])
+        self.expect_exceptions(1)
+        self.assertIsInstance(self.handler_calls[0]["exception"], ZeroDivisionError)
+
+    def test_injection_from_thread_wakes_sleeping_loop(self):
+        log = []
+        done = self.loop.create_future()
+
+        class T(FakeTransport):
+            def _stack_event(self, *ev):
+                super()._stack_event(*ev)
+                done.set_result(None)
+        self.loop._stack_register(self.fake, 7, T(log, "t"))
+        threading.Timer(0.05, self.fake.inject, ((7, 18, 0, 1, 0),)).start()
+        self.run_loop(done, timeout=5)
+        self.assertEqual([n for n, *_ in log], ["t"])
+
+    def test_sleep_bounded_by_stack_deadline(self):
+        # Idle loop, one timer 0.2 s away: the stack asks to be polled every 20 ms.
+        self.fake.deadline_in_us = 20_000
+        self.loop.run_until_complete(asyncio.sleep(0.01))
+        polls = self.fake.polls
+        self.loop.run_until_complete(asyncio.sleep(0.2))
+        self.assertGreaterEqual(self.fake.polls - polls, 6)
+        # With no deadline the same wait is a handful of polls, not a spin.
+        self.fake.deadline_in_us = None
+        polls = self.fake.polls
+        self.loop.run_until_complete(asyncio.sleep(0.2))
+        self.assertLessEqual(self.fake.polls - polls, 6)
+
+    def test_deadline_does_not_make_loop_spin_when_later_than_timer(self):
+        self.fake.deadline_in_us = 10_000_000
+        polls = self.fake.polls
+        self.loop.run_until_complete(asyncio.sleep(0.1))
+        self.assertLessEqual(self.fake.polls - polls, 6)
+
+
+class TestBusyPoll(RustyFakeBase):
+    BUSY_POLL_US = 300_000
+
+    def test_spins_after_activity_then_sleeps(self):
+        self.loop._stack_register(self.fake, 1, FakeTransport([], "t"))
+        self.loop.run_until_complete(asyncio.sleep(0.35))     # any start-up activity has aged out
+        sel = self.loop._selector
+        sleeps, polls = sel.sleeps, self.fake.polls
+        self.fake.inject((1, 18, 0, 0, 0))
+        self.loop.run_until_complete(asyncio.sleep(0.1))
+        self.assertGreater(self.fake.polls - polls, 50, "no busy-polling inside the window")
+        self.assertLessEqual(sel.sleeps - sleeps, 2)
+        self.loop.run_until_complete(asyncio.sleep(0.3))       # window over: back to sleeping
+        polls = self.fake.polls
+        t0 = time.monotonic()
+        self.loop.run_until_complete(asyncio.sleep(0.1))
+        self.assertLess(self.fake.polls - polls, 10, f"still spinning {time.monotonic() - t0:.3f}s later")
+
+
+class TestNoBusyPoll(RustyFakeBase):
+    BUSY_POLL_US = 0
+
+    def test_no_spin_after_activity(self):
+        self.loop._stack_register(self.fake, 1, FakeTransport([], "t"))
+        polls = self.fake.polls
+        self.fake.inject((1, 18, 0, 0, 0))
+        self.loop.run_until_complete(asyncio.sleep(0.1))
+        self.assertLess(self.fake.polls - polls, 10)
+
+
+class TestFlush(RustyFakeBase):
+    def test_callbacks_scheduled_by_flush_run_without_sleeping(self):
+        loop = self.loop
+        fut = loop.create_future()
+
+        class T:
+            _context = contextvars.copy_context()
+
+            def _write_ready(self):
+                loop.call_soon(fut.set_result, "flushed")
+
+        sel = loop._selector
+        inner_select = sel._inner.select
+        timeouts = []
+
+        def record(timeout=None):
+            timeouts.append(timeout)
+            return inner_select(timeout)
+        sel._inner.select = record
+
+        async def main():
+            loop.call_later(0.05, lambda: None)          # gives the loop a reason to sleep
+            timeouts.clear()
+            sel.flush.append(T())
+            return await fut
+        self.assertEqual(loop.run_until_complete(main()), "flushed")
+        self.assertEqual(timeouts[0], 0, "epoll slept although the flush had scheduled a callback")
+
+
+class TestTwoStacks(RustyFakeBase):
+    def test_events_go_to_their_own_stacks_transports(self):
+        from ._fakestack import FakeStack
+        from aiorusty.loop import RustyEventLoop
+        other = FakeStack()
+        loop = RustyEventLoop(interfaces=(), stack=[self.fake, other])
+        try:
+            log = []
+            loop._stack_register(self.fake, 5, FakeTransport(log, "first"))
+            loop._stack_register(other, 5, FakeTransport(log, "second"))
+            other.inject((5, 18, 0, 2, 0))
+            self.fake.inject((5, 18, 0, 1, 0))
+            loop.run_until_complete(asyncio.sleep(0.01))
+            self.assertEqual(sorted((n, a) for n, _, a, _ in log), [("first", 1), ("second", 2)])
+            self.assertEqual(loop.stacks, (self.fake, other))
+        finally:
+            loop.close()
+            other.close()

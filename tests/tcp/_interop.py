@@ -1,0 +1,233 @@
+"""Interop with the Linux TCP stack: aiorusty on a tap whose kernel end lives in a
+network namespace the test creates; the Linux peer is a Python subprocess in
+that namespace using ordinary kernel sockets.
+
+Impairment: nftables `numgen random` drops in the namespace's input and output
+hooks (real loss seen by the Linux stack), and aiorusty's fault injector on its
+own device (delay, reorder, duplication, corruption) via the interface spec.
+"""
+
+import contextlib
+import hashlib
+import ipaddress
+import os
+import random
+import select
+import sys
+import time
+
+from aiorusty._rusty import lib
+from aiorusty.nic import open_device
+from aiorusty.nic._host import configure_host_side
+from aiorusty.tcp import Stack
+from aiorusty.tcp._stack import close_device
+
+from _netns import netns, sh, unique
+from _stack_peer import popen_ns, skip_if_enosys
+
+NET = 150 + os.getpid() % 50
+STACK_IP = f"10.{NET}.9.2"
+HOST_IP = f"10.{NET}.9.1"
+
+
+def payload(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+# The Linux side. argv: mode ip port nsend seed
+#   server: listen, accept one, read to EOF, send nsend bytes, close
+#   client: connect, send nsend bytes, shut down writing, read to EOF
+# Prints "ready" (server, once listening), then "<sha of received> <bytes received>".
+LINUX_PEER = r"""
+import hashlib, random, socket, sys, threading
+mode, ip, port, nsend, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+data = random.Random(seed).randbytes(nsend)
+if mode == "server":
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((ip, port)); ls.listen(8)
+    print("ready", flush=True)
+    ls.settimeout(60)
+    s, _ = ls.accept()
+else:
+    s = socket.create_connection((ip, port), timeout=60)
+s.settimeout(120)
+def sender():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+th = threading.Thread(target=sender); th.start()
+h = hashlib.sha256(); n = 0
+while True:
+    b = s.recv(65536)
+    if not b: break
+    h.update(b); n += len(b)
+th.join()
+s.close()
+print(h.hexdigest(), n, flush=True)
+"""
+
+
+@contextlib.contextmanager
+def tap_stack(faults="", loss=0, **config):
+    """(stack, ns): aiorusty on a tap, its kernel end in a fresh namespace."""
+    name = unique("rtcp")
+    with netns() as ns:
+        spec = f"tap:{name}" + (f",{faults}" if faults else "")
+        try:
+            dev = open_device(spec)
+        except OSError as e:
+            skip_if_enosys(e, "tap")
+        stack = Stack(seed=3, **config)
+        try:
+            stack.add_interface(dev, ip=f"{STACK_IP}/24")
+            configure_host_side(dev, host=ipaddress.IPv4Interface(f"{HOST_IP}/24"), netns=ns)
+            if loss:
+                nft_loss(ns, loss)
+            yield stack, ns
+        finally:
+            stack.close()
+            close_device(dev)
+
+
+def nft_loss(ns, percent):
+    """Random loss of TCP segments in both directions, on the Linux side."""
+    rules = f"""
+table inet rustyloss {{
+  chain in {{ type filter hook input priority 0; meta l4proto tcp numgen random mod 100 < {percent} drop; }}
+  chain out {{ type filter hook output priority 0; meta l4proto tcp numgen random mod 100 < {percent} drop; }}
+}}
+"""
+    sh("nft", "-f", "-", ns=ns, input=rules)
+
+
+class Endpoint:
+    """One aiorusty connection driven by pump(): sends `data`, then FIN; collects what arrives."""
+
+    def __init__(self, stack, sock, data):
+        self.stack, self.sock, self.data = stack, sock, data
+        self.sent = 0
+        self.fin = False
+        self.received = hashlib.sha256()
+        self.nreceived = 0
+        self.eof = False
+        self.error = None
+
+    def step(self):
+        st = self.stack
+        while self.sent < len(self.data):
+            n = st.tcp_send(self.sock, memoryview(self.data)[self.sent:self.sent + 262144])
+            if not n:
+                break
+            self.sent += n
+        if self.sent == len(self.data) and not self.fin:
+            st.tcp_shutdown(self.sock)
+            self.fin = True
+        while not self.eof:
+            try:
+                b = st.tcp_recv(self.sock, 65536)
+            except OSError as e:
+                self.error = e
+                self.eof = True
+                break
+            if b is None:
+                break
+            if b == b"":
+                self.eof = True
+                break
+            self.received.update(b)
+            self.nreceived += len(b)
+
+    @property
+    def done(self):
+        return self.fin and self.eof
+
+
+def pump(stack, until, timeout, on_event=None):
+    fds = stack.fds()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ev in stack.poll():
+            if on_event:
+                on_event(ev)
+        if until():
+            return
+        nd = stack.next_deadline()
+        wait = 0.005 if nd is None else max(0.0, min(0.005, (nd - stack.now_us()) / 1e6))
+        select.select(fds, [], [], wait)
+    raise TimeoutError(f"not done in {timeout}s")
+
+
+def finish_peer(proc, stack, timeout=30):
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        stack.poll()
+        time.sleep(0.002)
+    if proc.poll() is None:
+        proc.kill()
+    out, err = proc.communicate(timeout=5)
+    assert proc.returncode == 0, err
+    sha, n = out.split()[-2:]
+    return sha, int(n)
+
+
+def linux_to_rusty(stack, ns, nup, ndown, timeout=60):
+    """Linux client -> aiorusty server; checks both directions' sha256."""
+    lsock = stack.tcp_listen(None, 5001)
+    proc = popen_ns(ns, sys.executable, "-c", LINUX_PEER, "client", STACK_IP, 5001, nup, 11)
+    down = payload(ndown, 22)
+    ep = []
+
+    def on_event(ev):
+        if ev[0] == lsock and ev[1] == lib.RUSTY_EV_TCP_ACCEPT and not ep:
+            s = stack.tcp_accept(lsock)
+            if s is not None:
+                ep.append(Endpoint(stack, s, down))
+
+    def until():
+        if ep:
+            ep[0].step()
+            return ep[0].done
+        return False
+
+    try:
+        pump(stack, until, timeout, on_event)
+        sha, n = finish_peer(proc, stack)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    e = ep[0]
+    assert e.error is None, e.error
+    assert (e.nreceived, e.received.hexdigest()) == (nup, hashlib.sha256(payload(nup, 11)).hexdigest())
+    assert (n, sha) == (ndown, hashlib.sha256(down).hexdigest())
+    info = stack.tcp_info(e.sock)
+    stack.tcp_close(e.sock)
+    stack.tcp_close(lsock)
+    return info
+
+
+def rusty_to_linux(stack, ns, nup, ndown, timeout=60):
+    """aiorusty client -> Linux server; checks both directions' sha256."""
+    from _stack_peer import wait_line
+
+    proc = popen_ns(ns, sys.executable, "-c", LINUX_PEER, "server", HOST_IP, 5002, ndown, 33)
+    try:
+        wait_line(stack, proc)
+        up = payload(nup, 44)
+        sock = stack.tcp_connect((HOST_IP, 5002))
+        e = Endpoint(stack, sock, up)
+
+        def until():
+            e.step()
+            return e.done
+
+        pump(stack, until, timeout)
+        sha, n = finish_peer(proc, stack)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert e.error is None, e.error
+    assert (e.nreceived, e.received.hexdigest()) == (ndown, hashlib.sha256(payload(ndown, 33)).hexdigest())
+    assert (n, sha) == (nup, hashlib.sha256(up).hexdigest())
+    info = stack.tcp_info(sock)
+    stack.tcp_close(sock)
+    return info

@@ -1,0 +1,146 @@
+"""Many connections: 1000 concurrent against the Linux stack, and 10,000 opened
+and closed in sequence between two aiorusty stacks with no leak (connections,
+buffer bytes and socket slots back to zero)."""
+
+import sys
+
+import pytest
+
+from aiorusty._rusty import lib
+from aiorusty.nic import open_pair
+from aiorusty.tcp import Stack
+from aiorusty.tcp._stack import close_device
+
+from _interop import HOST_IP, STACK_IP, pump, tap_stack
+from _netns import needs_root
+from _stack_peer import popen_ns
+
+
+def two_stacks(**config):
+    a, b = open_pair(pool=8192)
+    config.setdefault("tcp_msl_us", 1000)
+    sa = Stack(seed=1, **config)
+    sb = Stack(seed=2, **config)
+    sa.add_interface(a, 0, ip="10.1.0.1/24")
+    sb.add_interface(b, 0, ip="10.1.0.2/24")
+    return sa, sb, a, b
+
+
+def test_10k_sequential_connections_no_leak():
+    sa, sb, a, b = two_stacks(tcp_sndbuf=16384, tcp_rcvbuf=16384)
+    now = 0
+    try:
+        lsock = sa.tcp_listen(None, 80)
+        pending = []
+
+        def tick():
+            nonlocal now
+            now += 100
+            evs = sa.poll(now) + sb.poll(now)
+            pending.extend(evs)
+            return evs
+
+        for i in range(10_000):
+            cs = sb.tcp_connect(("10.1.0.1", 80), now_us=now)
+            ss = None
+            for _ in range(20):
+                tick()
+                if ss is None:
+                    ss = sa.tcp_accept(lsock)
+                if ss is not None and sb.tcp_info(cs)["state"] == "ESTABLISHED":
+                    break
+            assert ss is not None, f"connection {i} not accepted"
+            sb.tcp_send(cs, b"hi %d" % i, now)
+            for _ in range(20):
+                tick()
+                got = sa.tcp_recv(ss)
+                if got:
+                    break
+            assert got == b"hi %d" % i
+            sa.tcp_close(ss, now)           # server closes first: TIME-WAIT on its side
+            for _ in range(20):
+                tick()
+                if sb.tcp_recv(cs) == b"":
+                    break
+            sb.tcp_close(cs, now)
+            tick()
+            tick()
+            pending.clear()
+        now += 10_000
+        tick()
+        for st in (sa.stats(), sb.stats()):
+            assert st["tcp_conns"] == 0, st
+            assert st["tcp_buffer_bytes"] == 0
+        assert sa.stats()["sockets"] == 1         # the listener
+        assert sb.stats()["sockets"] == 0
+        assert sa.stats()["tcp_passive_opens"] == 10_000
+    finally:
+        sa.close()
+        sb.close()
+        close_device(a)
+        close_device(b)
+
+
+LINUX_MANY = r"""
+import selectors, socket, sys
+ip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sel = selectors.DefaultSelector()
+socks = []
+for i in range(n):
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex((ip, port))
+    socks.append(s)
+    sel.register(s, selectors.EVENT_WRITE, i)
+sent = set()
+got = {}
+import time
+deadline = time.time() + 60
+while len(got) < n and time.time() < deadline:
+    for key, ev in sel.select(1):
+        s, i = key.fileobj, key.data
+        if ev & selectors.EVENT_WRITE and i not in sent:
+            s.send(b"conn %d\n" % i)
+            sent.add(i)
+            sel.modify(s, selectors.EVENT_READ, i)
+        elif ev & selectors.EVENT_READ:
+            d = s.recv(100)
+            got[i] = d
+            sel.unregister(s)
+ok = sum(1 for i, d in got.items() if d == b"CONN %d\n" % i)
+for s in socks:
+    s.close()
+print(ok, flush=True)
+"""
+
+
+@needs_root
+@pytest.mark.timeout(120)
+def test_1000_concurrent_linux_clients():
+    with tap_stack(max_tcp_conns=2048, tcp_sndbuf=8192, tcp_rcvbuf=8192) as (stack, ns):
+        lsock = stack.tcp_listen(None, 7000, 1024)
+        proc = popen_ns(ns, "sh", "-c", f"ulimit -n 4096; exec {sys.executable} -c '{LINUX_MANY}' {STACK_IP} 7000 1000")
+        conns = set()
+        answered = set()
+        peak = [0]
+
+        def on_event(ev):
+            if ev[0] == lsock and ev[1] == lib.RUSTY_EV_TCP_ACCEPT:
+                while (s := stack.tcp_accept(lsock)) is not None:
+                    conns.add(s)
+                peak[0] = max(peak[0], stack.stats()["tcp_conns"])
+            elif ev[0] in conns and ev[1] == lib.RUSTY_EV_TCP_READABLE and ev[0] not in answered:
+                d = stack.tcp_recv(ev[0], 100)
+                if d:
+                    stack.tcp_send(ev[0], d.upper())
+                    answered.add(ev[0])
+
+        pump(stack, lambda: proc.poll() is not None, 90, on_event)
+        out, err = proc.communicate(timeout=5)
+        assert out.strip() == "1000", err
+        assert len(answered) == 1000
+        assert peak[0] >= 900               # they really were open at the same time
+        assert stack.stats()["tcp_passive_opens"] == 1000
+        for s in conns:
+            stack.tcp_close(s)
+        stack.tcp_close(lsock)
