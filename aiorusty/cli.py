@@ -163,7 +163,7 @@ def build_parser():
                       help="one request per connection, closed by the client (default: off = keep-alive)")
     load.add_argument("--timeout", type=float, default=5.0, help="connect / response timeout in seconds "
                                                                  "(default: %(default)s)")
-    load.add_argument("--msl-ms", type=int, default=500,
+    load.add_argument("--msl-ms", type=int, default=250,
                       help="--new-connection on the stack: TCP maximum segment lifetime of the generator's "
                            "stack, TIME-WAIT is twice this (default: %(default)s)")
     load.add_argument("--no-steer", dest="steer", action="store_false",

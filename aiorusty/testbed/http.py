@@ -24,6 +24,7 @@ import asyncio
 import email.utils
 import mimetypes
 import os
+import socket
 import time
 
 try:
@@ -88,6 +89,17 @@ class Pages:
                 if name == "index.html":
                     pages[rel[: -len("index.html")] or "/"] = pages[rel]
         return cls(pages)
+
+
+def _nodelay(transport):
+    """TCP_NODELAY as asyncio sets it on kernel sockets: a response's last segment must not wait
+    for the ACK of the one before (Nagle against the peer's delayed ACK)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
 
 
 def http_date(t=None):
@@ -205,6 +217,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         self.state.connections += 1
+        _nodelay(transport)
         if self.state.parser == "httptools":
             self._hp = _HttptoolsAdapter(self)
 

@@ -14,6 +14,7 @@ Not: merging workers and printing the report (report.py), the loop (loops.py).
 
 import asyncio
 import collections
+import errno
 import os
 import random
 import sys
@@ -22,6 +23,7 @@ import urllib.parse
 
 from . import loops
 from .hist import Histogram
+from .http import _nodelay
 from .steer import PortPicker
 
 DEFAULT_IFACE = "shm:aiorusty,ip=10.77.0.2/24"
@@ -91,6 +93,7 @@ class _Conn(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        _nodelay(transport)
 
     def send(self, stamps):
         gen = self.gen
@@ -209,6 +212,7 @@ class Generator:
         self.statuses = collections.Counter()
         self.per_path = collections.Counter()
         self.errors = collections.Counter()
+        self.errnos = collections.Counter()           # connect_error by errno name
         self.unanswered = 0
         self.connects = 0
         self.budget = opts.requests // workers + (1 if worker < opts.requests % workers else 0) \
@@ -289,6 +293,7 @@ class Generator:
             if exc.errno == 98:             # EADDRINUSE: a picked port still in TIME-WAIT
                 return None
             self.error("connect_error")
+            self.errnos[errno.errorcode.get(exc.errno, str(exc.errno))] += 1
             return None
         self.connects += 1
         self.conns.add(conn)
@@ -407,6 +412,7 @@ class Generator:
             "connections": self.connects, "unanswered": self.unanswered,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "errors": {k: self.errors[k] for k in ERROR_KINDS if self.errors[k]},
+            "connect_errnos": dict(self.errnos),
             "histogram": self.hist.to_json(),
         }
         if not self.single:
@@ -460,7 +466,10 @@ def load_worker(index, count, ready, opts):
             # One request per connection leaves a TIME-WAIT per connection on our
             # side (we close first): room for them, and a short MSL on a link
             # that cannot hold old segments anyway (shm, a local tap).
-            stack_opts = {"max_tcp_conns": 32768, "max_sockets": 32768, "tcp_msl_us": opts.msl_ms * 1000}
+            # The stack keeps a TIME-WAIT connection's buffers until it ends, so
+            # they are small here (requests are small; responses of a page or so).
+            stack_opts = {"max_tcp_conns": 32768, "max_sockets": 32768, "tcp_msl_us": opts.msl_ms * 1000,
+                          "tcp_sndbuf": 4096, "tcp_rcvbuf": 65536, "tcp_buffer_budget": 3 << 30}
     loop, stack = loops.new_loop(kind, iface, busy_poll_us=opts.busy_poll_us, **stack_opts)
     try:
         asyncio.set_event_loop(loop)

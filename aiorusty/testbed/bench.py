@@ -1,0 +1,383 @@
+"""`aiorusty bench`: the same server on asyncio, uvloop and aiorusty, side by side.
+
+Owns: the benchmark plan (loops x scenarios, alternated A B C A B C over
+rounds, medians), running each pair of processes - `aiorusty serve` pinned to
+the server core and `aiorusty load` pinned to the client core, as separate
+processes started from the CLI - and collecting their JSON; the optional
+wrk run (an independent client against the kernel-loop servers), the
+aiorusty workers scaling curve, and the outputs (table, JSON, Markdown, PNG).
+Not: serving or loading (serve.py, load.py).
+
+The embedded default needs no root: aiorusty's server and generator each run
+their own stack on one side of an shm link; asyncio and uvloop servers listen
+on 127.0.0.1 and are loaded by the same generator code on the kernel (on
+uvloop, the fastest kernel client we have). Server CPU per request is the
+server process's user+system CPU time from its first request to its stop,
+divided by the requests it answered; the server core's busy time from
+/proc/stat is recorded next to it (it includes kernel work done on that core
+for either side).
+"""
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+from .report import machine_info
+
+SCENARIOS = {
+    # name: (path, load flags, connections cap, what)
+    "small": ("/64", [], None, "keep-alive GET of a 64-byte page"),
+    "pipeline": ("/64", ["--pipeline", "16"], None, "16 pipelined GETs of a 64-byte page per connection"),
+    "newconn": ("/64", ["--new-connection"], None, "one request per connection (client closes)"),
+    "bulk": ("/1m", [], 4, "keep-alive GET of a 1 MiB page"),
+}
+SERVER_IP, CLIENT_IP = "10.78.0.1", "10.78.0.2"
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def _cpu_busy(core):
+    """(busy, total) jiffies of one core from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith(f"cpu{core} "):
+                    v = [int(x) for x in line.split()[1:]]
+                    idle = v[3] + (v[4] if len(v) > 4 else 0)
+                    return sum(v) - idle, sum(v)
+    except OSError:
+        pass
+    return 0, 0
+
+
+def _wait_line(proc, timeout, what, needle=b"\n"):
+    end = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < end:
+        r, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if r:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+            if needle in buf:
+                return buf.decode(errors="replace")
+        if proc.poll() is not None:
+            break
+    err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None else ""
+    raise BenchError(f"{what} did not start within {timeout:.0f} s: {buf.decode(errors='replace')}{err}")
+
+
+class Runner:
+    def __init__(self, args, outdir):
+        self.args = args
+        self.outdir = outdir
+        self.tmp = os.path.join(outdir, "raw")
+        os.makedirs(self.tmp, exist_ok=True)
+        self.n = 0
+        self.py = [sys.executable, "-m", "aiorusty"]
+
+    def _server_cmd(self, loop, port, name, workers, cpus, stats):
+        cmd = self.py + ["serve", "-q", "--port", str(port), "--workers", str(workers), "--cpus", cpus,
+                         "--stats-json", stats]
+        if loop == "asyncio":
+            cmd += ["--kernel", "--host", "127.0.0.1"]
+        elif loop == "uvloop":
+            cmd += ["--uvloop", "--host", "127.0.0.1"]
+        else:
+            cmd += ["--iface", f"shm:{name},ip={SERVER_IP}/24"]
+        return cmd
+
+    def run_pair(self, loop, scenario, workers=1, client="aiorusty-load"):
+        """One measured run; a dict of figures."""
+        args = self.args
+        self.n += 1
+        tag = f"{self.n:03d}-{loop}-{scenario}-w{workers}-{client}"
+        port = 18000 + self.n
+        name = f"bench{os.getpid()}x{self.n}"
+        stats = os.path.join(self.tmp, f"{tag}-server.json")
+        ljson = os.path.join(self.tmp, f"{tag}-load.json")
+        ncores = len(os.sched_getaffinity(0))
+        if workers == 1:
+            scpus, ccpus = str(args.server_cpu), str(args.client_cpu)
+        else:
+            scpus = ",".join(str(i % ncores) for i in range(workers))
+            ccpus = ",".join(str((workers + i) % ncores) for i in range(workers))
+        path, flags, cap, _ = SCENARIOS[scenario]
+        conns = min(args.connections, cap) if cap else args.connections
+        conns = max(conns, workers)
+        srv = subprocess.Popen(self._server_cmd(loop, port, name, workers, scpus, stats),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            _wait_line(srv, 20, f"{loop} server", b"workers ready" if workers > 1 else b"\n")
+            host = SERVER_IP if loop == "aiorusty" else "127.0.0.1"
+            url = f"http://{host}:{port}{path}"
+            b0 = _cpu_busy(args.server_cpu)
+            t0 = time.monotonic()
+            if client == "wrk":
+                load = self._wrk(url, conns, scenario)
+            else:
+                cmd = self.py + ["load", url, "-q", "-d", str(args.duration), "-c", str(conns),
+                                 "--workers", str(workers), "--cpus", ccpus, "--json", ljson] + flags
+                if loop == "aiorusty":
+                    cmd += ["--iface", f"shm:{name},ip={CLIENT_IP}/24"]
+                else:
+                    cmd += ["--uvloop"]
+                res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     timeout=args.duration + 90)
+                if res.returncode != 0 or not os.path.exists(ljson):
+                    raise BenchError(f"load failed ({loop}, {scenario}): {res.stderr.decode(errors='replace')[-2000:]}")
+                with open(ljson) as f:
+                    load = json.load(f)
+            b1 = _cpu_busy(args.server_cpu)
+            wall = time.monotonic() - t0
+        finally:
+            srv.send_signal(signal.SIGTERM)
+            try:
+                srv.wait(20)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
+        if srv.returncode != 0 or not os.path.exists(stats):
+            raise BenchError(f"{loop} server failed: {srv.stderr.read().decode(errors='replace')[-2000:]}")
+        with open(stats) as f:
+            server = json.load(f)
+        hz = os.sysconf("SC_CLK_TCK")
+        row = {
+            "loop": loop, "scenario": scenario, "workers": workers, "client": client,
+            "connections": conns, "requests": load["requests"], "rps": load["requests_per_s"],
+            "goodput_gbps": load["goodput_gbps"], "wire_gbps": load.get("wire_gbps"),
+            "p50_us": load["latency_us"]["p50"], "p99_us": load["latency_us"]["p99"],
+            "errors": load.get("errors", {}), "server_requests": server["requests"],
+            "server_cpu_s": server.get("cpu_s"), "server_cpu_us_per_req": server.get("cpu_us_per_request"),
+            "server_core_busy_s": (b1[0] - b0[0]) / hz, "wall_s": wall,
+            "server_cores": scpus, "client_cores": ccpus,
+        }
+        return row
+
+    def _wrk(self, url, conns, scenario):
+        wrk = shutil.which("wrk")
+        cmd = ["taskset", "-c", str(self.args.client_cpu), wrk, "-t1", f"-c{conns}", f"-d{self.args.duration:g}s",
+               "--latency", url]
+        if scenario == "newconn":
+            cmd[4:4] = ["-H", "Connection: close"]
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             timeout=self.args.duration + 30).stdout.decode()
+        m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        n = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+
+        def lat(p):
+            mm = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+            if not mm:
+                return None
+            return float(mm.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[mm.group(2)]
+        return {"requests": int(n.group(1)) if n else 0, "requests_per_s": float(m.group(1)) if m else 0.0,
+                "goodput_gbps": 0.0, "wire_gbps": None,
+                "latency_us": {"p50": lat(50), "p99": lat(99)}, "errors": {}, "raw": out}
+
+
+def _median(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summarize(rows):
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["scenario"], r["loop"], r["workers"], r["client"]), []).append(r)
+    out = []
+    for (scen, loop, w, client), rs in groups.items():
+        out.append({
+            "scenario": scen, "loop": loop, "workers": w, "client": client, "runs": len(rs),
+            "rps": _median(rs, "rps"), "rps_runs": [round(r["rps"]) for r in rs],
+            "server_cpu_us_per_req": _median(rs, "server_cpu_us_per_req"),
+            "goodput_gbps": _median(rs, "goodput_gbps"), "wire_gbps": _median(rs, "wire_gbps"),
+            "p50_us": _median(rs, "p50_us"), "p99_us": _median(rs, "p99_us"),
+            "errors": sum(sum(r["errors"].values()) for r in rs),
+        })
+    base = {(s["scenario"]): s for s in out if s["loop"] == "uvloop" and s["workers"] == 1
+            and s["client"] == "aiorusty-load"}
+    for s in out:
+        b = base.get(s["scenario"])
+        if b and b["rps"]:
+            s["rps_vs_uvloop"] = s["rps"] / b["rps"]
+        if b and b.get("server_cpu_us_per_req") and s.get("server_cpu_us_per_req"):
+            s["cpu_vs_uvloop"] = s["server_cpu_us_per_req"] / b["server_cpu_us_per_req"]
+    return out
+
+
+def _fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def table(summary):
+    head = ["scenario", "loop", "workers", "client", "req/s", "vs uvloop", "server us/req", "cpu vs uvloop",
+            "Gbps (goodput)", "p50 us", "p99 us", "errors", "runs"]
+    lines = [head]
+    for s in sorted(summary, key=lambda s: (s["scenario"], s["client"], s["workers"], s["loop"])):
+        lines.append([s["scenario"], s["loop"], str(s["workers"]), s["client"], _fmt(s["rps"], ",.0f"),
+                      _fmt(s.get("rps_vs_uvloop"), ".2f"), _fmt(s["server_cpu_us_per_req"], ".1f"),
+                      _fmt(s.get("cpu_vs_uvloop"), ".2f"), _fmt(s["goodput_gbps"], ".3f"),
+                      _fmt(s["p50_us"], ".0f"), _fmt(s["p99_us"], ".0f"), str(s["errors"]), str(s["runs"])])
+    return lines
+
+
+def text_table(lines):
+    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(c.rjust(w) if i >= 4 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in lines)
+
+
+def md_table(lines):
+    out = ["| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]
+    out += ["| " + " | ".join(r) + " |" for r in lines[1:]]
+    return "\n".join(out)
+
+
+def charts(summary, outdir):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    files = []
+    main = [s for s in summary if s["workers"] == 1 and s["client"] == "aiorusty-load"]
+    scen = sorted({s["scenario"] for s in main})
+    loops_ = [lp for lp in ("asyncio", "uvloop", "aiorusty") if any(s["loop"] == lp for s in main)]
+    for key, label, fname in (("rps", "requests/s (median)", "rps.png"),
+                              ("server_cpu_us_per_req", "server CPU us per request (median)", "cpu.png")):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        width = 0.8 / max(1, len(loops_))
+        for j, lp in enumerate(loops_):
+            vals = [next((s[key] or 0 for s in main if s["scenario"] == sc and s["loop"] == lp), 0) for sc in scen]
+            ax.bar([i + j * width for i in range(len(scen))], vals, width, label=lp)
+        ax.set_xticks([i + width * (len(loops_) - 1) / 2 for i in range(len(scen))])
+        ax.set_xticklabels(scen)
+        ax.set_ylabel(label)
+        ax.legend()
+        ax.set_title(f"aiorusty bench: {label}")
+        fig.tight_layout()
+        path = os.path.join(outdir, fname)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        files.append(path)
+    scale = sorted((s for s in summary if s["loop"] == "aiorusty" and s["scenario"] == "small"
+                    and s["client"] == "aiorusty-load"), key=lambda s: s["workers"])
+    if len({s["workers"] for s in scale}) > 1:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.plot([s["workers"] for s in scale], [s["rps"] for s in scale], marker="o")
+        ax.set_xlabel("workers (server and generator each)")
+        ax.set_ylabel("requests/s")
+        ax.set_title("aiorusty workers scaling (small, shm)")
+        fig.tight_layout()
+        path = os.path.join(outdir, "scaling.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def run(args):
+    if args.quick:
+        args.duration = min(args.duration, 2.0)
+        args.rounds = 1
+    loops_ = [x.strip() for x in args.loops.split(",") if x.strip()]
+    scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    for s in scenarios:
+        if s not in SCENARIOS:
+            raise SystemExit(f"aiorusty bench: unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
+    if "uvloop" in loops_:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            print("aiorusty bench: uvloop is not installed; skipping it (pip install uvloop)", file=sys.stderr)
+            loops_.remove("uvloop")
+    ncores = len(os.sched_getaffinity(0))
+    if ncores < 2:
+        print("aiorusty bench: only one core available: server and generator share it", file=sys.stderr)
+        args.client_cpu = args.server_cpu
+    workers = [int(w) for w in args.workers.split(",") if w.strip()] if args.workers else []
+    date = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    outdir = args.out or os.path.join("results", f"bench-{date}")
+    os.makedirs(outdir, exist_ok=True)
+    runner = Runner(args, outdir)
+    use_wrk = getattr(args, "wrk", False) or (shutil.which("wrk") is not None and "uvloop" in loops_)
+    rows, failures = [], []
+    t_start = time.monotonic()
+    print(f"aiorusty bench: {len(loops_)} loops x {len(scenarios)} scenarios x {args.rounds} round(s), "
+          f"{args.duration:g} s per run, server on core {args.server_cpu}, generator on core {args.client_cpu}; "
+          f"results in {outdir}", file=sys.stderr)
+    for rnd in range(args.rounds):
+        plan = [(lp, sc, 1, "aiorusty-load") for sc in scenarios for lp in loops_]
+        if use_wrk and "small" in scenarios:
+            plan.append(("uvloop", "small", 1, "wrk"))
+        plan += [("aiorusty", "small", w, "aiorusty-load") for w in workers if w != 1 or "aiorusty" not in loops_]
+        for lp, sc, w, client in plan:
+            try:
+                row = runner.run_pair(lp, sc, w, client)
+            except (BenchError, subprocess.TimeoutExpired) as e:
+                failures.append({"loop": lp, "scenario": sc, "workers": w, "client": client, "error": str(e)})
+                print(f"  FAILED {lp} {sc} w{w} {client}: {str(e)[:300]}", file=sys.stderr)
+                continue
+            row["round"] = rnd
+            rows.append(row)
+            print(f"  round {rnd + 1} {sc:8} {lp:8} w{w} {client:13} {row['rps']:>10,.0f} req/s  "
+                  f"server {_fmt(row['server_cpu_us_per_req'], '.1f')} us/req", file=sys.stderr)
+    summary = summarize(rows)
+    lines = table(summary)
+    text = text_table(lines)
+    print(text)
+    info = machine_info()
+    meta = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": info,
+        "command": "aiorusty " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "aiorusty bench",
+        "loops": loops_, "scenarios": {s: SCENARIOS[s][3] for s in scenarios},
+        "duration_s": args.duration, "rounds": args.rounds, "connections": args.connections,
+        "pinning": {"server_core": args.server_cpu, "client_core": args.client_cpu},
+        "path": {"aiorusty": "user-space stacks in two processes over the shm link (no kernel)",
+                 "asyncio": "kernel TCP over 127.0.0.1, generator on uvloop",
+                 "uvloop": "kernel TCP over 127.0.0.1, generator on uvloop"},
+        "elapsed_s": time.monotonic() - t_start,
+    }
+    try:
+        import uvloop
+        meta["uvloop_version"] = uvloop.__version__
+    except ImportError:
+        pass
+    with open(os.path.join(outdir, "bench.json"), "w") as f:
+        json.dump({"meta": meta, "summary": summary, "runs": rows, "failures": failures}, f, indent=1)
+    pngs = charts(summary, outdir) if args.charts else []
+    with open(os.path.join(outdir, "REPORT.md"), "w") as f:
+        f.write(f"# aiorusty bench, {meta['date']}\n\n")
+        f.write(f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, Python {info['python']}. "
+                f"Server pinned to core {args.server_cpu}, generator to core {args.client_cpu}. "
+                f"{args.rounds} round(s) of {args.duration:g} s runs, loops alternated; medians.\n\n")
+        f.write("Paths: aiorusty = server and generator each on their own user-space stack, two processes "
+                "over the shm link; asyncio/uvloop = kernel TCP on 127.0.0.1 with the same generator code "
+                "on uvloop. Server CPU = the server process's user+system time from its first request to "
+                "its stop, per request answered.\n\n")
+        f.write(md_table(lines) + "\n\n")
+        for s in SCENARIOS:
+            if s in scenarios:
+                f.write(f"- {s}: {SCENARIOS[s][3]}\n")
+        if failures:
+            f.write("\nFailed runs:\n\n" + "\n".join(f"- {x['loop']} {x['scenario']} w{x['workers']}: "
+                                                       f"{x['error'][:200]}" for x in failures) + "\n")
+        for p in pngs:
+            f.write(f"\n![{os.path.basename(p)}]({os.path.basename(p)})\n")
+    if args.nic != "none":
+        print(f"aiorusty bench: --nic {args.nic} is not implemented in this version (only the shm/loopback "
+              "default runs)", file=sys.stderr)
+    print(f"\nresults: {outdir}/ (bench.json, REPORT.md{', ' + ', '.join(os.path.basename(p) for p in pngs) if pngs else ''})"
+          f" in {meta['elapsed_s']:.0f} s", file=sys.stderr)
+    return 0 if rows and not failures else 1
