@@ -212,6 +212,8 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = None
         self._buf = b""
         self._closing = False
+        self._linger = False
+        self._linger_timer = None
         self._hp = None
 
     def connection_made(self, transport):
@@ -224,6 +226,8 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc):
         self.transport = None
         self._hp = None
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
 
     def eof_received(self):
         return False                    # close when the client half-closes (after responses queued)
@@ -312,6 +316,7 @@ class HttpProtocol(asyncio.Protocol):
         out.append(whole)
         self.state.count(status, len(whole))
         self._closing = True
+        self._linger = True
 
     def _flush(self, out):
         t = self.transport
@@ -333,7 +338,15 @@ class HttpProtocol(asyncio.Protocol):
                 if small:
                     t.write(b"".join(small) if len(small) > 1 else small[0])
         if self._closing:
-            t.close()
+            if self._linger and t.can_write_eof():
+                # Lingering close (as nginx does after an error): the request may
+                # still be arriving, and closing with unread data sends a reset
+                # that can destroy the response before the client reads it. Send
+                # FIN, discard what comes, close on the client's FIN or after 2 s.
+                t.write_eof()
+                self._linger_timer = asyncio.get_running_loop().call_later(2.0, t.close)
+            else:
+                t.close()
 
 
 class _HttptoolsAdapter:
@@ -356,12 +369,7 @@ class _HttptoolsAdapter:
             proto._fail(out, 400)
         except httptools.HttpParserError:
             if not proto._closing:
-                proto._fail(out, 413 if self.head_bytes > MAX_HEADER or self.bad_header else 400)
-        else:
-            if self.url is not None:    # inside a request's headers
-                self.head_bytes += len(data)
-                if self.head_bytes > MAX_HEADER and not proto._closing:
-                    proto._fail(out, 413)
+                proto._fail(out, 413 if self.bad_header else 400)
         self.out = None
         proto._flush(out)
 
@@ -373,11 +381,14 @@ class _HttptoolsAdapter:
 
     def on_url(self, url):
         self.url += url
+        self.head_bytes += len(url)
 
     def on_header(self, name, value):
-        if len(name) == 14 and name.lower() == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+        self.head_bytes += len(name) + len(value) + 4
+        if self.head_bytes > MAX_HEADER or (len(name) == 14 and name.lower() == b"content-length"
+                                            and value.isdigit() and int(value) > MAX_BODY):
             self.bad_header = True
-            raise ValueError("body too large")     # httptools turns it into HttpParserCallbackError
+            raise ValueError("request too large")  # httptools turns it into HttpParserCallbackError
 
     def on_message_complete(self):
         proto = self.proto
