@@ -57,8 +57,10 @@ async def _serve(loop, stack, kind, host, index, count, ready, opts):
         loop.call_later(opts.duration, lambda: stop.done() or stop.set_result(None))
     where = f"{opts.iface if kind == 'aiorusty' else 'kernel'}"
     if index == 0 or not opts.quiet:
-        print(f"aiorusty serve: http://{host}:{port}/ on {kind} ({where}), worker {index + 1}/{count}, "
-              f"pid {os.getpid()}", flush=True)
+        # One write per line: workers share the pipe, and a write under PIPE_BUF is atomic.
+        sys.stdout.write(f"aiorusty serve: http://{host}:{port}/ on {kind} ({where}), worker {index + 1}/{count}, "
+                         f"pid {os.getpid()}\n")
+        sys.stdout.flush()
     wire0 = loops.wire_bytes(stack)
     ready()
     try:
@@ -107,7 +109,8 @@ def run(opts):
 
     def on_ready():
         if opts.workers > 1:
-            print(f"aiorusty serve: {opts.workers} workers ready", flush=True)
+            sys.stdout.write(f"aiorusty serve: {opts.workers} workers ready\n")
+            sys.stdout.flush()
     parts = run_workers(serve_worker, opts.workers, (opts,), cores=cores, on_ready=on_ready)
     total = merge_server_stats(parts)
     print(f"aiorusty serve: {total['requests']} requests on {total['connections']} connections "
