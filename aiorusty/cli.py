@@ -198,6 +198,8 @@ def build_parser():
     bench.add_argument("--workers", default="",
                        help="comma-separated worker counts for the aiorusty scaling curve, e.g. 1,2 "
                             "(default: none)")
+    bench.add_argument("--busy-poll-us", type=int, default=None,
+                       help="aiorusty server: busy-poll microseconds after activity (default: the loop's, 100)")
     bench.add_argument("--server-cpu", type=int, default=0, help="core of the server (default: %(default)s)")
     bench.add_argument("--client-cpu", type=int, default=1, help="core of the generator (default: %(default)s)")
     bench.add_argument("--nic", choices=("none", "tap", "afpacket"), default="none",

@@ -59,6 +59,16 @@ def _cpu_busy(core):
     return 0, 0
 
 
+def _proc_cpu(pid):
+    """user + system CPU seconds of a process, from /proc/PID/stat (fields 14 and 15)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _wait_line(proc, timeout, what, needle=b"\n"):
     end = time.monotonic() + timeout
     buf = b""
@@ -95,6 +105,8 @@ class Runner:
             cmd += ["--uvloop", "--host", "127.0.0.1"]
         else:
             cmd += ["--iface", f"shm:{name},ip={SERVER_IP}/24"]
+            if self.args.busy_poll_us is not None:
+                cmd += ["--busy-poll-us", str(self.args.busy_poll_us)]
         return cmd
 
     def run_pair(self, loop, scenario, workers=1, client="aiorusty-load"):
@@ -122,6 +134,7 @@ class Runner:
             host = SERVER_IP if loop == "aiorusty" else "127.0.0.1"
             url = f"http://{host}:{port}{path}"
             b0 = _cpu_busy(args.server_cpu)
+            c0 = _proc_cpu(srv.pid) if workers == 1 else None
             t0 = time.monotonic()
             if client == "wrk":
                 load = self._wrk(url, conns, scenario)
@@ -139,6 +152,7 @@ class Runner:
                 with open(ljson) as f:
                     load = json.load(f)
             b1 = _cpu_busy(args.server_cpu)
+            c1 = _proc_cpu(srv.pid) if workers == 1 else None
             wall = time.monotonic() - t0
         finally:
             srv.send_signal(signal.SIGTERM)
@@ -152,28 +166,134 @@ class Runner:
         with open(stats) as f:
             server = json.load(f)
         hz = os.sysconf("SC_CLK_TCK")
+        if c0 is not None and c1 is not None and load["requests"]:
+            # The server process's CPU over the load window (from the generator's start to its
+            # end, startup excluded), per response the generator received.
+            cpu_s, cpu_per = c1 - c0, (c1 - c0) * 1e6 / load["requests"]
+        else:
+            cpu_s, cpu_per = server.get("cpu_s"), server.get("cpu_us_per_request")
         row = {
             "loop": loop, "scenario": scenario, "workers": workers, "client": client,
             "connections": conns, "requests": load["requests"], "rps": load["requests_per_s"],
             "goodput_gbps": load["goodput_gbps"], "wire_gbps": load.get("wire_gbps"),
             "p50_us": load["latency_us"]["p50"], "p99_us": load["latency_us"]["p99"],
             "errors": load.get("errors", {}), "server_requests": server["requests"],
-            "server_cpu_s": server.get("cpu_s"), "server_cpu_us_per_req": server.get("cpu_us_per_request"),
+            "server_cpu_s": cpu_s, "server_cpu_us_per_req": cpu_per,
             "server_core_busy_s": (b1[0] - b0[0]) / hz, "wall_s": wall,
             "server_cores": scpus, "client_cores": ccpus,
         }
         return row
 
-    def _wrk(self, url, conns, scenario):
+    # -- root: real kernel paths, wrk as the client -------------------------------------------------
+
+    def nic_setup(self, nic):
+        """Namespaces for --nic: the server's (veth end; kernel loops listen on its kernel address,
+        aiorusty owns it through AF_PACKET with an address of its own) and wrk's. For tap the
+        aiorusty server's tap gets its kernel side in wrk's namespace."""
+        tag = f"{os.getpid() % 100000}"
+        self.nic = nic
+        self.ns_srv, self.ns_cli = f"bs{tag}", f"bc{tag}"
+        self.veth_srv, self.veth_cli, self.tap = f"bvs{tag}", f"bvc{tag}", f"btap{tag}"
+        sh = self._sh
+        for n in (self.ns_srv, self.ns_cli):
+            sh("ip", "netns", "add", n)
+            sh("ip", "netns", "exec", n, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", self.veth_srv, "netns", self.ns_srv, "type", "veth", "peer", "name",
+           self.veth_cli, "netns", self.ns_cli)
+        for n, dev, ip in ((self.ns_srv, self.veth_srv, "10.94.0.2/24"), (self.ns_cli, self.veth_cli, "10.94.0.1/24")):
+            sh("ip", "netns", "exec", n, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1", check=False)
+            sh("ip", "netns", "exec", n, "ip", "addr", "add", ip, "dev", dev)
+            sh("ip", "netns", "exec", n, "ip", "link", "set", dev, "up")
+            # RPS: each side's kernel receive work on its own core (the issue's advice).
+            mask = "1" if n == self.ns_srv else "2"
+            sh("ip", "netns", "exec", n, "sh", "-c", f"echo {mask} > /sys/class/net/{dev}/queues/rx-0/rps_cpus",
+               check=False)
+
+    def nic_teardown(self):
+        for n in (getattr(self, "ns_srv", None), getattr(self, "ns_cli", None)):
+            if n:
+                self._sh("ip", "netns", "del", n, check=False)
+
+    @staticmethod
+    def _sh(*cmd, check=True):
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        if check and res.returncode != 0:
+            raise BenchError(f"`{' '.join(cmd)}`: {res.stderr.strip()}")
+        return res
+
+    def run_nic(self, loop, scenario):
+        """One run over the real kernel path: server in its namespace, wrk in the other."""
+        args = self.args
+        self.n += 1
+        tag = f"{self.n:03d}-{loop}-{scenario}-{self.nic}-wrk"
+        port = 18000 + self.n
+        stats = os.path.join(self.tmp, f"{tag}-server.json")
+        path, _flags, cap, _ = SCENARIOS[scenario]
+        conns = min(args.connections, cap) if cap else args.connections
+        cmd = ["ip", "netns", "exec", self.ns_srv] + self.py + [
+            "serve", "-q", "--port", str(port), "--workers", "1", "--cpus", str(args.server_cpu),
+            "--stats-json", stats]
+        client_ns = self.ns_cli
+        if loop == "aiorusty":
+            if self.nic == "afpacket":
+                cmd += ["--iface", f"afpacket:{self.veth_srv},ip=10.94.0.3/24"]
+                host = "10.94.0.3"
+            else:
+                # The tap lives in the server's namespace; its kernel side (host=) is in that
+                # namespace too, so wrk runs there, pinned to the other core.
+                cmd += ["--iface", f"tap:{self.tap},ip=10.95.0.2/24,host=10.95.0.1/24"]
+                host = "10.95.0.2"
+                client_ns = self.ns_srv
+        else:
+            cmd += ["--kernel" if loop == "asyncio" else "--uvloop", "--host", "10.94.0.2"]
+            host = "10.94.0.2"
+        srv = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            _wait_line(srv, 20, f"{loop} server ({self.nic})")
+            c0 = _proc_cpu(srv.pid)
+            load = self._wrk(f"http://{host}:{port}{path}", conns, scenario, ns=client_ns)
+            c1 = _proc_cpu(srv.pid)
+        finally:
+            srv.send_signal(signal.SIGTERM)
+            try:
+                srv.wait(20)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
+        if srv.returncode != 0:
+            raise BenchError(f"{loop} server ({self.nic}) failed: {srv.stderr.read().decode(errors='replace')[-1500:]}")
+        cpu_per = (c1 - c0) * 1e6 / load["requests"] if load["requests"] and c0 is not None and c1 is not None else None
+        return {
+            "loop": loop, "scenario": scenario, "workers": 1, "client": f"wrk/{self.nic}",
+            "connections": conns, "requests": load["requests"], "rps": load["requests_per_s"],
+            "goodput_gbps": None, "wire_gbps": None, "p50_us": load["latency_us"]["p50"],
+            "p99_us": load["latency_us"]["p99"], "errors": load.get("errors", {}),
+            "server_requests": None, "server_cpu_s": None if cpu_per is None else c1 - c0,
+            "server_cpu_us_per_req": cpu_per, "server_core_busy_s": None, "wall_s": None,
+            "server_cores": str(args.server_cpu), "client_cores": str(args.client_cpu),
+        }
+
+    def _wrk(self, url, conns, scenario, ns=None):
         wrk = shutil.which("wrk")
+        if wrk is None:
+            raise BenchError("wrk is not installed")
         cmd = ["taskset", "-c", str(self.args.client_cpu), wrk, "-t1", f"-c{conns}", f"-d{self.args.duration:g}s",
                "--latency", url]
         if scenario == "newconn":
             cmd[4:4] = ["-H", "Connection: close"]
+        if ns:
+            cmd = ["ip", "netns", "exec", ns] + cmd
         out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              timeout=self.args.duration + 30).stdout.decode()
         m = re.search(r"Requests/sec:\s+([\d.]+)", out)
         n = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+        errs = {}
+        sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+        if sock:
+            errs = {k: int(v) for k, v in zip(("connect", "read", "write", "timeout"), sock.groups()) if int(v)}
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if non2xx:
+            errs["bad_status"] = int(non2xx.group(1))
 
         def lat(p):
             mm = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
@@ -182,7 +302,7 @@ class Runner:
             return float(mm.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[mm.group(2)]
         return {"requests": int(n.group(1)) if n else 0, "requests_per_s": float(m.group(1)) if m else 0.0,
                 "goodput_gbps": 0.0, "wire_gbps": None,
-                "latency_us": {"p50": lat(50), "p99": lat(99)}, "errors": {}, "raw": out}
+                "latency_us": {"p50": lat(50), "p99": lat(99)}, "errors": errs, "raw": out}
 
 
 def _median(rows, key):
@@ -204,10 +324,11 @@ def summarize(rows):
             "p50_us": _median(rs, "p50_us"), "p99_us": _median(rs, "p99_us"),
             "errors": sum(sum(r["errors"].values()) for r in rs),
         })
-    base = {(s["scenario"]): s for s in out if s["loop"] == "uvloop" and s["workers"] == 1
-            and s["client"] == "aiorusty-load"}
+    # Ratios against uvloop measured with the same client on the same path in the same run;
+    # wrk on the kernel path compares with our generator on it (client "aiorusty-load").
+    base = {(s["scenario"], s["client"]): s for s in out if s["loop"] == "uvloop" and s["workers"] == 1}
     for s in out:
-        b = base.get(s["scenario"])
+        b = base.get((s["scenario"], s["client"] if s["client"] != "wrk" else "aiorusty-load"))
         if b and b["rps"]:
             s["rps_vs_uvloop"] = s["rps"] / b["rps"]
         if b and b.get("server_cpu_us_per_req") and s.get("server_cpu_us_per_req"):
@@ -314,17 +435,46 @@ def run(args):
     use_wrk = getattr(args, "wrk", False) or (shutil.which("wrk") is not None and "uvloop" in loops_)
     rows, failures = [], []
     t_start = time.monotonic()
+    nic_ready = False
+    # A bound on the whole bench: runs planned past it are skipped and listed.
+    hard_end = t_start + ((50 + (45 if args.nic != "none" else 0)) if args.quick else max(600, args.rounds * 40 * (args.duration + 3)))
+    if args.nic != "none":
+        if os.geteuid() != 0:
+            raise SystemExit(f"aiorusty bench: --nic {args.nic} needs root (namespaces, veth, tap)")
+        if shutil.which("wrk") is None:
+            raise SystemExit("aiorusty bench: --nic needs wrk as the independent client")
+        try:
+            runner.nic_setup(args.nic)
+            nic_ready = True
+        except BenchError as e:
+            runner.nic_teardown()
+            failures.append({"loop": "-", "scenario": "-", "workers": 1, "client": args.nic, "error": str(e)})
     print(f"aiorusty bench: {len(loops_)} loops x {len(scenarios)} scenarios x {args.rounds} round(s), "
           f"{args.duration:g} s per run, server on core {args.server_cpu}, generator on core {args.client_cpu}; "
           f"results in {outdir}", file=sys.stderr)
+    try:
+        _run_plan(args, runner, rows, failures, loops_, scenarios, workers, use_wrk, nic_ready, hard_end)
+    finally:
+        if nic_ready:
+            runner.nic_teardown()
+    return _finish(args, rows, failures, loops_, scenarios, outdir, t_start)
+
+
+def _run_plan(args, runner, rows, failures, loops_, scenarios, workers, use_wrk, nic_ready, hard_end):
     for rnd in range(args.rounds):
         plan = [(lp, sc, 1, "aiorusty-load") for sc in scenarios for lp in loops_]
         if use_wrk and "small" in scenarios:
             plan.append(("uvloop", "small", 1, "wrk"))
         plan += [("aiorusty", "small", w, "aiorusty-load") for w in workers if w != 1 or "aiorusty" not in loops_]
+        if nic_ready:
+            plan += [(lp, sc, 1, "nic") for sc in scenarios if sc in ("small", "newconn", "bulk") for lp in loops_]
         for lp, sc, w, client in plan:
+            if time.monotonic() > hard_end:
+                failures.append({"loop": lp, "scenario": sc, "workers": w, "client": client,
+                                 "error": "skipped: the bench ran past its time budget"})
+                continue
             try:
-                row = runner.run_pair(lp, sc, w, client)
+                row = runner.run_nic(lp, sc) if client == "nic" else runner.run_pair(lp, sc, w, client)
             except (BenchError, subprocess.TimeoutExpired) as e:
                 failures.append({"loop": lp, "scenario": sc, "workers": w, "client": client, "error": str(e)})
                 print(f"  FAILED {lp} {sc} w{w} {client}: {str(e)[:300]}", file=sys.stderr)
@@ -333,6 +483,9 @@ def run(args):
             rows.append(row)
             print(f"  round {rnd + 1} {sc:8} {lp:8} w{w} {client:13} {row['rps']:>10,.0f} req/s  "
                   f"server {_fmt(row['server_cpu_us_per_req'], '.1f')} us/req", file=sys.stderr)
+
+
+def _finish(args, rows, failures, loops_, scenarios, outdir, t_start):
     summary = summarize(rows)
     lines = table(summary)
     text = text_table(lines)
@@ -344,9 +497,16 @@ def run(args):
         "loops": loops_, "scenarios": {s: SCENARIOS[s][3] for s in scenarios},
         "duration_s": args.duration, "rounds": args.rounds, "connections": args.connections,
         "pinning": {"server_core": args.server_cpu, "client_core": args.client_cpu},
+        "aiorusty_busy_poll_us": args.busy_poll_us if args.busy_poll_us is not None else "default (100)",
         "path": {"aiorusty": "user-space stacks in two processes over the shm link (no kernel)",
                  "asyncio": "kernel TCP over 127.0.0.1, generator on uvloop",
-                 "uvloop": "kernel TCP over 127.0.0.1, generator on uvloop"},
+                 "uvloop": "kernel TCP over 127.0.0.1, generator on uvloop",
+                 "wrk": "wrk -t1 against the uvloop server on 127.0.0.1",
+                 "wrk/afpacket": "root: server in a namespace on a veth (aiorusty via AF_PACKET, kernel loops on "
+                                 "the kernel address), wrk -t1 in another namespace, RPS per side",
+                 "wrk/tap": "root: aiorusty on a tap (kernel side in its namespace, wrk there); kernel loops as "
+                            "for afpacket"},
+        "nic": args.nic,
         "elapsed_s": time.monotonic() - t_start,
     }
     try:
@@ -375,9 +535,6 @@ def run(args):
                                                        f"{x['error'][:200]}" for x in failures) + "\n")
         for p in pngs:
             f.write(f"\n![{os.path.basename(p)}]({os.path.basename(p)})\n")
-    if args.nic != "none":
-        print(f"aiorusty bench: --nic {args.nic} is not implemented in this version (only the shm/loopback "
-              "default runs)", file=sys.stderr)
     print(f"\nresults: {outdir}/ (bench.json, REPORT.md{', ' + ', '.join(os.path.basename(p) for p in pngs) if pngs else ''})"
           f" in {meta['elapsed_s']:.0f} s", file=sys.stderr)
     return 0 if rows and not failures else 1

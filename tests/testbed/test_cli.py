@@ -39,3 +39,27 @@ def test_load_refuses_an_unbounded_run_and_a_bad_url():
     assert cli("load", "-d", "0", timeout=30).returncode != 0
     res = cli("load", "https://10.0.0.1/", timeout=30)
     assert res.returncode != 0 and "http://HOST" in res.stderr
+
+
+def test_bench_writes_json_markdown_and_charts(tmp_path):
+    out = tmp_path / "res"
+    res = cli("bench", "--quick", "--loops", "asyncio,aiorusty", "--scenarios", "small", "--duration", "1",
+              "--out", str(out), timeout=120)
+    assert res.returncode == 0, res.stderr
+    import json
+    data = json.loads((out / "bench.json").read_text())
+    loops = {s["loop"] for s in data["summary"]}
+    assert loops == {"asyncio", "aiorusty"} and not data["failures"]
+    for s in data["summary"]:
+        assert s["rps"] > 0 and s["server_cpu_us_per_req"] > 0 and s["errors"] == 0
+    assert data["meta"]["pinning"] == {"server_core": 0, "client_core": 1}
+    assert data["meta"]["machine"]["kernel"] and data["meta"]["machine"]["python"]
+    md = (out / "REPORT.md").read_text()
+    assert "| scenario | loop |" in md and "aiorusty" in md
+    assert "small" in res.stdout and "req/s" in res.stdout
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    for png in ("rps.png", "cpu.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
