@@ -30,6 +30,9 @@ Routing rule (IPv4 only; the stack has no IPv6):
     datagram endpoint without a local address binds the route's source
     address, as connect() does on the kernel.
   * Anything else -> the kernel.
+    (So a library that opens and connects its own kernel socket and passes
+    sock= - aiohttp's ClientSession since 3.10, through aiohappyeyeballs -
+    stays on the kernel; aiohttp's server is unaffected.)
   * A host list given to create_server is split: stack addresses on the
     stack, the others on the kernel, in one Server.
 

@@ -141,3 +141,24 @@ def test_policy_passes_arguments(restore_policy):
         assert loop._rusty_config.busy_poll_us == 7 and loop.stack is None
     finally:
         loop.close()
+
+
+@unittest.skipUnless(stack_available(), "aiorusty.tcp.Stack is not merged yet")
+def test_add_interface_at_run_time():
+    from aiorusty.nic import Interface
+    loop = new_event_loop(interfaces=[Interface.parse(STACK_IFACE)])
+    try:
+        assert loop.route("10.80.0.1") == "kernel"
+        fds = set(loop._selector._device_fds)
+        loop.add_interface("loopback,ip=10.80.0.1/24")
+        assert loop.route("10.80.0.1") == "stack"
+        assert len(loop._selector._device_fds) == len(fds) + 1      # the new device's fd is slept on
+        loop.run_until_complete(asyncio.sleep(0.01))
+    finally:
+        loop.close()
+    with pytest.raises(RuntimeError, match="no user-space stack"):
+        plain = new_event_loop(interfaces=())
+        try:
+            plain.add_interface("loopback,ip=10.81.0.1/24")
+        finally:
+            plain.close()

@@ -192,3 +192,67 @@ def test_closed_event_after_rst_and_handle_lifetime(p):
     with pytest.raises(OSError) as e:
         p.stack.tcp_recv(c.sock)
     assert e.value.errno == errno.EBADF
+
+
+def _to_state(p, c, state):
+    """Drive an accepted connection (handle kept) into `state`; returns the peer's ack offset."""
+    if state == "ESTABLISHED":
+        return 0
+    if state == "CLOSE-WAIT":
+        c.send("FA")
+        c.segs()
+        return 0
+    if state == "LAST-ACK":
+        c.send("FA")
+        c.segs()
+        p.stack.tcp_shutdown(c.sock, 1, p.now)
+        p.poll()
+        c.segs()
+        return 0
+    p.stack.tcp_shutdown(c.sock, 1, p.now)
+    p.poll()
+    c.segs()
+    if state == "FIN-WAIT-1":
+        return 0
+    if state == "FIN-WAIT-2":
+        c.send("A", ack=1)
+        return 1
+    if state == "CLOSING":
+        c.send("FA", ack=0)
+        c.segs()
+        return 0
+    if state == "TIME-WAIT":
+        c.send("FA", ack=1)
+        c.segs()
+        return 1
+    raise AssertionError(state)
+
+
+@pytest.mark.parametrize("state,err", [
+    ("ESTABLISHED", -errno.ECONNRESET), ("FIN-WAIT-1", -errno.ECONNRESET), ("FIN-WAIT-2", -errno.ECONNRESET),
+    ("CLOSE-WAIT", -errno.ECONNRESET), ("CLOSING", 0), ("LAST-ACK", 0), ("TIME-WAIT", 0),
+])
+def test_rst_in_each_state(p, state, err):
+    c = p.passive_open()
+    ack = _to_state(p, c, state)
+    assert c.state() == state
+    p.take_events()
+    c.send("R", ack=ack, advance=False)
+    p.nothing()
+    assert c.state() == "CLOSED"
+    evs = p.take_events(c.sock)
+    assert (evs[-1][1], evs[-1][3]) == (EV["closed"], err)
+    p.stack.tcp_close(c.sock)
+    assert p.stack.stats()["tcp_conns"] == 0
+
+
+def test_data_in_fin_wait_1(p):
+    c = p.passive_open()
+    p.stack.tcp_shutdown(c.sock, 1, p.now)
+    p.poll()
+    c.expect("FA", seq=0)
+    c.send("A", b"still talking", ack=0)     # our FIN not yet acked
+    assert c.state() == "FIN-WAIT-1"
+    p.advance(40_000)
+    c.expect("A", seq=1, ack=13)
+    assert p.stack.tcp_recv(c.sock) == b"still talking"

@@ -152,3 +152,44 @@ def test_bulk_in_order_large():
         assert bytes(got) == data
     finally:
         p.close()
+
+
+def test_zero_window_probing_lasts_while_peer_answers(p):
+    """RFC 1122 4.2.2.17: a receiver that keeps answering probes with a zero window
+    keeps the connection open far beyond the retransmission limit."""
+    c = p.passive_open()
+    p.stack.tcp_setsockopt(c.sock, "retries", 3)
+    p.stack.tcp_send(c.sock, b"z" * 100, p.now)
+    c.send("A", ack=0, window=0)
+    p.poll()
+    c.segs()
+    for _ in range(10):
+        p.advance(p.stack.next_deadline(p.now) - p.now)
+        (probe,) = c.segs()
+        assert probe.payload == b""
+        c.send("A", ack=0, window=0)
+    assert c.state() == "ESTABLISHED"
+    # now the peer goes silent: after `retries` unanswered probes, ETIMEDOUT
+    for _ in range(4):
+        p.advance(p.stack.next_deadline(p.now) - p.now)
+    assert c.state() == "CLOSED"
+
+
+def test_zero_receive_window_drops_data_keeps_acks(p):
+    q = Peer(tcp_rcvbuf=4096)
+    try:
+        c = q.passive_open()
+        q.stack.tcp_send(c.sock, b"out", q.now)
+        q.poll()
+        c.segs()
+        for _ in range(3):
+            c.send("A", b"x" * 1460)
+        q.advance(40_000)
+        assert c.segs()[-1].window == 0         # the third segment was trimmed to fill the ring
+        assert c.info()["rcv_nxt"] - c.peer_iss - 1 == 4096
+        c.send("A", b"y" * 100, seq=4096, ack=3, advance=False)   # RCV.WND = 0: data dropped, ACK taken
+        c.expect("A", ack=4096, window=0)
+        assert c.info()["snd_una"] == c.info()["snd_nxt"]
+        assert len(q.stack.tcp_recv(c.sock, 10000)) == 4096
+    finally:
+        q.close()

@@ -222,3 +222,57 @@ def test_isn_differs_per_tuple_and_time(p):
     ia, ib = p.stack.tcp_info(a)["snd_una"], p.stack.tcp_info(b)["snd_una"]
     assert ia != ib
     assert (ia - ib) & M32 not in (0, 1)
+
+
+def test_icmp_port_unreachable_refuses_syn_sent(p):
+    from _pkt import ETH_IP, eth, icmp, ipv4
+    from _script import PEER_IP, PEER_MAC, STACK_IP, Seg
+
+    sock = p.stack.tcp_connect(("10.0.0.2", 85), now_us=p.now)
+    p.poll()
+    (f,) = p.frames()
+    quoted = f.ip_header + bytes(f.l4[:8])
+    msg = icmp(3, 3, 0, quoted)
+    p.inject_raw(eth(p.stack_mac, PEER_MAC, ETH_IP, ipv4(PEER_IP, STACK_IP, 1, msg)))
+    evs = p.take_events(sock)
+    assert evs and (evs[-1][1], evs[-1][3]) == (EV["closed"], -errno.ECONNREFUSED)
+    assert Seg(f).flags == SYN
+
+
+def test_listener_close_resets_unaccepted(p):
+    lsock = p.listen(80)
+    c = p.passive_open(80, listener=lsock, accept=False)
+    emb = Conn(p, 80, 40009, peer_iss=77)
+    emb.inject_abs(77, 0, "S")
+    p.segments()
+    p.stack.tcp_close(lsock, p.now)
+    p.poll()
+    rsts = p.segments()
+    assert sorted(s.dport for s in rsts if s.flags & RST) == [40000, 40009]
+    assert p.stack.stats()["tcp_conns"] == 0 and p.stack.stats()["sockets"] == 0
+    c.send("A", b"late")
+    (r,) = p.segments()
+    assert r.flags & RST
+
+
+def test_listen_errors(p):
+    p.listen(80)
+    with pytest.raises(OSError) as e:
+        p.stack.tcp_listen("10.0.0.1", 80)
+    assert e.value.errno == errno.EADDRINUSE
+    with pytest.raises(OSError) as e:
+        p.stack.tcp_listen("10.9.9.9", 81)
+    assert e.value.errno == errno.EADDRNOTAVAIL
+
+
+def test_data_queued_in_syn_sent_goes_after_handshake(p):
+    sock = p.stack.tcp_connect(("10.0.0.2", 86), now_us=p.now)
+    assert p.stack.tcp_send(sock, b"early", p.now) == 5
+    p.poll()
+    (syn,) = p.segments()
+    assert syn.payload == b""
+    c = Conn(p, syn.sport, 86, peer_iss=1)
+    c.stack_iss = syn.seq
+    c.sock = sock
+    c.inject_abs(1, syn.seq + 1, "SA", options=tcp_options(mss=1460))
+    c.expect("A", seq=0, ack=0, data=b"early")

@@ -116,3 +116,14 @@ def test_bad_checksum_dropped(p):
     p.nothing()
     assert c.state() == "ESTABLISHED"
     assert p.stack.stats()["tcp_bad_checksum"] == 1
+
+
+def test_challenge_acks_rate_limited(p):
+    c = p.passive_open()
+    for i in range(1100):
+        c.send("R", seq=100 + i, advance=False)
+    assert len(c.segs()) == 1000                # RFC 5961 7: at most 1000 a second
+    p.advance(1_000_000)
+    c.send("R", seq=100, advance=False)
+    assert len(c.segs()) == 1
+    assert c.state() == "ESTABLISHED"

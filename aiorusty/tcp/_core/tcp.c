@@ -19,6 +19,10 @@
  * stays, in CLOSED and out of the hash, until the user closes the handle, so
  * recv/send keep answering like a kernel socket (0 / -EPIPE / the error).
  * Without a handle (closed by the user, or not yet accepted) it is freed.
+ *
+ * Buffers: each connection has a send and a receive ring, allocated when it
+ * opens (never per segment), charged to cfg.tcp_buffer_budget (-ENOBUFS), and
+ * recycled through a bounded cache of default-size rings when it ends.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -95,6 +99,8 @@ uint32_t tcp_isn(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t r
 
 /* ------------------------------------------------------------------- init */
 
+static void ring_cache_drain(struct ring_cache *c);
+
 static uint32_t pow2_at_least(uint32_t n)
 {
     uint32_t p = 16;
@@ -149,6 +155,11 @@ int rusty_tcp_init(struct rusty_stack *s)
     ts->cookie_secret[0] = rusty_random(s);
     ts->cookie_secret[1] = rusty_random(s);
     ts->cc = &tcp_newreno;
+    /* Reuse up to 1/8 of the connection count's worth of default-size rings
+       (at least 16): churn costs no malloc, an idle stack holds little. */
+    ts->snd_cache.size = c->tcp_sndbuf;
+    ts->rcv_cache.size = c->tcp_rcvbuf;
+    ts->snd_cache.cap = ts->rcv_cache.cap = ts->n_tcbs / 8 < 16 ? 16 : ts->n_tcbs / 8;
     uint32_t span = (uint32_t)c->ephemeral_hi - c->ephemeral_lo + 1;
     ts->next_port = (uint16_t)(c->ephemeral_lo + rusty_random(s) % span);
     return 0;
@@ -164,6 +175,8 @@ void rusty_tcp_destroy(struct rusty_stack *s)
         free(ts->tcbs[i].sbuf);
         free(ts->tcbs[i].rbuf);
     }
+    ring_cache_drain(&ts->snd_cache);
+    ring_cache_drain(&ts->rcv_cache);
     free(ts->tcbs);
     free(ts->hash);
     free(ts->listeners);
@@ -244,11 +257,45 @@ struct rusty_tcp_listener *tcp_listener_lookup(struct rusty_stack *s, uint32_t i
     return any;
 }
 
+static void *ring_get(struct ring_cache *c, uint32_t size)
+{
+    if (size == c->size && c->head) {
+        void *r = c->head;
+        memcpy(&c->head, r, sizeof(void *));
+        c->count--;
+        return r;
+    }
+    return malloc(size);
+}
+
+static void ring_put(struct ring_cache *c, void *r, uint32_t size)
+{
+    if (!r)
+        return;
+    if (size != c->size || c->count >= c->cap) {
+        free(r);
+        return;
+    }
+    memcpy(r, &c->head, sizeof(void *));
+    c->head = r;
+    c->count++;
+}
+
+static void ring_cache_drain(struct ring_cache *c)
+{
+    while (c->head) {
+        void *r = c->head;
+        memcpy(&c->head, r, sizeof(void *));
+        free(r);
+    }
+    c->count = 0;
+}
+
 static void buffers_free(struct rusty_stack *s, struct rusty_tcb *t)
 {
     uint64_t n = (t->sbuf ? t->scap : 0) + (t->rbuf ? t->rcap : 0);
-    free(t->sbuf);
-    free(t->rbuf);
+    ring_put(&s->tcp->snd_cache, t->sbuf, t->scap);
+    ring_put(&s->tcp->rcv_cache, t->rbuf, t->rcap);
     t->sbuf = t->rbuf = NULL;
     s->tcp->buffer_bytes -= n;
     s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
@@ -263,11 +310,11 @@ int tcp_alloc_buffers(struct rusty_stack *s, struct rusty_tcb *t)
     uint64_t need = (uint64_t)t->want_sndbuf + t->want_rcvbuf;
     if (s->tcp->buffer_bytes + need > s->cfg.tcp_buffer_budget)
         return -ENOBUFS;
-    t->sbuf = malloc(t->want_sndbuf);
-    t->rbuf = malloc(t->want_rcvbuf);
+    t->sbuf = ring_get(&s->tcp->snd_cache, t->want_sndbuf);
+    t->rbuf = ring_get(&s->tcp->rcv_cache, t->want_rcvbuf);
     if (!t->sbuf || !t->rbuf) {
-        free(t->sbuf);
-        free(t->rbuf);
+        ring_put(&s->tcp->snd_cache, t->sbuf, t->want_sndbuf);
+        ring_put(&s->tcp->rcv_cache, t->rbuf, t->want_rcvbuf);
         t->sbuf = t->rbuf = NULL;
         return -ENOBUFS;
     }

@@ -63,6 +63,7 @@ const char *rusty_tcp_state_name(int state);
 #define TCP_MAX_OOO 8                   /* out-of-order ranges held (holes are bounded) */
 #define TCP_DUPACK_THRESH 3             /* RFC 5681 3.2 */
 #define TCP_MAX_WSCALE 14               /* RFC 7323 2.3 */
+#define TCP_CHALLENGE_ACK_LIMIT 1000    /* per second (RFC 5961 7; Linux tcp_challenge_ack_limit) */
 
 /* tcb->flags */
 #define TF_ACK_NOW 0x0001u              /* send an ACK at the next output */
@@ -103,6 +104,7 @@ struct rusty_tcb {
     uint8_t n_ooo;
     uint8_t keep_probes;
     uint8_t max_retries;
+    uint8_t persist_backoff;            /* persist interval exponent (kept while the peer answers) */
     uint32_t flags;                     /* TF_* */
     uint32_t events;                    /* EVBIT(RUSTY_EV_TCP_*) pending */
     int32_t error;                      /* -errno for the CLOSED event */
@@ -187,7 +189,15 @@ struct rusty_tcp_listener {
 
 struct tcp_cc_ops;
 
+/* Rings of the default size are kept for reuse when a connection ends, so a
+   steady churn of connections does not call malloc (bounded; see tcp.c). */
+struct ring_cache {
+    void *head;                         /* free rings, linked through their first bytes */
+    uint32_t size, count, cap;
+};
+
 struct rusty_tcp_state {
+    struct ring_cache snd_cache, rcv_cache;
     struct rusty_tcb *tcbs;
     struct rusty_tcb *free_tcbs;
     uint32_t n_tcbs;
@@ -204,6 +214,8 @@ struct rusty_tcp_state {
     uint64_t buffer_bytes;
     const struct tcp_cc_ops *cc;
     uint16_t next_port;
+    uint64_t challenge_start_us;        /* RFC 5961 7: challenge ACKs per second, stack-wide */
+    uint32_t challenge_count;
 };
 
 /* A received segment being processed: passed down the input path, never global. */

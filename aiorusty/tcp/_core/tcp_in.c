@@ -72,7 +72,16 @@ static uint16_t cookie_check(struct rusty_stack *s, const struct tcp_seg *seg)
 
 static void challenge_ack(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
 {
-    /* RFC 5961 3.2 / 4.2 / 5.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. */
+    /* RFC 5961 3.2 / 4.2 / 5.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at most
+       TCP_CHALLENGE_ACK_LIMIT a second across the stack (RFC 5961 7). */
+    struct rusty_tcp_state *ts = s->tcp;
+    if (now - ts->challenge_start_us >= 1000000) {
+        ts->challenge_start_us = now;
+        ts->challenge_count = 0;
+    }
+    if (ts->challenge_count >= TCP_CHALLENGE_ACK_LIMIT)
+        return;
+    ts->challenge_count++;
     s->stats.tcp_challenge_acks++;
     tcp_send_ack(s, t, now);
 }
@@ -488,6 +497,8 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
         /* RFC 5681 2: a duplicate ACK. */
         s->tcp->cc->on_dupack(s, t, seg->now);
     }
+    if (scaled == 0 && (t->flags & TF_PERSIST))
+        t->retries = 0;                 /* a live peer answering our zero-window probes */
     /* Window update (fifth check): only from a segment newer than the last one used. */
     if (seq_lt(t->snd_wl1, seg->seq) || (t->snd_wl1 == seg->seq && seq_leq(t->snd_wl2, ack))) {
         uint32_t old = t->snd_wnd;
@@ -498,6 +509,8 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
             t->max_snd_wnd = scaled;
         if (scaled > old)
             tcp_want_output(s, t);
+        if (scaled)
+            t->persist_backoff = 0;
         if (scaled && (t->flags & TF_PERSIST)) {
             rusty_timer_cancel(&s->timers, &t->t_rtx);
             t->flags &= ~TF_PERSIST;
@@ -581,7 +594,12 @@ static void segment_arrives(struct rusty_stack *s, struct rusty_tcb *t, struct t
     else
         ok = wnd != 0 && (seq_in(seg->seq, t->rcv_nxt, rcv_end) || seq_in(seg->seq + seglen - 1, t->rcv_nxt, rcv_end));
     if (!ok && wnd == 0 && seg->seq == t->rcv_nxt) {
-        /* A zero window still takes ACKs and RSTs (3.10.7.4: "special allowance"). */
+        /* A zero window still takes ACKs and RSTs (3.10.7.4: "special allowance");
+           text that did not fit is answered with an ACK showing the closed window. */
+        if (seg->len || (h->flags & RUSTY_TCP_FIN)) {
+            t->flags |= TF_ACK_NOW;
+            tcp_want_output(s, t);
+        }
         seg->len = 0;
         h->flags &= (uint8_t)~(RUSTY_TCP_FIN | RUSTY_TCP_SYN);
         ok = 1;

@@ -55,7 +55,7 @@ void tcp_arm_rtx(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
 void tcp_arm_persist(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
 {
     uint64_t iv = t->rto_us > TCP_PERSIST_MIN_US ? t->rto_us : TCP_PERSIST_MIN_US;
-    for (uint8_t i = 0; i < t->retries && iv < TCP_RTO_MAX_US; i++)
+    for (uint8_t i = 0; i < t->persist_backoff && iv < TCP_RTO_MAX_US; i++)
         iv *= 2;
     if (iv > TCP_RTO_MAX_US)
         iv = TCP_RTO_MAX_US;
@@ -124,11 +124,15 @@ static void rtx_fire(struct rusty_stack *s, struct rusty_timer *timer, uint64_t 
         }
         if (t->snd_wnd && tcp_send_window_filler(s, t, now))
             return;                     /* now in flight: the RTO timer covers it */
+        /* RFC 1122 4.2.2.17: probing goes on while the peer answers (any ACK
+           resets retries in tcp_in.c); only unanswered probes count. */
         if (++t->retries > t->max_retries) {
             give_up(s, t);
             return;
         }
         tcp_send_probe(s, t, now, 0);
+        if (t->persist_backoff < 16)
+            t->persist_backoff++;
         tcp_arm_persist(s, t, now);
         return;
     }
@@ -149,6 +153,8 @@ static void rtx_fire(struct rusty_stack *s, struct rusty_timer *timer, uint64_t 
     tcp_arm_rtx(s, t, now);
     if (t->state == TCP_SYN_SENT || t->state == TCP_SYN_RECEIVED)
         tcp_retransmit_una(s, t, now);
+    else if (t->snd_wnd == 0)
+        tcp_send_probe(s, t, now, 0);   /* the peer shrank its window to zero: probe it */
     else
         tcp_output(s, t, now);
 }
