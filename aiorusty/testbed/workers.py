@@ -137,3 +137,23 @@ def run_workers(fn, count, args=(), cores=None, on_ready=None, timeout=None):
     if failure is not None:
         raise WorkerFailed(failure)
     return results
+
+
+def _main_worker(index, count, ready, main, interfaces, kw):
+    from .. import runner
+    from .loops import worker_interface
+    ifaces = [worker_interface(i, index, count) for i in interfaces] if interfaces else interfaces
+    coro = main(index, count) if callable(main) else main
+    ready()
+    return runner.run(coro, interfaces=ifaces, **kw)
+
+
+def run_main_in_workers(main, workers=None, *, interfaces=None, cores=None, **kw):
+    """The hook for `aiorusty.run(main, workers=N)`: N pinned processes, each running `main`
+    on its own RustyEventLoop whose interfaces are opened on the worker's own queue
+    (shm/tap: queues=N,queue=K; afpacket: a fanout member). `main` is a coroutine function
+    called as main(index, count), or (with fork) a coroutine object each worker runs its copy of.
+    Returns the list of the workers' results (which must be picklable); WorkerFailed if one dies."""
+    count = workers or default_workers()
+    specs = list(interfaces) if isinstance(interfaces, (list, tuple)) else ([interfaces] if interfaces else None)
+    return run_workers(_main_worker, count, (main, specs, kw), cores=cores)

@@ -85,3 +85,19 @@ def test_a_dying_worker_fails_the_run():
     out, err = srv.communicate(timeout=30)
     assert srv.returncode == 2
     assert re.search(r"worker \d \(pid %d, core \d\) died with signal 9" % pids[1], err), err
+
+
+async def _where(index, count):
+    import asyncio
+    loop = asyncio.get_running_loop()
+    return index, count, sorted(os.sched_getaffinity(0)), str(loop.stack.interfaces[0])
+
+
+def test_run_main_in_workers_pins_and_gives_each_worker_its_queue():
+    from aiorusty.testbed.workers import run_main_in_workers
+    name = f"tbh{os.getpid()}"
+    got = run_main_in_workers(_where, 2, interfaces=[f"shm:{name},ip=10.66.0.1/24"], cores=[0, 1])
+    assert [g[:2] for g in got] == [(0, 2), (1, 2)]
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert [g[2] for g in got] == [[0], [1]]
+    assert got[0][3].endswith("queues=2,queue=0") and got[1][3].endswith("queues=2,queue=1")
