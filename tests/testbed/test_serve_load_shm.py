@@ -95,3 +95,55 @@ def test_count_bounded_new_connection_run(tmp_path):
         stop_server(srv)
     r = json.loads(report.read_text())
     assert r["requests"] == 300 and r["connections"] == 300 and r["errors"] == {}
+
+
+def test_open_loop_rate_and_weighted_url_list(tmp_path):
+    name = f"tbr{os.getpid()}"
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"3 http://{SERVER_IP}:8080/64\n# a comment\n1 http://{SERVER_IP}:8080/1k\n"
+                    f"1 http://{SERVER_IP}:8080/missing\n")
+    rate_json, list_json = tmp_path / "rate.json", tmp_path / "list.json"
+    srv = start_server(name)
+    try:
+        res = cli("load", f"http://{SERVER_IP}:8080/64", "--iface", f"shm:{name},ip={CLIENT_IP}/24", "-d", "1.5",
+                  "-c", "4", "--rate", "1000", "--workers", "1", "--json", str(rate_json), timeout=60)
+        assert res.returncode == 0, res.stderr
+        res = cli("load", "--url-list", str(urls), "--iface", f"shm:{name},ip={CLIENT_IP}/24", "-n", "2000",
+                  "-d", "20", "-c", "4", "--pipeline", "4", "--workers", "1", "--json", str(list_json), timeout=60)
+        assert res.returncode == 0, res.stderr
+    finally:
+        stop_server(srv)
+    rate = json.loads(rate_json.read_text())
+    # Open loop: never more than the schedule (1000/s for 1.5 s, plus the first of each connection).
+    assert 0 < rate["requests"] <= 1500 + 4 and rate["errors"] == {}
+    lst = json.loads(list_json.read_text())
+    assert lst["requests"] == 2000
+    per = lst["per_url"]
+    assert set(per) == {"/64", "/1k", "/missing"} and sum(per.values()) == 2000
+    assert per["/64"] > per["/1k"] and per["/64"] > per["/missing"]          # weight 3 vs 1 (seeded)
+    assert lst["statuses"] == {"200": per["/64"] + per["/1k"], "404": per["/missing"]}
+    assert lst["errors"] == {"bad_status": per["/missing"]}
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_kernel_and_uvloop_modes(tmp_path):
+    for flag in ("--kernel", "--uvloop"):
+        port = _free_port()
+        srv = popen("serve", flag, "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--duration", "30")
+        try:
+            assert f"on {'asyncio' if flag == '--kernel' else 'uvloop'} (kernel)" in srv.stdout.readline()
+            report = tmp_path / f"k{port}.json"
+            res = cli("load", f"http://127.0.0.1:{port}/16k", flag, "-n", "500", "-d", "10", "-c", "4",
+                      "--workers", "1", "--json", str(report), timeout=60)
+            assert res.returncode == 0, res.stderr
+        finally:
+            stop_server(srv)
+        r = json.loads(report.read_text())
+        assert r["requests"] == 500 and r["errors"] == {} and r["wire_gbps"] is None
+        assert r["bytes"] > 500 * 16384
