@@ -37,6 +37,7 @@ __all__ = ["Pages", "HttpServerState", "HttpProtocol", "parse_size", "PATTERN"]
 MAX_HEADER = 8192                       # bytes of request line + headers
 MAX_BODY = 1 << 20                      # request bodies we read and discard (then 413)
 BIG = 64 * 1024                         # bodies this large are written apart from their header
+CHUNK = int(os.environ.get("AIORUSTY_TESTBED_CHUNK", 64 * 1024))   # pieces of a big body written as bytes
 PATTERN = b"aiorusty-testbed\n" * 4     # 68 bytes; generated bodies repeat it
 _REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
             413: b"Content Too Large"}
@@ -106,6 +107,15 @@ def http_date(t=None):
     return email.utils.formatdate(t, usegmt=True).encode()
 
 
+class _Chunks(tuple):
+    """A big body as a tuple of bytes pieces; len() is the body's length."""
+
+    def __new__(cls, pieces):
+        self = super().__new__(cls, pieces)
+        self.nbytes = sum(map(len, self))
+        return self
+
+
 class HttpServerState:
     """What all connections of one server share: pages, prebuilt responses, counters."""
 
@@ -153,9 +163,15 @@ class HttpServerState:
     # -- responses ------------------------------------------------------------------------
 
     def body_object(self, path, body):
+        """What is written for a big body: a StaticPayload, else the body cut in CHUNK-sized
+        bytes objects made once (a transport keeps bytes it is given without copying them,
+        and a partial send then re-slices one chunk, not the whole body)."""
         obj = self._bodies.get(path)
         if obj is None:
-            obj = self._static(body) if self._static is not None else body
+            if self._static is not None:
+                obj = self._static(body)
+            else:
+                obj = _Chunks(body[i:i + CHUNK] for i in range(0, len(body), CHUNK))
             self._bodies[path] = obj
         return obj
 
@@ -303,7 +319,7 @@ class HttpProtocol(asyncio.Protocol):
             out.append(whole)
             if big is not None:
                 out.append(big)
-            st.count(status, len(whole) + (len(big) if big is not None else 0))
+            st.count(status, len(whole) + (getattr(big, "nbytes", None) or len(big) if big is not None else 0))
         else:
             whole, _ = st.error(405, keep, http10, head_only=method == b"HEAD")
             out.append(whole)
@@ -330,6 +346,12 @@ class HttpProtocol(asyncio.Protocol):
                 for piece in out:
                     if isinstance(piece, (bytes, bytearray)):
                         small.append(piece)
+                    elif isinstance(piece, _Chunks):
+                        if small:
+                            t.write(b"".join(small))
+                            small = []
+                        for c in piece:
+                            t.write(c)
                     else:               # a StaticPayload: keep it whole
                         if small:
                             t.write(b"".join(small))
