@@ -52,7 +52,10 @@ def _load(args):
         raise SystemExit("aiorusty load: -d must be positive (every run is bounded in time)")
     load.parse_urls(args.url, args.url_list)            # fail early on a bad URL
     args.progress_enabled = args.progress or (sys.stderr.isatty() and not args.quiet)
-    cores = [int(c) for c in args.cpus.split(",")] if args.cpus else None
+    # Default cores from the last one down, so `serve -w 1` (core 0 first) and `load -w 1` do not
+    # share a core.
+    from .testbed.workers import available_cores
+    cores = [int(c) for c in args.cpus.split(",")] if args.cpus else available_cores()[::-1]
     try:
         parts = run_workers(load.load_worker, args.workers, (args,), cores=cores,
                             timeout=args.duration + args.timeout + 60)
@@ -89,7 +92,8 @@ def _add_loop_flags(p, default_iface, what):
                    help="processes, each pinned to its own core with its own stack on its own NIC queue "
                         "(default: one per available core)")
     p.add_argument("--cpus", default="", help="cores to pin the workers to, comma-separated "
-                                              "(default: the available cores in order)")
+                                              "(default: the available cores; serve from the first, "
+                                              "load from the last)")
     p.add_argument("--busy-poll-us", type=int, default=None,
                    help="aiorusty loop: microseconds of busy-polling after activity "
                         "(default: AIORUSTY_BUSY_POLL_US or 100)")
