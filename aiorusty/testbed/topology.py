@@ -96,6 +96,8 @@ def up(topo, loss=0.0, rate=""):
         _sh("ip", "addr", "add", f"{NET_SRV}.1/24", "dev", ln["mb_srv"], ns=ns["mb"])
         for k in ("mb_gen", "mb_srv"):
             _sh("sysctl", "-qw", f"net.ipv6.conf.{ln[k]}.disable_ipv6=1", ns=ns["mb"], check=False)
+            # AF_PACKET stacks take frames up to the MTU: no GRO/GSO super-frames towards them.
+            _sh("ethtool", "-K", ln[k], "tso", "off", "gso", "off", "gro", "off", ns=ns["mb"], check=False)
             _sh("ip", "link", "set", ln[k], "up", ns=ns["mb"])
         _sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=ns["mb"])
         if loss:
