@@ -446,8 +446,8 @@ class Generator:
                 n, b = self.completed, self.bytes
                 errs = sum(self.errors.values())
                 p99 = self.hist.percentile(99) / 1e3
-                scale = f" (x{self.workers} workers)" if self.workers > 1 else ""
-                sys.stderr.write(f"\r[{now - t0:5.1f}s] {n - last_n:>9,} req/s{scale}  "
+                who = f"worker 0 of {self.workers}: " if self.workers > 1 else ""
+                sys.stderr.write(f"\r[{now - t0:5.1f}s] {who}{n - last_n:>9,} req/s  "
                                  f"{(b - last_b) * 8 / 1e9:6.2f} Gbps  p99 {p99:8.0f} us  "
                                  f"conns {len(self.conns):>5}  errors {errs}   ")
                 sys.stderr.flush()
