@@ -131,6 +131,7 @@ class HttpServerState:
         self.date = http_date()
         self._date_sec = int(time.time())
         self._timer = None
+        self.loop = None
         self.requests = 0
         self.responses = {}                     # status -> count
         self.connections = 0
@@ -143,7 +144,7 @@ class HttpServerState:
     # -- Date, refreshed once a second by a timer (not read per request) ----------------
 
     def start_clock(self, loop):
-        self._loop = loop
+        self.loop = loop
         self._tick()
 
     def _tick(self):
@@ -153,7 +154,7 @@ class HttpServerState:
             self._date_sec = sec
             self.date = http_date(sec)
             self._cache.clear()
-        self._timer = self._loop.call_at(self._loop.time() + (sec + 1 - now) + 0.0005, self._tick)
+        self._timer = self.loop.call_at(self.loop.time() + (sec + 1 - now) + 0.0005, self._tick)
 
     def stop_clock(self):
         if self._timer is not None:
@@ -366,7 +367,8 @@ class HttpProtocol(asyncio.Protocol):
                 # that can destroy the response before the client reads it. Send
                 # FIN, discard what comes, close on the client's FIN or after 2 s.
                 t.write_eof()
-                self._linger_timer = asyncio.get_running_loop().call_later(2.0, t.close)
+                loop = self.state.loop or asyncio.get_running_loop()
+                self._linger_timer = loop.call_later(2.0, t.close)
             else:
                 t.close()
 
