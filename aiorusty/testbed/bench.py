@@ -204,6 +204,8 @@ class Runner:
             sh("ip", "netns", "exec", n, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1", check=False)
             sh("ip", "netns", "exec", n, "ip", "addr", "add", ip, "dev", dev)
             sh("ip", "netns", "exec", n, "ip", "link", "set", dev, "up")
+            # AF_PACKET stacks take frames up to the MTU: no TSO/GSO super-frames from the kernel.
+            sh("ip", "netns", "exec", n, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", check=False)
             # RPS: each side's kernel receive work on its own core (the issue's advice).
             mask = "1" if n == self.ns_srv else "2"
             sh("ip", "netns", "exec", n, "sh", "-c", f"echo {mask} > /sys/class/net/{dev}/queues/rx-0/rps_cpus",
@@ -221,8 +223,9 @@ class Runner:
             raise BenchError(f"`{' '.join(cmd)}`: {res.stderr.strip()}")
         return res
 
-    def run_nic(self, loop, scenario):
-        """One run over the real kernel path: server in its namespace, wrk in the other."""
+    def run_nic(self, loop, scenario, ours=False):
+        """One run over the real kernel path: server in its namespace, wrk (or, with ours=True,
+        `aiorusty load` on its own stack over AF_PACKET on wrk's veth) in the other."""
         args = self.args
         self.n += 1
         tag = f"{self.n:03d}-{loop}-{scenario}-{self.nic}-wrk"
@@ -251,7 +254,10 @@ class Runner:
         try:
             _wait_line(srv, 20, f"{loop} server ({self.nic})")
             c0 = _proc_cpu(srv.pid)
-            load = self._wrk(f"http://{host}:{port}{path}", conns, scenario, ns=client_ns)
+            if ours:
+                load = self._our_load_ns(f"http://{host}:{port}{path}", conns, scenario, tag)
+            else:
+                load = self._wrk(f"http://{host}:{port}{path}", conns, scenario, ns=client_ns)
             c1 = _proc_cpu(srv.pid)
         finally:
             srv.send_signal(signal.SIGTERM)
@@ -264,7 +270,8 @@ class Runner:
             raise BenchError(f"{loop} server ({self.nic}) failed: {srv.stderr.read().decode(errors='replace')[-1500:]}")
         cpu_per = (c1 - c0) * 1e6 / load["requests"] if load["requests"] and c0 is not None and c1 is not None else None
         return {
-            "loop": loop, "scenario": scenario, "workers": 1, "client": f"wrk/{self.nic}",
+            "loop": loop, "scenario": scenario, "workers": 1,
+            "client": f"{'aiorusty-load' if ours else 'wrk'}/{self.nic}",
             "connections": conns, "requests": load["requests"], "rps": load["requests_per_s"],
             "goodput_gbps": None, "wire_gbps": None, "p50_us": load["latency_us"]["p50"],
             "p99_us": load["latency_us"]["p99"], "errors": load.get("errors", {}),
@@ -272,6 +279,20 @@ class Runner:
             "server_cpu_us_per_req": cpu_per, "server_core_busy_s": None, "wall_s": None,
             "server_cores": str(args.server_cpu), "client_cores": str(args.client_cpu),
         }
+
+    def _our_load_ns(self, url, conns, scenario, tag):
+        """`aiorusty load` in wrk's namespace on a stack of its own (AF_PACKET on wrk's veth,
+        address 10.94.0.5): the user-space generator against the same server as wrk."""
+        ljson = os.path.join(self.tmp, f"{tag}-ourload.json")
+        cmd = ["ip", "netns", "exec", self.ns_cli] + self.py + [
+            "load", url, "-q", "-d", str(self.args.duration), "-c", str(conns), "--workers", "1",
+            "--cpus", str(self.args.client_cpu), "--json", ljson,
+            "--iface", f"afpacket:{self.veth_cli},ip=10.94.0.5/24"] + SCENARIOS[scenario][1]
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=self.args.duration + 90)
+        if res.returncode != 0 or not os.path.exists(ljson):
+            raise BenchError(f"aiorusty load over afpacket failed: {res.stderr.decode(errors='replace')[-1500:]}")
+        with open(ljson) as f:
+            return json.load(f)
 
     def _wrk(self, url, conns, scenario, ns=None):
         wrk = shutil.which("wrk")
@@ -468,13 +489,21 @@ def _run_plan(args, runner, rows, failures, loops_, scenarios, workers, use_wrk,
         plan += [("aiorusty", "small", w, "aiorusty-load") for w in workers if w != 1 or "aiorusty" not in loops_]
         if nic_ready:
             plan += [(lp, sc, 1, "nic") for sc in scenarios if sc in ("small", "newconn", "bulk") for lp in loops_]
+            if "uvloop" in loops_ and "small" in scenarios and args.nic == "afpacket":
+                # aiorusty load vs wrk, one core each, against the same uvloop server.
+                plan.append(("uvloop", "small", 1, "nic-ours"))
         for lp, sc, w, client in plan:
             if time.monotonic() > hard_end:
                 failures.append({"loop": lp, "scenario": sc, "workers": w, "client": client,
                                  "error": "skipped: the bench ran past its time budget"})
                 continue
             try:
-                row = runner.run_nic(lp, sc) if client == "nic" else runner.run_pair(lp, sc, w, client)
+                if client == "nic":
+                    row = runner.run_nic(lp, sc)
+                elif client == "nic-ours":
+                    row = runner.run_nic(lp, sc, ours=True)
+                else:
+                    row = runner.run_pair(lp, sc, w, client)
             except (BenchError, subprocess.TimeoutExpired) as e:
                 failures.append({"loop": lp, "scenario": sc, "workers": w, "client": client, "error": str(e)})
                 print(f"  FAILED {lp} {sc} w{w} {client}: {str(e)[:300]}", file=sys.stderr)
