@@ -396,16 +396,30 @@ def charts(summary, outdir):
     main = [s for s in summary if s["workers"] == 1 and s["client"] == "aiorusty-load"]
     scen = sorted({s["scenario"] for s in main})
     loops_ = [lp for lp in ("asyncio", "uvloop", "aiorusty") if any(s["loop"] == lp for s in main)]
-    for key, label, fname in (("rps", "requests/s (median)", "rps.png"),
-                              ("server_cpu_us_per_req", "server CPU us per request (median)", "cpu.png")):
-        fig, ax = plt.subplots(figsize=(7, 4))
+    # Scenarios differ by orders of magnitude: bars are relative to uvloop (= 1) when it ran,
+    # each labelled with its absolute value.
+    norm = "uvloop" in loops_
+    for key, label, fname in (("rps", "requests/s", "rps.png"),
+                              ("server_cpu_us_per_req", "server CPU us per request", "cpu.png")):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
         width = 0.8 / max(1, len(loops_))
         for j, lp in enumerate(loops_):
-            vals = [next((s[key] or 0 for s in main if s["scenario"] == sc and s["loop"] == lp), 0) for sc in scen]
-            ax.bar([i + j * width for i in range(len(scen))], vals, width, label=lp)
+            vals, rel = [], []
+            for sc in scen:
+                v = next((s[key] or 0 for s in main if s["scenario"] == sc and s["loop"] == lp), 0)
+                b = next((s[key] or 0 for s in main if s["scenario"] == sc and s["loop"] == "uvloop"), 0)
+                vals.append(v)
+                rel.append(v / b if norm and b else v)
+            xs = [i + j * width for i in range(len(scen))]
+            ax.bar(xs, rel, width, label=lp)
+            for x, r, v in zip(xs, rel, vals):
+                ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.1f}", (x, r), ha="center", va="bottom", fontsize=7)
+        if norm:
+            ax.axhline(1.0, color="gray", linewidth=0.8)
+            label = f"{label} relative to uvloop (median)"
         ax.set_xticks([i + width * (len(loops_) - 1) / 2 for i in range(len(scen))])
         ax.set_xticklabels(scen)
-        ax.set_ylabel(label)
+        ax.set_ylabel("relative to uvloop (= 1)" if norm else label)
         ax.legend()
         ax.set_title(f"aiorusty bench: {label}")
         fig.tight_layout()
