@@ -6,7 +6,6 @@ dispatch to aiorusty._demo and aiorusty.testbed. Not: what the commands do.
 
 import argparse
 import logging
-import os
 import sys
 
 
