@@ -57,6 +57,7 @@ struct rusty_dev_config {
 #define RUSTY_DEVF_CREATE 1             /* create the device if missing (tap, shm) */
 #define RUSTY_DEVF_NO_OFFLOAD 2         /* do not negotiate checksum offload */
 #define RUSTY_DEVF_SINGLE_QUEUE 4       /* open one explicit queue, not all */
+#define RUSTY_DEVF_STEER 8              /* shm, several queues: each frame's queue by symmetric flow hash */
 
 /* Fault injection: probabilities are parts per million, delays microseconds. */
 struct rusty_faults_config {

@@ -52,6 +52,9 @@
  * Frames sent while the other side of a queue is not attached are dropped and
  * counted (tx_dropped), like a cable with nothing at the far end. A full ring
  * accepts what fits and returns that count (the caller keeps the rest).
+ * Steering: with RUSTY_DEVF_STEER a device holding several queues picks each
+ * frame's queue by a symmetric flow hash (see steer_queue) instead of the
+ * queue the caller names; without it, the caller's queue is used as is.
  * Offloads: frames never leave memory, so a frame with a partial checksum
  * travels as is and arrives with RUSTY_BUF_CSUM_VALID; a receiver opened with
  * RUSTY_DEVF_NO_OFFLOAD finishes such a checksum itself.
@@ -137,6 +140,7 @@ struct shm {
     int32_t pid;
     uint32_t mask;                      /* slots - 1 */
     uint16_t nq;
+    int steer;                          /* RUSTY_DEVF_STEER: queue per frame by flow hash */
     char shm_name[64];                  /* "/aiorusty-NAME" */
     char name[40];
     struct shm_queue q[RUSTY_MAX_QUEUES];
@@ -397,12 +401,119 @@ static int peer_attached(struct shm *s, const struct shm_queue *sq)
     return atomic_load_explicit(&s->hdr->claim[sq->q][1 - s->side].pid, memory_order_relaxed) != 0;
 }
 
+/* Copy one frame into a queue's ring at head + *published; 0 when the ring is full. */
+static int ring_put(struct rusty_dev *dev, struct shm *s, struct shm_queue *sq, uint32_t head,
+                    uint32_t *published, const struct rusty_buf *b)
+{
+    uint32_t tail = atomic_load_explicit(&sq->tx->tail, memory_order_acquire);
+    if (head + *published - tail >= s->mask + 1)
+        return 0;
+    if (b->len > SLOT_DATA) {
+        dev->stats.tx_errors++;         /* cannot happen with 2 KiB buffers and headroom; kept safe */
+        return 1;
+    }
+    uint8_t *slot = sq->tx_slots + (size_t)((head + *published) & s->mask) * SLOT_BYTES;
+    struct slot_hdr sh = {b->len, 0, 0, 0};
+    if (b->flags & RUSTY_BUF_CSUM_PARTIAL) {
+        sh.flags = SLOT_PARTIAL;
+        sh.csum_start = b->csum_start;
+        sh.csum_offset = b->csum_offset;
+    }
+    memcpy(slot, &sh, sizeof(sh));
+    memcpy(slot + SLOT_HDR, rusty_buf_data(b), b->len);
+    (*published)++;
+    return 1;
+}
+
+/* Make `published` frames visible to the peer and wake it if it sleeps. */
+static void ring_publish(struct shm_queue *sq, uint32_t head, uint32_t published)
+{
+    if (!published)
+        return;
+    atomic_store_explicit(&sq->tx->head, head + published, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&sq->tx->wants_wakeup, memory_order_relaxed) &&
+        atomic_exchange(&sq->tx->wants_wakeup, 0)) {
+        char one = 1;
+        (void)!write(sq->tx_fd, &one, 1);       /* EAGAIN: the FIFO is full, so readable already */
+    }
+}
+
+/*
+ * Flow steering (RUSTY_DEVF_STEER, added for the test-bed's workers): the
+ * queue of an IPv4 frame is a hash of its addresses and TCP/UDP ports that
+ * is symmetric - both directions of a flow land on the same queue index - so
+ * a process holding every queue can talk to one worker per queue on the
+ * other side and each flow stays with one worker:
+ *   x = saddr ^ daddr ^ ((sport ^ dport) * 0x10001), then murmur3's fmix32,
+ *   queue = x % queues.
+ * The same function lives in aiorusty/testbed/steer.py, which picks source
+ * ports of outgoing connections so that their flows hash to the worker's own
+ * queue. Frames that are not IPv4 (ARP) go to every queue whose peer is
+ * attached: each worker must see the requests and announcements.
+ * Returns the queue, or -1 for "every queue".
+ */
+static int steer_queue(const struct rusty_buf *b, unsigned nq)
+{
+    const uint8_t *f = rusty_buf_data(b);
+    if (b->len < 34 || f[12] != 0x08 || f[13] != 0x00)
+        return -1;
+    const uint8_t *ip = f + 14;
+    unsigned ihl = (ip[0] & 0x0fu) * 4u;
+    uint32_t saddr = (uint32_t)ip[12] << 24 | (uint32_t)ip[13] << 16 | (uint32_t)ip[14] << 8 | ip[15];
+    uint32_t daddr = (uint32_t)ip[16] << 24 | (uint32_t)ip[17] << 16 | (uint32_t)ip[18] << 8 | ip[19];
+    uint32_t ports = 0;
+    int first_fragment = ((ip[6] & 0x1fu) | ip[7]) == 0;
+    if ((ip[9] == 6 || ip[9] == 17) && first_fragment && ihl >= 20 && b->len >= 14 + ihl + 4) {
+        const uint8_t *l4 = ip + ihl;
+        ports = ((uint32_t)l4[0] << 8 | l4[1]) ^ ((uint32_t)l4[2] << 8 | l4[3]);
+    }
+    uint32_t x = saddr ^ daddr ^ (ports * 0x10001u);
+    x ^= x >> 16;
+    x *= 0x85ebca6bu;
+    x ^= x >> 13;
+    x *= 0xc2b2ae35u;
+    x ^= x >> 16;
+    return (int)(x % nq);
+}
+
+static int shm_tx_steered(struct rusty_dev *dev, struct rusty_buf **bufs, int n)
+{
+    struct shm *s = dev->priv;
+    uint32_t head[RUSTY_MAX_QUEUES], published[RUSTY_MAX_QUEUES] = {0};
+    int attached[RUSTY_MAX_QUEUES];
+    for (unsigned q = 0; q < s->nq; q++) {
+        head[q] = atomic_load_explicit(&s->q[q].tx->head, memory_order_relaxed);
+        attached[q] = peer_attached(s, &s->q[q]);
+    }
+    int i;
+    for (i = 0; i < n; i++) {
+        struct rusty_buf *b = bufs[i];
+        int q = steer_queue(b, s->nq);
+        if (q < 0) {
+            for (unsigned k = 0; k < s->nq; k++)
+                if (!attached[k] || !ring_put(dev, s, &s->q[k], head[k], &published[k], b))
+                    dev->stats.tx_dropped++;        /* a full ring: ARP is retried */
+        } else if (!attached[q]) {
+            dev->stats.tx_dropped++;
+        } else if (!ring_put(dev, s, &s->q[q], head[q], &published[q], b)) {
+            break;                      /* the caller keeps this frame and the rest */
+        }
+        rusty_buf_free(b);
+    }
+    for (unsigned q = 0; q < s->nq; q++)
+        ring_publish(&s->q[q], head[q], published[q]);
+    return i;
+}
+
 static int shm_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs, int n, uint64_t now_us)
 {
     struct shm *s = dev->priv;
     (void)now_us;
     if (queue >= s->nq)
         return -EINVAL;
+    if (s->steer && s->nq > 1)
+        return shm_tx_steered(dev, bufs, n);
     struct shm_queue *sq = &s->q[queue];
     if (!peer_attached(s, sq)) {
         for (int i = 0; i < n; i++)
@@ -411,37 +522,14 @@ static int shm_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
         return n;
     }
     uint32_t head = atomic_load_explicit(&sq->tx->head, memory_order_relaxed);
-    uint32_t tail = atomic_load_explicit(&sq->tx->tail, memory_order_acquire);
-    uint32_t space = s->mask + 1 - (head - tail);
-    int k = (uint32_t)n < space ? n : (int)space;
     uint32_t published = 0;
-    for (int i = 0; i < k; i++) {
-        struct rusty_buf *b = bufs[i];
-        if (b->len > SLOT_DATA) {
-            dev->stats.tx_errors++;     /* cannot happen with 2 KiB buffers and headroom; kept safe */
-        } else {
-            uint8_t *slot = sq->tx_slots + (size_t)((head + published) & s->mask) * SLOT_BYTES;
-            struct slot_hdr sh = {b->len, 0, 0, 0};
-            if (b->flags & RUSTY_BUF_CSUM_PARTIAL) {
-                sh.flags = SLOT_PARTIAL;
-                sh.csum_start = b->csum_start;
-                sh.csum_offset = b->csum_offset;
-            }
-            memcpy(slot, &sh, sizeof(sh));
-            memcpy(slot + SLOT_HDR, rusty_buf_data(b), b->len);
-            published++;
-        }
-        rusty_buf_free(b);
+    int k;
+    for (k = 0; k < n; k++) {
+        if (!ring_put(dev, s, sq, head, &published, bufs[k]))
+            break;
+        rusty_buf_free(bufs[k]);
     }
-    if (published) {
-        atomic_store_explicit(&sq->tx->head, head + published, memory_order_release);
-        atomic_thread_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&sq->tx->wants_wakeup, memory_order_relaxed) &&
-            atomic_exchange(&sq->tx->wants_wakeup, 0)) {
-            char one = 1;
-            (void)!write(sq->tx_fd, &one, 1);   /* EAGAIN: the FIFO is full, so readable already */
-        }
-    }
+    ring_publish(sq, head, published);
     return k;
 }
 
@@ -589,6 +677,7 @@ int rusty_shm_open(const char *name, const struct rusty_dev_config *cfg, struct 
     flock(s->fd, LOCK_UN);
     dev->queues = s->nq;
     dev->first_queue = s->q[0].q;
+    s->steer = cfg && (cfg->flags & RUSTY_DEVF_STEER);
     dev->offloads = (cfg && (cfg->flags & RUSTY_DEVF_NO_OFFLOAD)) ? 0 : RUSTY_OFF_RX_CSUM | RUSTY_OFF_TX_CSUM;
     memcpy(dev->mac, s->hdr->mac[s->side], 6);
     snprintf(dev->name, sizeof(dev->name), "%s", name);

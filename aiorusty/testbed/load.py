@@ -1,0 +1,482 @@
+"""`aiorusty load`: a wrk-like HTTP load generator on the user-space stack (or the kernel).
+
+Owns: connections as asyncio Protocols (so the same code runs on aiorusty,
+asyncio and uvloop), closed-loop load (each connection keeps --pipeline
+requests outstanding) and open-loop load (--rate: each connection follows a
+fixed schedule and latency is measured from the *intended* send time, so a
+stalled server is not hidden by a client that waits for it - the coordinated
+omission correction of wrk2), --new-connection (one request per connection),
+weighted URL lists, response parsing (status line, Content-Length, HEAD), the
+error kinds, the live progress line and the result dict of one worker.
+Bounded always: by time (-d) and, when given, by count (-n).
+Not: merging workers and printing the report (report.py), the loop (loops.py).
+"""
+
+import asyncio
+import collections
+import errno
+import os
+import random
+import sys
+import time
+import urllib.parse
+
+from . import loops
+from .hist import Histogram
+from .http import _nodelay
+from .steer import PortPicker
+
+DEFAULT_IFACE = "shm:aiorusty,ip=10.77.0.2/24"
+DEFAULT_URL = "http://10.77.0.1:8080/64"
+ERROR_KINDS = ("connect_refused", "connect_timeout", "connect_error", "reset", "closed", "timeout",
+               "bad_status", "short_body", "bad_response")
+
+
+def parse_urls(url=None, url_list=None):
+    """[(weight, host, port, request bytes, path)] from one URL or a 'weight url' file."""
+    entries = []
+    if url_list:
+        with open(url_list) as f:
+            for n, line in enumerate(f, 1):
+                line = line.split("#", 1)[0].strip()
+                if not line:
+                    continue
+                parts = line.split()
+                if len(parts) == 1:
+                    w, u = 1.0, parts[0]
+                elif len(parts) == 2:
+                    w, u = float(parts[0]), parts[1]
+                else:
+                    raise ValueError(f"{url_list}:{n}: expected 'WEIGHT URL', got {line!r}")
+                if w < 0:
+                    raise ValueError(f"{url_list}:{n}: negative weight")
+                entries.append((w, u))
+    else:
+        entries.append((1.0, url or DEFAULT_URL))
+    out = []
+    for w, u in entries:
+        p = urllib.parse.urlsplit(u)
+        if p.scheme != "http" or not p.hostname:
+            raise ValueError(f"URL {u!r}: expected http://HOST[:PORT]/PATH (https is not supported)")
+        port = p.port or 80
+        path = (p.path or "/") + (f"?{p.query}" if p.query else "")
+        hosthdr = p.hostname if port == 80 else f"{p.hostname}:{port}"
+        req = f"GET {path} HTTP/1.1\r\nHost: {hosthdr}\r\nUser-Agent: aiorusty-load\r\n\r\n".encode()
+        out.append((w, p.hostname, port, req, path))
+    targets = {(h, port) for _, h, port, _, _ in out}
+    if len(targets) != 1:
+        raise ValueError(f"all URLs must name the same host and port (got {sorted(targets)})")
+    if not any(w > 0 for w, *_ in out):
+        raise ValueError("every URL has weight 0")
+    return out
+
+
+class _Conn(asyncio.Protocol):
+    """One client connection: writes requests, parses responses, reports each completion."""
+
+    __slots__ = ("gen", "transport", "sent", "rest", "remaining", "status", "resp_bytes", "done",
+                 "next_t", "timer", "last_io", "lost", "is_new")
+
+    def __init__(self, gen):
+        self.gen = gen
+        self.transport = None
+        self.sent = collections.deque()     # (stamp_ns, path_index, is_head)
+        self.rest = b""
+        self.remaining = -1                 # body bytes still expected; -1: waiting for a header
+        self.status = 0
+        self.resp_bytes = 0
+        self.done = gen.loop.create_future()
+        self.next_t = 0
+        self.timer = None
+        self.last_io = time.monotonic()
+        self.lost = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+        _nodelay(transport)
+
+    def send(self, stamps):
+        gen = self.gen
+        reqs = []
+        for stamp in stamps:
+            i = gen.pick()
+            self.sent.append((stamp, i))
+            reqs.append(gen.requests[i])
+        self.transport.write(reqs[0] if len(reqs) == 1 else b"".join(reqs))
+        self.last_io = time.monotonic()
+
+    def data_received(self, data):
+        self.last_io = time.monotonic()
+        if self.rest:
+            data = self.rest + data
+            self.rest = b""
+        pos, n = 0, len(data)
+        gen = self.gen
+        while pos < n:
+            if self.remaining > 0:
+                take = n - pos
+                if take >= self.remaining:
+                    pos += self.remaining
+                    self.resp_bytes += self.remaining
+                    self.remaining = 0
+                else:
+                    self.remaining -= take
+                    self.resp_bytes += take
+                    return
+            else:
+                end = data.find(b"\r\n\r\n", pos)
+                if end < 0:
+                    self.rest = data[pos:]
+                    if len(self.rest) > 65536:
+                        gen.error("bad_response")
+                        self.transport.abort()
+                    return
+                if not self.sent:
+                    gen.error("bad_response")       # a response nobody asked for
+                    self.transport.abort()
+                    return
+                if data[pos:pos + 7] != b"HTTP/1." or not data[pos + 9:pos + 12].isdigit():
+                    gen.error("bad_response")
+                    self.transport.abort()
+                    return
+                self.status = int(data[pos + 9:pos + 12])
+                i = data.find(b"Content-Length: ", pos, end)
+                if i < 0:
+                    j = data[pos:end].lower().find(b"content-length:")
+                    i = pos + j if j >= 0 else -1
+                    off = 15
+                else:
+                    off = 16
+                if i >= 0:
+                    k = data.find(b"\r\n", i, end + 2)
+                    length = int(data[i + off:k])
+                else:
+                    length = 0
+                if gen.is_head[self.sent[0][1]] or self.status in (204, 304):
+                    length = 0
+                self.resp_bytes = end + 4 - pos
+                self.remaining = length
+                pos = end + 4
+                if length:
+                    continue
+            # one response complete
+            stamp, i = self.sent.popleft()
+            self.remaining = -1
+            gen.complete(self, stamp, i, self.status, self.resp_bytes)
+        # (the loop exits with the buffer consumed)
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc):
+        self.lost = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        gen = self.gen
+        if self.sent and not gen.closing_all:
+            if isinstance(exc, ConnectionResetError):
+                gen.error("reset")
+            elif self.remaining > 0 or self.rest:
+                gen.error("short_body")
+            elif exc is not None:
+                gen.error("reset" if isinstance(exc, OSError) else "closed")
+            else:
+                gen.error("closed")
+            gen.unanswered += len(self.sent)
+        if not self.done.done():
+            self.done.set_result(exc)
+
+
+class Generator:
+    """The load of one worker: connection slots, budget, schedule, counters."""
+
+    def __init__(self, loop, stack, opts, urls, worker=0, workers=1):
+        self.loop = loop
+        self.stack = stack
+        self.opts = opts
+        self.worker, self.workers = worker, workers
+        self.urls = urls
+        self.requests = [u[3] for u in urls]
+        self.paths = [u[4] for u in urls]
+        self.is_head = [False] * len(urls)
+        self.host, self.port = urls[0][1], urls[0][2]
+        weights = [u[0] for u in urls]
+        self._rng = random.Random(opts.seed + worker)
+        total = sum(weights)
+        self._cum = [sum(weights[:i + 1]) / total for i in range(len(weights))]
+        self.single = len(urls) == 1
+        self.hist = Histogram()
+        self.completed = 0
+        self.bytes = 0
+        self.statuses = collections.Counter()
+        self.per_path = collections.Counter()
+        self.errors = collections.Counter()
+        self.errnos = collections.Counter()           # connect_error by errno name
+        self.unanswered = 0
+        self.connects = 0
+        self.budget = opts.requests // workers + (1 if worker < opts.requests % workers else 0) \
+            if opts.requests else -1
+        self.stopping = False
+        self.closing_all = False
+        self.conns = set()
+        self.pipeline = max(1, opts.pipeline)
+        self.rate = opts.rate / workers if opts.rate else 0.0
+        self.ports = None
+        self._first = self._last = None
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def pick(self):
+        if self.single:
+            return 0
+        r = self._rng.random()
+        for i, c in enumerate(self._cum):
+            if r < c:
+                return i
+        return len(self._cum) - 1
+
+    def take(self, k=1):
+        """How many of k requests may still be sent (budget and time)."""
+        if self.stopping:
+            return 0
+        if self.budget < 0:
+            return k
+        k = min(k, self.budget)
+        self.budget -= k
+        if self.budget == 0:
+            self.stopping = True
+        return k
+
+    def error(self, kind):
+        self.errors[kind] += 1
+
+    def complete(self, conn, stamp, i, status, nbytes):
+        now = time.perf_counter_ns()
+        self.hist.record(now - stamp)
+        self.completed += 1
+        self.bytes += nbytes
+        self.statuses[status] += 1
+        if not self.single:
+            self.per_path[i] += 1
+        if status >= 400:
+            self.error("bad_status")
+        self._last = now
+        if self.opts.new_connection:
+            conn.transport.close()
+        elif self.rate:
+            self._pump_rate(conn)
+        else:
+            k = self.take()
+            if k:
+                conn.send((now,))
+            elif not conn.sent:
+                conn.transport.close()
+
+    # -- connection slots ----------------------------------------------------------------------
+
+    async def _connect(self):
+        kw = {}
+        if self.ports is not None:
+            kw["local_addr"] = ("0.0.0.0", self.ports.next())
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: _Conn(self), self.host, self.port, **kw),
+                self.opts.timeout)
+        except asyncio.TimeoutError:
+            self.error("connect_timeout")
+            return None
+        except ConnectionRefusedError:
+            self.error("connect_refused")
+            return None
+        except OSError as exc:
+            if exc.errno == 98:             # EADDRINUSE: a picked port still in TIME-WAIT
+                return None
+            self.error("connect_error")
+            self.errnos[errno.errorcode.get(exc.errno, str(exc.errno))] += 1
+            return None
+        self.connects += 1
+        self.conns.add(conn)
+        return conn
+
+    async def _slot(self, i):
+        if self.rate:
+            # Connections start their schedules staggered across one interval.
+            interval = self.opts.connections / self.workers / self.rate * 1e9
+            start = self.start_ns + int(i * interval / max(1, self.opts.connections // self.workers))
+        while not self.stopping:
+            if self.opts.new_connection:
+                if self.rate:
+                    now = time.perf_counter_ns()
+                    if start > now:
+                        await asyncio.sleep((start - now) / 1e9)
+                    if self.stopping:
+                        return
+                    stamp, start = start, start + int(interval)
+                if not self.take():
+                    return
+                stamp = stamp if self.rate else time.perf_counter_ns()
+                conn = await self._connect()
+                if conn is None:
+                    if self.budget >= 0:
+                        self.budget += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                conn.send((stamp,))
+                await conn.done
+                self.conns.discard(conn)
+                continue
+            conn = await self._connect()
+            if conn is None:
+                await asyncio.sleep(0.01)
+                continue
+            if self.rate:
+                conn.next_t = max(start, time.perf_counter_ns())
+                self._pump_rate(conn)
+            else:
+                k = self.take(self.pipeline)
+                if not k:
+                    conn.transport.close()
+                else:
+                    now = time.perf_counter_ns()
+                    conn.send((now,) * k)
+            await conn.done
+            self.conns.discard(conn)
+            if self.rate:
+                start = conn.next_t
+
+    def _pump_rate(self, conn):
+        if conn.lost:
+            return
+        now = time.perf_counter_ns()
+        stamps = []
+        interval = int(self.opts.connections / self.workers / self.rate * 1e9) if self.rate else 0
+        while len(conn.sent) + len(stamps) < self.pipeline and conn.next_t <= now:
+            if not self.take():
+                break
+            stamps.append(conn.next_t)
+            conn.next_t += interval
+        if stamps:
+            conn.send(stamps)
+        if self.stopping:
+            if not conn.sent:
+                conn.transport.close()
+        elif len(conn.sent) < self.pipeline and conn.timer is None:
+            conn.timer = self.loop.call_later((conn.next_t - now) / 1e9, self._rate_timer, conn)
+
+    def _rate_timer(self, conn):
+        conn.timer = None
+        self._pump_rate(conn)
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    async def run(self, ready=None):
+        opts = self.opts
+        n_conns = opts.connections // self.workers + (1 if self.worker < opts.connections % self.workers else 0)
+        if self.stack is not None and self.workers > 1 and opts.steer:
+            src = loops.source_ip(self.stack, self.host)
+            self.ports = PortPicker(src, self.host, self.port, self.worker, self.workers)
+        if ready is not None:
+            ready()
+        wire0 = loops.wire_bytes(self.stack)
+        self.start_ns = time.perf_counter_ns()
+        t0 = time.monotonic()
+        stop_timer = self.loop.call_later(opts.duration, self._stop)
+        ticker = asyncio.ensure_future(self._tick(t0))
+        slots = [asyncio.ensure_future(self._slot(i)) for i in range(max(1, n_conns))]
+        done, pending = await asyncio.wait(slots, timeout=opts.duration + opts.timeout + 1)
+        self.stopping = True
+        stop_timer.cancel()
+        # Grace for responses in flight, then close everything.
+        grace_end = time.monotonic() + min(2.0, opts.timeout)
+        while any(c.sent for c in self.conns) and time.monotonic() < grace_end:
+            await asyncio.sleep(0.01)
+        self.closing_all = True
+        for c in list(self.conns):
+            if c.sent:
+                self.unanswered += len(c.sent)
+            if c.transport is not None and not c.transport.is_closing():
+                c.transport.close()
+        for s in pending:
+            s.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+        await asyncio.sleep(0.05)           # let the FINs go out
+        elapsed = ((self._last or time.perf_counter_ns()) - self.start_ns) / 1e9
+        if self.rate or opts.requests == 0:
+            elapsed = max(elapsed, min(opts.duration, time.monotonic() - t0))
+        out = {
+            "worker": self.worker, "pid": os.getpid(), "core": sorted(os.sched_getaffinity(0)),
+            "duration_s": elapsed, "requests": self.completed, "bytes": self.bytes,
+            "connections": self.connects, "unanswered": self.unanswered,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "errors": {k: self.errors[k] for k in ERROR_KINDS if self.errors[k]},
+            "connect_errnos": dict(self.errnos),
+            "histogram": self.hist.to_json(),
+        }
+        if not self.single:
+            out["per_url"] = {self.paths[i]: n for i, n in sorted(self.per_path.items())}
+        if self.stack is not None:
+            rx, tx = loops.wire_bytes(self.stack)
+            out["wire_rx_bytes"], out["wire_tx_bytes"] = rx - wire0[0], tx - wire0[1]
+            out["tcp_retransmits"] = self.stack.stats().get("tcp_retransmits", 0)
+        return out
+
+    def _stop(self):
+        self.stopping = True
+        for c in list(self.conns):
+            if not c.sent and c.transport is not None and not c.transport.is_closing():
+                c.transport.close()
+
+    async def _tick(self, t0):
+        """Once a second: time out silent connections, print progress (worker 0 of a run)."""
+        last_n, last_b = 0, 0
+        show = self.opts.progress_enabled and self.worker == 0
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for c in list(self.conns):
+                if c.sent and now - c.last_io > self.opts.timeout and not c.lost:
+                    self.error("timeout")
+                    self.unanswered += len(c.sent)
+                    c.sent.clear()
+                    c.transport.abort()
+            if show:
+                n, b = self.completed, self.bytes
+                errs = sum(self.errors.values())
+                p99 = self.hist.percentile(99) / 1e3
+                who = f"worker 0 of {self.workers}: " if self.workers > 1 else ""
+                sys.stderr.write(f"\r[{now - t0:5.1f}s] {who}{n - last_n:>9,} req/s  "
+                                 f"{(b - last_b) * 8 / 1e9:6.2f} Gbps  p99 {p99:8.0f} us  "
+                                 f"conns {len(self.conns):>5}  errors {errs}   ")
+                sys.stderr.flush()
+                last_n, last_b = n, b
+
+
+def load_worker(index, count, ready, opts):
+    """One load worker (see workers.run_workers): its result dict."""
+    urls = parse_urls(opts.url, opts.url_list)
+    kind = opts.loop
+    iface = None
+    stack_opts = {}
+    if kind == "aiorusty":
+        iface = loops.worker_interface(opts.iface, index, count)
+        if opts.new_connection:
+            # One request per connection leaves a TIME-WAIT per connection on our
+            # side (we close first): room for them, and a short MSL on a link
+            # that cannot hold old segments anyway (shm, a local tap).
+            # The stack keeps a TIME-WAIT connection's buffers until it ends, so
+            # they are small here (requests are small; responses of a page or so).
+            stack_opts = {"max_tcp_conns": 32768, "max_sockets": 32768, "tcp_msl_us": opts.msl_ms * 1000,
+                          "tcp_sndbuf": 4096, "tcp_rcvbuf": 65536, "tcp_buffer_budget": 3 << 30}
+    loop, stack = loops.new_loop(kind, iface, busy_poll_us=opts.busy_poll_us, **stack_opts)
+    try:
+        asyncio.set_event_loop(loop)
+        gen = Generator(loop, stack, opts, urls, index, count)
+        return loop.run_until_complete(gen.run(ready))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+        if stack is not None:
+            stack.close()

@@ -1,0 +1,95 @@
+"""Which event loop a test-bed process runs on, and its user-space stack.
+
+Owns: making the loop for `--kernel` (stock asyncio), `--uvloop` and the
+default aiorusty loop on an interface spec; for aiorusty, opening the device
+ourselves so a process holding every queue of an shm link steers frames by the
+symmetric flow hash (RUSTY_DEVF_STEER, see steer.py), and giving worker K of N
+queue K of the link. Not: the loop itself (aiorusty.loop), devices (aiorusty.nic).
+"""
+
+import asyncio
+import dataclasses
+
+from ..nic import Interface
+
+KINDS = ("aiorusty", "asyncio", "uvloop")
+
+
+def worker_interface(spec, worker=0, workers=1):
+    """The interface worker `worker` of `workers` opens: shm/tap get queues=N,queue=K; afpacket a fanout member."""
+    iface = Interface.parse(spec)
+    if workers > 1:
+        if iface.driver in ("shm", "tap"):
+            iface = dataclasses.replace(iface, queues=workers, queue=worker)
+        elif iface.driver == "afpacket":
+            iface = dataclasses.replace(iface, queue=worker)
+        else:
+            raise ValueError(f"--workers {workers}: {iface.driver} has no queues; use shm:, tap: or afpacket:")
+    return iface
+
+
+def open_stack(iface, **stack_options):
+    """A Stack on iface; an shm device holding several queues steers by flow hash."""
+    from .._rusty import lib
+    from ..nic import _device
+    from ..tcp import Stack
+    iface = Interface.parse(iface)
+    if iface.driver == "shm" and iface.queue is None:
+        cfg = _device._config(iface)
+        cfg.flags |= lib.RUSTY_DEVF_STEER
+        ptr = _device._open_driver(iface, cfg)
+        if iface.mac:
+            lib.rusty_dev_set_mac(ptr, bytes.fromhex(iface.mac.replace(":", "")))
+        dev = _device.Device(_device._wrap(ptr, iface), iface)
+        stack = Stack(**stack_options)
+        try:
+            stack.add_interface(dev)
+        except BaseException:
+            stack.close()
+            dev.close()
+            raise
+        stack._devices[-1] = (dev, True)       # the stack closes it after itself
+        return stack
+    return Stack([iface], **stack_options)
+
+
+def new_loop(kind, iface=None, busy_poll_us=None, **stack_options):
+    """(loop, stack or None) for kind in KINDS."""
+    if kind == "asyncio":
+        return asyncio.SelectorEventLoop(), None
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise RuntimeError("--uvloop: uvloop is not installed (pip install uvloop)") from None
+        return uvloop.new_event_loop(), None
+    from ..loop import RustyEventLoop
+    stack = open_stack(iface, **stack_options)
+    try:
+        loop = RustyEventLoop((), stack=stack, busy_poll_us=busy_poll_us)
+    except BaseException:
+        stack.close()
+        raise
+    return loop, stack
+
+
+def static_payload_class(kind):
+    """aiorusty.StaticPayload when the aiorusty loop offers it, else None (bodies go as bytes)."""
+    if kind != "aiorusty":
+        return None
+    import aiorusty
+    return getattr(aiorusty, "StaticPayload", None)
+
+
+def wire_bytes(stack):
+    """(rx, tx) bytes on the wire from the stack's counters (None without a stack)."""
+    if stack is None:
+        return None
+    s = stack.stats()
+    return s["eth_rx_bytes"], s["eth_tx_bytes"]
+
+
+def source_ip(stack, dest):
+    """The address the stack sends to dest from (what its connections' source will be)."""
+    from ..loop import _source_address
+    return _source_address(stack, dest)

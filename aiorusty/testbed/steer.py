@@ -1,0 +1,53 @@
+"""Flow steering: which queue (worker) a flow lands on, and source ports that land on ours.
+
+Owns: the symmetric flow hash the shm link uses with RUSTY_DEVF_STEER
+(aiorusty/nic/_core/shm.c, steer_queue: the same arithmetic), and the choice
+of source ports for outgoing connections of worker K of N so that both
+directions of each flow hash to queue K - so a multi-queue peer steers the
+replies back to the worker that opened the connection. Not: opening devices.
+
+Kernel paths: a multi-queue tap steers by the kernel's flow hash (seeded at
+random per boot: not predictable from user space), AF_PACKET fanout by
+PACKET_FANOUT_HASH (the same skb hash) - neither lets a worker pick ports that
+come back to it; PACKET_FANOUT_CBPF with our own classic-BPF program would.
+"""
+
+import ipaddress
+
+_M32 = 0xFFFFFFFF
+
+
+def _ip(ip):
+    return ip if isinstance(ip, int) else int(ipaddress.IPv4Address(ip))
+
+
+def flow_hash(saddr, daddr, sport, dport):
+    """The 32-bit symmetric hash of an IPv4 TCP/UDP flow (shm.c steer_queue)."""
+    x = (_ip(saddr) ^ _ip(daddr) ^ (((sport ^ dport) * 0x10001) & _M32)) & _M32
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & _M32
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & _M32
+    x ^= x >> 16
+    return x
+
+
+def flow_queue(saddr, daddr, sport, dport, queues):
+    return flow_hash(saddr, daddr, sport, dport) % queues
+
+
+class PortPicker:
+    """Source ports for worker `queue` of `queues` towards one (daddr, dport), round robin."""
+
+    def __init__(self, saddr, daddr, dport, queue, queues, lo=20000, hi=48000):
+        # Below the stack's ephemeral range (49152+), so explicit ports never
+        # collide with ports the stack hands out by itself.
+        self.ports = [p for p in range(lo, hi) if flow_queue(saddr, daddr, p, dport, queues) == queue]
+        if not self.ports:
+            raise ValueError("no source port lands on this queue")
+        self._next = 0
+
+    def next(self):
+        p = self.ports[self._next]
+        self._next = (self._next + 1) % len(self.ports)
+        return p
