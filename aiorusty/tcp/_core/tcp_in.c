@@ -484,9 +484,7 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
             dat = seq_diff(ack, t->sbuf_seq);
             if (dat > t->slen)
                 dat = t->slen;
-            t->shead = t->scap ? (t->shead + dat) % t->scap : 0;
-            t->slen -= dat;
-            t->sbuf_seq += dat;
+            tcp_sndq_advance(t, dat);
         }
         rtt_from_ack(t, seg, ack);
         t->snd_una = ack;
