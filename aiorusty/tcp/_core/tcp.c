@@ -130,6 +130,24 @@ int rusty_tcp_init(struct rusty_stack *s)
     if (!c->ephemeral_hi || c->ephemeral_hi < c->ephemeral_lo)
         c->ephemeral_hi = 65535;
     ts->n_tcbs = c->max_tcp_conns;
+    /* Every timer is embedded in its owner (3 per TCB, 1 per ARP entry) and sits
+       in the heap at most once, so a heap with a slot for each can never be
+       full; a smaller cfg.max_timers would let an arm fail and a connection
+       silently lose its retransmission timer. It is raised to that size here,
+       while the heap is still empty (start-up). */
+    uint64_t need = 3ull * ts->n_tcbs + c->arp_cache;
+    if (need > UINT32_MAX || s->timers.count) {
+        free(ts);
+        return -EINVAL;
+    }
+    if (s->timers.capacity < need) {
+        rusty_timers_destroy(&s->timers);
+        if (rusty_timers_init(&s->timers, (uint32_t)need) != 0) {
+            free(ts);
+            return -ENOMEM;
+        }
+        c->max_timers = (uint32_t)need;
+    }
     ts->tcbs = calloc(ts->n_tcbs, sizeof(*ts->tcbs));
     ts->hash_mask = pow2_at_least(ts->n_tcbs * 2) - 1;
     ts->hash = calloc(ts->hash_mask + 1, sizeof(*ts->hash));
