@@ -339,6 +339,11 @@ int rusty_tcp_recv(struct rusty_stack *stack, uint32_t sock, uint8_t *buf, size_
 int rusty_tcp_peek(struct rusty_stack *stack, uint32_t sock, const uint8_t **data, size_t *len);
 /* Release the first n readable bytes (n <= readable); may send a window update. */
 int rusty_tcp_consume(struct rusty_stack *stack, uint32_t sock, size_t n, uint64_t now_us);
+/* For a peeked view kept past its use: the connection moves to a copy of its
+ * receive ring and the old ring (still holding the view's bytes) becomes the
+ * caller's, to free with rusty_tcp_ring_free once the view is gone. */
+int rusty_tcp_rx_detach(struct rusty_stack *stack, uint32_t sock, uint8_t **old_ring);
+void rusty_tcp_ring_free(uint8_t *ring);
 /* how: 0 read side, 1 write side (FIN after queued data), 2 both. */
 int rusty_tcp_shutdown(struct rusty_stack *stack, uint32_t sock, int how, uint64_t now_us);
 /* Graceful close; the handle is released, the connection finishes on its own. */

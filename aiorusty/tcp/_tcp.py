@@ -123,6 +123,14 @@ class TcpApi:
         """Release the first n readable bytes (after tcp_peek); opens the receive window."""
         check(lib.rusty_tcp_consume(self._ptr, h, n, self._tcp_now(now_us)), "tcp consume")
 
+    def tcp_rx_detach(self, h):
+        """After a tcp_peek view was kept past its use: the connection continues on a
+        copy of its receive ring; returns the old ring (a cdata freed when collected),
+        which the caller keeps alive as long as the view (weakref.finalize on it)."""
+        out = ffi.new("uint8_t **")
+        check(lib.rusty_tcp_rx_detach(self._ptr, h, out), "tcp rx detach")
+        return ffi.gc(out[0], lib.rusty_tcp_ring_free)
+
     def tcp_recv(self, h, n=65536):
         """Up to n bytes; b'' at EOF; None when nothing is readable yet."""
         n = min(n, 1 << 20)

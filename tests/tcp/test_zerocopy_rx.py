@@ -107,3 +107,24 @@ def test_peek_reports_reset_like_recv(p):
     with pytest.raises(ConnectionResetError):
         st.tcp_peek(c.sock)
     assert st.tcp_peek(c.sock) == b""                        # reported once, then EOF
+
+
+def test_detach_keeps_a_kept_view_intact(p):
+    import gc
+    import weakref
+    c = p.passive_open()
+    st = p.stack
+    c.send("A", b"first bytes")
+    v = st.tcp_peek(c.sock)
+    kept = v[:5]                                             # kept past its use
+    st.tcp_consume(c.sock, len(v))
+    owner = st.tcp_rx_detach(c.sock)
+    region = kept.obj
+    weakref.finalize(region, lambda o: None, owner)          # the ring lives as long as the view
+    del owner, v
+    for i in range(5):                                       # new data lands at the same ring offsets
+        c.send("A", b"Z" * 11)
+        assert st.tcp_recv(c.sock) == b"Z" * 11
+    assert bytes(kept) == b"first"
+    del kept, region
+    gc.collect()

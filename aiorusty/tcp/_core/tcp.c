@@ -761,6 +761,31 @@ int rusty_tcp_consume(struct rusty_stack *s, uint32_t sock, size_t n, uint64_t n
     return 0;
 }
 
+/* A view from rusty_tcp_peek was kept past its use (a protocol broke the
+   lifetime rule): give the receive ring, with that view in it, to the caller
+   and continue on a copy, so the kept bytes are never overwritten. malloc here
+   is off the data path (it only happens on that misuse). */
+int rusty_tcp_rx_detach(struct rusty_stack *s, uint32_t sock, uint8_t **old_ring)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    if (!t->rbuf)
+        return -ENOTCONN;
+    uint8_t *n = malloc(t->rcap);
+    if (!n)
+        return -ENOMEM;
+    memcpy(n, t->rbuf, t->rcap);
+    *old_ring = t->rbuf;
+    t->rbuf = n;
+    return 0;
+}
+
+void rusty_tcp_ring_free(uint8_t *ring)
+{
+    free(ring);
+}
+
 static void queue_fin(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
 {
     if (t->flags & TF_FIN_QUEUED)
