@@ -325,7 +325,8 @@ int rusty_tcp_send(struct rusty_stack *stack, uint32_t sock, const uint8_t *data
 /* Queue bytes [off, off+len) of a static payload without copying them: segments
  * are built from the payload and checksummed from its prefix table. Returns
  * bytes accepted (counted against a per-connection bound of queued payload
- * bytes, max(4 MiB, 4 x sndbuf), and TCP_SND_CHUNKS descriptors, not against
+ * bytes, max(4 MiB, 4 x sndbuf), and 16 queue descriptors (byte runs and payload
+ * ranges alternating), not against
  * the send buffer); -EAGAIN when none, -EPIPE after shutdown/close, -EINVAL
  * for a range outside the payload. */
 int rusty_tcp_send_payload(struct rusty_stack *stack, uint32_t sock, struct rusty_payload *p, size_t off,

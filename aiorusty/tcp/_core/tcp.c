@@ -10,7 +10,7 @@
  *
  * Call chains:
  *   rusty_stack_new -> rusty_tcp_init;  rusty_stack_free -> rusty_tcp_destroy
- *   user -> rusty_tcp_{listen,accept,connect,send,recv,shutdown,close,abort}
+ *   user -> rusty_tcp_{listen,accept,connect,send,send_payload,recv,peek,consume,shutdown,close,abort}
  *        -> tcp_want_output -> (poll) rusty_tcp_poll_end -> tcp_output
  *   tcp_in.c / tcp_timer.c -> tcp_drop, tcp_set_state, tcp_mark_event
  *
@@ -22,7 +22,10 @@
  *
  * Buffers: each connection has a send and a receive ring, allocated when it
  * opens (never per segment), charged to cfg.tcp_buffer_budget (-ENOBUFS), and
- * recycled through a bounded cache of default-size rings when it ends.
+ * recycled through a bounded cache of default-size rings when it ends. The
+ * send queue (tcp_sndq.c) also holds static payload ranges, which are not
+ * copied into the ring; the receive ring is also read in place
+ * (rusty_tcp_peek / rusty_tcp_consume, the zero-copy receive).
  */
 #include <errno.h>
 #include <stdlib.h>

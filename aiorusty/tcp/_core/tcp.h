@@ -2,7 +2,8 @@
  * tcp.h - TCP internals shared by tcp.c, tcp_in.c, tcp_out.c, tcp_timer.c, tcp_cc.c.
  *
  * Owns: the control block (struct rusty_tcb), the listener, the per-stack TCP
- * state, sequence-number arithmetic and the calls between the TCP files.
+ * state, sequence-number arithmetic and the calls between the TCP files
+ * (tcp.c, tcp_in.c, tcp_out.c, tcp_sndq.c, tcp_timer.c, tcp_cc.c).
  * Not: wire formats (wire.h / wire_tcp.c), IPv4 and below (stack.h).
  *
  * Receive:  rusty_tcp_input (tcp_in.c) -> demux -> listen_input / syn_sent_input /
