@@ -271,3 +271,17 @@ def test_static_payload_from_file(tmp_path):
     f = tmp_path / "page.bin"
     f.write_bytes(raw)
     assert bytes(StaticPayload.from_file(f)) == raw
+
+
+def test_stack_freed_with_payload_queued():
+    # The last reference is the send queue's: freeing the stack releases it (ASan
+    # builds catch a double free or a leak of the C payload's memory here).
+    p = Peer()
+    c = p.passive_open()
+    pl = StaticPayload(data_of(3000, 10))
+    p.stack.tcp_send_payload(c.sock, pl, now_us=p.now)
+    p.poll()
+    assert len(c.segs()) == 2
+    del pl
+    gc.collect()
+    p.close()
