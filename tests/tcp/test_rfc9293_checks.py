@@ -96,3 +96,24 @@ def test_syn_sent_ignores_fin_and_rst_without_ack(p):
     c.inject_abs(9000, syn.seq + 1, "SA")
     c.expect("A", seq=0, ack=0)
     assert c.state() == "ESTABLISHED"
+
+
+def test_zero_receive_window_still_takes_an_exact_rst():
+    # 3.10.7.4 first check: with RCV.WND = 0 "special allowance should be made to
+    # accept valid ACKs, URGs, and RSTs" - an RST at RCV.NXT resets; one past it does not.
+    q = Peer(tcp_rcvbuf=4096)
+    try:
+        c = q.passive_open()
+        for _ in range(3):
+            c.send("A", b"x" * 1460)
+        q.advance(40_000)
+        assert c.segs()[-1].window == 0
+        c.send("R", seq=4097, advance=False)         # not RCV.NXT: not acceptable, no reply
+        q.nothing()
+        assert c.state() == "ESTABLISHED"
+        c.send("R", seq=4096, advance=False)
+        assert c.state() == "CLOSED"
+        with pytest.raises(ConnectionResetError):
+            q.stack.tcp_send(c.sock, b"z")
+    finally:
+        q.close()
