@@ -271,6 +271,8 @@ int rusty_udp_close(struct rusty_stack *stack, uint32_t sock);
  * checksums so the sum of any byte range is read in O(1). */
 struct rusty_payload;
 int rusty_payload_new(const uint8_t *data, size_t len, struct rusty_payload **out);
+/* Drops the caller's reference: TCP send queues hold their own while bytes of
+ * the payload are queued, so it is freed once the last one is acknowledged. */
 void rusty_payload_free(struct rusty_payload *p);
 size_t rusty_payload_len(const struct rusty_payload *p);
 const uint8_t *rusty_payload_data(const struct rusty_payload *p);
@@ -321,8 +323,29 @@ int rusty_tcp_connect(struct rusty_stack *stack, uint32_t src_ip, uint32_t dst, 
                       uint16_t src_port, uint64_t now_us, uint32_t *sock);
 /* Bytes accepted into the send buffer; -EAGAIN when full, -EPIPE after shutdown/close. */
 int rusty_tcp_send(struct rusty_stack *stack, uint32_t sock, const uint8_t *data, size_t len, uint64_t now_us);
+/* Queue bytes [off, off+len) of a static payload without copying them: segments
+ * are built from the payload and checksummed from its prefix table. Returns
+ * bytes accepted (counted against a per-connection bound of queued payload
+ * bytes, max(4 MiB, 4 x sndbuf), and 16 queue descriptors (byte runs and payload
+ * ranges alternating), not against
+ * the send buffer); -EAGAIN when none, -EPIPE after shutdown/close, -EINVAL
+ * for a range outside the payload. */
+int rusty_tcp_send_payload(struct rusty_stack *stack, uint32_t sock, struct rusty_payload *p, size_t off,
+                           size_t len, uint64_t now_us);
 /* Bytes copied out; 0 at EOF; -EAGAIN when nothing is readable yet. */
 int rusty_tcp_recv(struct rusty_stack *stack, uint32_t sock, uint8_t *buf, size_t cap);
+/* Zero-copy receive: the first contiguous readable region of the receive ring,
+ * valid until those bytes are consumed (consume/recv) or the handle is closed;
+ * returns its length (also in *len), 0 at EOF, -EAGAIN when nothing is
+ * readable yet, or the connection's error as recv does. */
+int rusty_tcp_peek(struct rusty_stack *stack, uint32_t sock, const uint8_t **data, size_t *len);
+/* Release the first n readable bytes (n <= readable); may send a window update. */
+int rusty_tcp_consume(struct rusty_stack *stack, uint32_t sock, size_t n, uint64_t now_us);
+/* For a peeked view kept past its use: the connection moves to a copy of its
+ * receive ring and the old ring (still holding the view's bytes) becomes the
+ * caller's, to free with rusty_tcp_ring_free once the view is gone. */
+int rusty_tcp_rx_detach(struct rusty_stack *stack, uint32_t sock, uint8_t **old_ring);
+void rusty_tcp_ring_free(uint8_t *ring);
 /* how: 0 read side, 1 write side (FIN after queued data), 2 both. */
 int rusty_tcp_shutdown(struct rusty_stack *stack, uint32_t sock, int how, uint64_t now_us);
 /* Graceful close; the handle is released, the connection finishes on its own. */

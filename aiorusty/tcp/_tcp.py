@@ -91,6 +91,46 @@ class TcpApi:
             return 0
         return check(ret, "tcp send")
 
+    def tcp_send_payload(self, h, payload, off=0, length=None, now_us=None):
+        """Queue bytes [off, off+length) of a StaticPayload without copying them; returns
+        the bytes accepted (0 when the payload queue is full; retry on WRITABLE)."""
+        if length is None:
+            length = len(payload) - off
+        if off < 0 or length < 0 or off + length > len(payload):
+            raise ValueError(f"range [{off}, {off + length}) outside a payload of {len(payload)} bytes")
+        ret = lib.rusty_tcp_send_payload(self._ptr, h, payload._ptr, off, length, self._tcp_now(now_us))
+        if ret == -errno.EAGAIN:
+            return 0
+        return check(ret, "tcp send payload")
+
+    def tcp_peek(self, h):
+        """A read-only memoryview of the first contiguous readable bytes, in place in the
+        receive ring (no copy): valid until they are consumed (tcp_consume/tcp_recv) or
+        the handle is closed. b'' at EOF, None when nothing is readable yet."""
+        try:
+            data, size = self._peek_out
+        except AttributeError:
+            data, size = self._peek_out = (ffi.new("const uint8_t **"), ffi.new("size_t *"))
+        ret = lib.rusty_tcp_peek(self._ptr, h, data, size)
+        if ret == -errno.EAGAIN:
+            return None
+        check(ret, "tcp peek")
+        if ret == 0:
+            return b""
+        return memoryview(ffi.buffer(data[0], size[0])).toreadonly()
+
+    def tcp_consume(self, h, n, now_us=None):
+        """Release the first n readable bytes (after tcp_peek); opens the receive window."""
+        check(lib.rusty_tcp_consume(self._ptr, h, n, self._tcp_now(now_us)), "tcp consume")
+
+    def tcp_rx_detach(self, h):
+        """After a tcp_peek view was kept past its use: the connection continues on a
+        copy of its receive ring; returns the old ring (a cdata freed when collected),
+        which the caller keeps alive as long as the view (weakref.finalize on it)."""
+        out = ffi.new("uint8_t **")
+        check(lib.rusty_tcp_rx_detach(self._ptr, h, out), "tcp rx detach")
+        return ffi.gc(out[0], lib.rusty_tcp_ring_free)
+
     def tcp_recv(self, h, n=65536):
         """Up to n bytes; b'' at EOF; None when nothing is readable yet."""
         n = min(n, 1 << 20)

@@ -96,6 +96,35 @@ def tap_stack(faults="", loss=0, **config):
             dev.close()
 
 
+@contextlib.contextmanager
+def afpacket_stack(**config):
+    """(stack, ns): aiorusty on AF_PACKET over the root end of a veth pair whose
+    other end (with the Linux peer's address) is in a fresh namespace. The Linux
+    end sends no GSO/TSO super-frames (AF_PACKET would see frames over the MTU)
+    and merges nothing with GRO, so both sides see wire-sized segments."""
+    from _netns import veth_pair
+
+    a, b = unique("rtva"), unique("rtvb")
+    with netns() as ns, veth_pair(a, b, ns_b=ns):
+        # The root end carries no address: the stack owns it through AF_PACKET.
+        sh("sysctl", "-qw", f"net.ipv6.conf.{a}.disable_ipv6=1", check=False)
+        sh("sysctl", "-qw", f"net.ipv4.conf.{a}.forwarding=0", check=False)
+        sh("sysctl", "-qw", f"net.ipv6.conf.{b}.disable_ipv6=1", check=False, ns=ns)
+        sh("ethtool", "-K", a, "tso", "off", "gso", "off", "gro", "off", check=False)
+        sh("ethtool", "-K", b, "tso", "off", "gso", "off", "gro", "off", ns=ns, check=False)
+        sh("ip", "link", "set", a, "up")
+        sh("ip", "addr", "add", f"{HOST_IP}/24", "dev", b, ns=ns)
+        sh("ip", "link", "set", b, "up", ns=ns)
+        try:
+            stack = Stack([f"afpacket:{a},ip={STACK_IP}/24"], seed=3, **config)
+        except OSError as e:
+            skip_if_enosys(e, "afpacket")
+        try:
+            yield stack, ns
+        finally:
+            stack.close()
+
+
 def nft_loss(ns, percent, dev=None):
     """Random loss of TCP segments in both directions, on the Linux side. Segmentation
     offloads are turned off on the kernel end so a drop removes one segment, not a
@@ -157,6 +186,36 @@ class Endpoint:
         return self.fin and self.eof
 
 
+class PayloadEndpoint(Endpoint):
+    """Sends its data as a StaticPayload (no copy into the send buffer), after the
+    first `head` bytes sent as ordinary bytes: segments mix both, and every
+    payload range starts at an odd offset when head is odd."""
+
+    head = 1001
+
+    def __init__(self, stack, sock, data):
+        super().__init__(stack, sock, data)
+        from aiorusty._payload import StaticPayload
+        self.payload = StaticPayload(data)
+
+    def step(self):
+        st = self.stack
+        if st.tcp_info(self.sock)["state"] == "SYN-SENT":
+            return                          # shutdown() in SYN-SENT closes (as in Linux): wait
+        while self.sent < len(self.data):
+            if self.sent < self.head:
+                n = st.tcp_send(self.sock, memoryview(self.data)[self.sent:self.head])
+            else:
+                n = st.tcp_send_payload(self.sock, self.payload, self.sent)
+            if not n:
+                break
+            self.sent += n
+        self.payload_done = self.sent == len(self.data)
+        if self.payload_done:
+            self.payload = None             # the queue keeps it alive until acknowledged
+        Endpoint.step(self)
+
+
 def pump(stack, until, timeout, on_event=None):
     fds = stack.fds()
     deadline = time.monotonic() + timeout
@@ -185,7 +244,7 @@ def finish_peer(proc, stack, timeout=30):
     return sha, int(n)
 
 
-def linux_to_rusty(stack, ns, nup, ndown, timeout=60):
+def linux_to_rusty(stack, ns, nup, ndown, timeout=60, endpoint=Endpoint):
     """Linux client -> aiorusty server; checks both directions' sha256."""
     lsock = stack.tcp_listen(None, 5001)
     proc = popen_ns(ns, sys.executable, "-c", LINUX_PEER, "client", STACK_IP, 5001, nup, 11)
@@ -196,7 +255,7 @@ def linux_to_rusty(stack, ns, nup, ndown, timeout=60):
         if ev[0] == lsock and ev[1] == lib.RUSTY_EV_TCP_ACCEPT and not ep:
             s = stack.tcp_accept(lsock)
             if s is not None:
-                ep.append(Endpoint(stack, s, down))
+                ep.append(endpoint(stack, s, down))
 
     def until():
         if ep:
@@ -220,7 +279,7 @@ def linux_to_rusty(stack, ns, nup, ndown, timeout=60):
     return info
 
 
-def rusty_to_linux(stack, ns, nup, ndown, timeout=60):
+def rusty_to_linux(stack, ns, nup, ndown, timeout=60, endpoint=Endpoint):
     """aiorusty client -> Linux server; checks both directions' sha256."""
     from _stack_peer import wait_line
 
@@ -229,7 +288,7 @@ def rusty_to_linux(stack, ns, nup, ndown, timeout=60):
         wait_line(stack, proc)
         up = payload(nup, 44)
         sock = stack.tcp_connect((HOST_IP, 5002))
-        e = Endpoint(stack, sock, up)
+        e = endpoint(stack, sock, up)
 
         def until():
             e.step()

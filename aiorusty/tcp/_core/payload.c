@@ -12,6 +12,8 @@
  * its header and this value to be checksummed: no pass over the payload.
  *
  * Memory: the table is as large as the payload (2 bytes per 2 bytes).
+ * Lifetime: reference-counted (payload.h); rusty_payload_free drops one
+ * reference, so TCP send queues can hold a payload its creator released.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -19,12 +21,7 @@
 
 #include "rusty.h"
 #include "checksum.h"
-
-struct rusty_payload {
-    size_t len;
-    uint8_t *data;
-    uint16_t *prefix;                   /* len / 2 + 1 entries */
-};
+#include "payload.h"
 
 int rusty_payload_new(const uint8_t *data, size_t len, struct rusty_payload **out)
 {
@@ -32,6 +29,7 @@ int rusty_payload_new(const uint8_t *data, size_t len, struct rusty_payload **ou
     if (!p)
         return -ENOMEM;
     p->len = len;
+    p->refs = 1;
     p->data = malloc(len ? len : 1);
     p->prefix = malloc((len / 2 + 1) * sizeof(uint16_t));
     if (!p->data || !p->prefix) {
@@ -51,7 +49,7 @@ int rusty_payload_new(const uint8_t *data, size_t len, struct rusty_payload **ou
 
 void rusty_payload_free(struct rusty_payload *p)
 {
-    if (!p)
+    if (!p || --p->refs)
         return;
     free(p->data);
     free(p->prefix);

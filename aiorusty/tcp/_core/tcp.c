@@ -10,7 +10,7 @@
  *
  * Call chains:
  *   rusty_stack_new -> rusty_tcp_init;  rusty_stack_free -> rusty_tcp_destroy
- *   user -> rusty_tcp_{listen,accept,connect,send,recv,shutdown,close,abort}
+ *   user -> rusty_tcp_{listen,accept,connect,send,send_payload,recv,peek,consume,shutdown,close,abort}
  *        -> tcp_want_output -> (poll) rusty_tcp_poll_end -> tcp_output
  *   tcp_in.c / tcp_timer.c -> tcp_drop, tcp_set_state, tcp_mark_event
  *
@@ -22,7 +22,10 @@
  *
  * Buffers: each connection has a send and a receive ring, allocated when it
  * opens (never per segment), charged to cfg.tcp_buffer_budget (-ENOBUFS), and
- * recycled through a bounded cache of default-size rings when it ends.
+ * recycled through a bounded cache of default-size rings when it ends. The
+ * send queue (tcp_sndq.c) also holds static payload ranges, which are not
+ * copied into the ring; the receive ring is also read in place
+ * (rusty_tcp_peek / rusty_tcp_consume, the zero-copy receive).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -130,6 +133,24 @@ int rusty_tcp_init(struct rusty_stack *s)
     if (!c->ephemeral_hi || c->ephemeral_hi < c->ephemeral_lo)
         c->ephemeral_hi = 65535;
     ts->n_tcbs = c->max_tcp_conns;
+    /* Every timer is embedded in its owner (3 per TCB, 1 per ARP entry) and sits
+       in the heap at most once, so a heap with a slot for each can never be
+       full; a smaller cfg.max_timers would let an arm fail and a connection
+       silently lose its retransmission timer. It is raised to that size here,
+       while the heap is still empty (start-up). */
+    uint64_t need = 3ull * ts->n_tcbs + c->arp_cache;
+    if (need > UINT32_MAX || s->timers.count) {
+        free(ts);
+        return -EINVAL;
+    }
+    if (s->timers.capacity < need) {
+        rusty_timers_destroy(&s->timers);
+        if (rusty_timers_init(&s->timers, (uint32_t)need) != 0) {
+            free(ts);
+            return -ENOMEM;
+        }
+        c->max_timers = (uint32_t)need;
+    }
     ts->tcbs = calloc(ts->n_tcbs, sizeof(*ts->tcbs));
     ts->hash_mask = pow2_at_least(ts->n_tcbs * 2) - 1;
     ts->hash = calloc(ts->hash_mask + 1, sizeof(*ts->hash));
@@ -172,6 +193,7 @@ void rusty_tcp_destroy(struct rusty_stack *s)
         return;
     for (uint32_t i = 0; i < ts->n_tcbs; i++) {
         tcp_timers_stop(s, &ts->tcbs[i]);   /* the heap outlives us: leave no pointer into it */
+        tcp_sndq_clear(&ts->tcbs[i]);       /* payload references */
         free(ts->tcbs[i].sbuf);
         free(ts->tcbs[i].rbuf);
     }
@@ -357,6 +379,7 @@ static void tcb_free(struct rusty_stack *s, struct rusty_tcb *t)
         return;
     }
     tcp_timers_stop(s, t);
+    tcp_sndq_clear(t);
     buffers_free(s, t);
     t->state = TCP_CLOSED;
     t->fnext = s->tcp->free_tcbs;
@@ -375,7 +398,7 @@ void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err)
         /* Zombie until the user closes the handle; the send ring is no longer needed. */
         if (err && !t->error)
             t->error = err;
-        t->slen = 0;
+        tcp_sndq_clear(t);
         tcp_mark_event(s, t, RUSTY_EV_TCP_CLOSED);
         if (t->rlen)
             tcp_mark_event(s, t, RUSTY_EV_TCP_READABLE);
@@ -619,47 +642,58 @@ int rusty_tcp_send(struct rusty_stack *s, uint32_t sock, const uint8_t *data, si
         return -EPIPE;
     if (t->state == TCP_LISTEN)
         return -ENOTCONN;
-    uint32_t space = t->scap - t->slen;
-    if (!space)
-        return -EAGAIN;
-    if (len > space)
-        len = space;
     if (len > INT32_MAX)
         len = INT32_MAX;
-    uint32_t tail = (t->shead + t->slen) % t->scap;
-    uint32_t first = t->scap - tail < len ? t->scap - tail : (uint32_t)len;
-    memcpy(t->sbuf + tail, data, first);
-    memcpy(t->sbuf, data + first, len - first);
-    t->slen += (uint32_t)len;
+    uint32_t n = tcp_sndq_push_bytes(t, data, (uint32_t)len);
+    if (!n && len)
+        return -EAGAIN;
     if (t->state != TCP_SYN_SENT && t->state != TCP_SYN_RECEIVED)
         tcp_want_output(s, t);
-    return (int)len;
+    return (int)n;
 }
 
-int rusty_tcp_recv(struct rusty_stack *s, uint32_t sock, uint8_t *buf, size_t cap)
+int rusty_tcp_send_payload(struct rusty_stack *s, uint32_t sock, struct rusty_payload *p, size_t off, size_t len,
+                           uint64_t now_us)
 {
     struct rusty_tcb *t = get_tcb(s, sock);
     if (!t)
         return -EBADF;
-    if (!t->rlen) {
-        if (t->state == TCP_CLOSED && t->error) {
-            int e = t->error;
-            if (e != -ECONNREFUSED)
-                t->error = 0;           /* reported once, like SO_ERROR; then EOF */
-            return e;
-        }
-        if ((t->flags & TF_EOF_SEEN) || t->state == TCP_CLOSED)
-            return 0;
+    (void)now_us;
+    if (!p || off > rusty_payload_len(p) || len > rusty_payload_len(p) - off)
+        return -EINVAL;
+    if (t->state == TCP_CLOSED)
+        return t->error ? t->error : -EPIPE;
+    if (t->flags & TF_FIN_QUEUED)
+        return -EPIPE;
+    if (t->state == TCP_LISTEN)
+        return -ENOTCONN;
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    uint32_t n = tcp_sndq_push_payload(t, p, off, (uint32_t)len);
+    if (!n && len)
         return -EAGAIN;
+    if (t->state != TCP_SYN_SENT && t->state != TCP_SYN_RECEIVED)
+        tcp_want_output(s, t);
+    return (int)n;
+}
+
+/* Nothing readable: 0 at EOF, the pending error (once, like SO_ERROR), or -EAGAIN. */
+static int recv_empty(struct rusty_tcb *t)
+{
+    if (t->state == TCP_CLOSED && t->error) {
+        int e = t->error;
+        if (e != -ECONNREFUSED)
+            t->error = 0;               /* reported once, like SO_ERROR; then EOF */
+        return e;
     }
-    if (cap > t->rlen)
-        cap = t->rlen;
-    if (cap > INT32_MAX)
-        cap = INT32_MAX;
-    uint32_t n = (uint32_t)cap;
-    uint32_t first = t->rcap - t->rhead < n ? t->rcap - t->rhead : n;
-    memcpy(buf, t->rbuf + t->rhead, first);
-    memcpy(buf + first, t->rbuf, n - first);
+    if ((t->flags & TF_EOF_SEEN) || t->state == TCP_CLOSED)
+        return 0;
+    return -EAGAIN;
+}
+
+/* n bytes at rhead were read: free them, maybe open the window. */
+static void recv_release(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n)
+{
     t->rhead = (t->rhead + n) % t->rcap;
     t->rlen -= n;
     if (t->rlen == 0 && t->n_ooo == 0)
@@ -678,7 +712,81 @@ int rusty_tcp_recv(struct rusty_stack *s, uint32_t sock, uint8_t *buf, size_t ca
     }
     if (t->rlen == 0 && (t->flags & TF_EOF_SEEN))
         tcp_mark_event(s, t, RUSTY_EV_TCP_EOF);
+}
+
+int rusty_tcp_recv(struct rusty_stack *s, uint32_t sock, uint8_t *buf, size_t cap)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    if (!t->rlen)
+        return recv_empty(t);
+    if (cap > t->rlen)
+        cap = t->rlen;
+    if (cap > INT32_MAX)
+        cap = INT32_MAX;
+    uint32_t n = (uint32_t)cap;
+    uint32_t first = t->rcap - t->rhead < n ? t->rcap - t->rhead : n;
+    memcpy(buf, t->rbuf + t->rhead, first);
+    memcpy(buf + first, t->rbuf, n - first);
+    recv_release(s, t, n);
     return (int)n;
+}
+
+int rusty_tcp_peek(struct rusty_stack *s, uint32_t sock, const uint8_t **data, size_t *len)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    *data = NULL;
+    *len = 0;
+    if (!t->rlen)
+        return recv_empty(t);
+    /* Up to the ring's end: a wrapped region is read in two peeks. */
+    uint32_t n = t->rcap - t->rhead < t->rlen ? t->rcap - t->rhead : t->rlen;
+    if (n > INT32_MAX)
+        n = INT32_MAX;
+    *data = t->rbuf + t->rhead;
+    *len = n;
+    return (int)n;
+}
+
+int rusty_tcp_consume(struct rusty_stack *s, uint32_t sock, size_t n, uint64_t now_us)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    (void)now_us;                       /* a window update goes out at the next poll */
+    if (n > t->rlen)
+        return -EINVAL;
+    if (n)
+        recv_release(s, t, (uint32_t)n);
+    return 0;
+}
+
+/* A view from rusty_tcp_peek was kept past its use (a protocol broke the
+   lifetime rule): give the receive ring, with that view in it, to the caller
+   and continue on a copy, so the kept bytes are never overwritten. malloc here
+   is off the data path (it only happens on that misuse). */
+int rusty_tcp_rx_detach(struct rusty_stack *s, uint32_t sock, uint8_t **old_ring)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    if (!t->rbuf)
+        return -ENOTCONN;
+    uint8_t *n = malloc(t->rcap);
+    if (!n)
+        return -ENOMEM;
+    memcpy(n, t->rbuf, t->rcap);
+    *old_ring = t->rbuf;
+    t->rbuf = n;
+    return 0;
+}
+
+void rusty_tcp_ring_free(uint8_t *ring)
+{
+    free(ring);
 }
 
 static void queue_fin(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
@@ -974,7 +1082,7 @@ static void emit_events(struct rusty_stack *s, struct rusty_tcb *t)
         else if (type == RUSTY_EV_TCP_CLOSED)
             arg = t->error;
         else if (type == RUSTY_EV_TCP_WRITABLE)
-            arg = (int32_t)(t->scap - t->slen);
+            arg = (int32_t)tcp_sndq_ring_space(t);
         rusty_event_push(s, t->sock, type, arg, t->rip);
     }
 }

@@ -2,7 +2,8 @@
  * tcp.h - TCP internals shared by tcp.c, tcp_in.c, tcp_out.c, tcp_timer.c, tcp_cc.c.
  *
  * Owns: the control block (struct rusty_tcb), the listener, the per-stack TCP
- * state, sequence-number arithmetic and the calls between the TCP files.
+ * state, sequence-number arithmetic and the calls between the TCP files
+ * (tcp.c, tcp_in.c, tcp_out.c, tcp_sndq.c, tcp_timer.c, tcp_cc.c).
  * Not: wire formats (wire.h / wire_tcp.c), IPv4 and below (stack.h).
  *
  * Receive:  rusty_tcp_input (tcp_in.c) -> demux -> listen_input / syn_sent_input /
@@ -64,6 +65,8 @@ const char *rusty_tcp_state_name(int state);
 #define TCP_DUPACK_THRESH 3             /* RFC 5681 3.2 */
 #define TCP_MAX_WSCALE 14               /* RFC 7323 2.3 */
 #define TCP_CHALLENGE_ACK_LIMIT 1000    /* per second (RFC 5961 7; Linux tcp_challenge_ack_limit) */
+#define TCP_SND_CHUNKS 16               /* send-queue descriptors per connection (bytes + payload ranges) */
+#define TCP_PAYLOAD_QUEUE_MIN (4u << 20) /* payload bytes queued per connection: max(this, 4 x sndbuf) */
 
 /* tcb->flags */
 #define TF_ACK_NOW 0x0001u              /* send an ACK at the next output */
@@ -91,9 +94,18 @@ const char *rusty_tcp_state_name(int state);
 #define EVBIT(type) (1u << ((type) - 16))
 
 struct rusty_tcp_listener;
+struct rusty_payload;
 
 struct ooo_range {
     uint32_t start, end;                /* sequence numbers, [start, end) */
+};
+
+/* One run of the send queue: bytes in the send ring (p == NULL; they follow
+   the ring bytes of earlier chunks), or a range of a static payload. */
+struct snd_chunk {
+    struct rusty_payload *p;
+    size_t off;                         /* payload offset (unused for ring chunks) */
+    uint32_t len;
 };
 
 struct rusty_tcb {
@@ -126,9 +138,14 @@ struct rusty_tcb {
     uint32_t rcv_adv;                   /* right edge of the last advertised window */
     uint32_t last_ack_sent;             /* RFC 7323 4.3 Last.ACK.sent */
 
-    /* send buffer: ring of bytes; byte 0 of the ring has sequence number sbuf_seq */
+    /* send queue: slen bytes of sequence space from sbuf_seq (unacked + unsent),
+       described in order by the chunks (ring bytes and payload ranges). The ring
+       holds sring bytes from shead; payload ranges hold spay bytes. */
     uint8_t *sbuf;
     uint32_t scap, shead, slen, sbuf_seq;
+    uint32_t sring, spay;
+    uint8_t chead, ccount;              /* chunk ring: first and number in use */
+    struct snd_chunk chunks[TCP_SND_CHUNKS];
     /* receive buffer: ring; rlen in-order unread bytes at rhead, out-of-order bytes stored past them */
     uint8_t *rbuf;
     uint32_t rcap, rhead, rlen;
@@ -247,6 +264,19 @@ void tcp_established(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
 /* Choose the window scale we offer for a receive buffer (RFC 7323 2.3). */
 uint8_t tcp_pick_wscale(uint32_t rcvbuf);
 uint16_t tcp_mss_for(struct rusty_stack *s, uint32_t rip);
+
+/* ---- tcp_sndq.c: the send queue (ring bytes and static payload ranges) */
+uint32_t tcp_sndq_ring_space(const struct rusty_tcb *t);
+uint32_t tcp_sndq_payload_limit(const struct rusty_tcb *t);
+/* Bytes accepted (0: ring full or no descriptor left). */
+uint32_t tcp_sndq_push_bytes(struct rusty_tcb *t, const uint8_t *data, uint32_t len);
+uint32_t tcp_sndq_push_payload(struct rusty_tcb *t, struct rusty_payload *p, size_t off, uint32_t len);
+/* The first `n` queued bytes were acknowledged. */
+void tcp_sndq_advance(struct rusty_tcb *t, uint32_t n);
+/* Empty the queue, releasing payload references. */
+void tcp_sndq_clear(struct rusty_tcb *t);
+/* Copy [seq, seq+len) out; 1 and *sum = their ones'-complement sum when computed in software. */
+int tcp_sndq_copy(struct rusty_tcb *t, uint32_t seq, uint32_t len, uint8_t *out, uint64_t *sum);
 
 /* ---- tcp_out.c */
 void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);

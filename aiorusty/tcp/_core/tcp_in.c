@@ -446,6 +446,14 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
 {
     const struct rusty_tcp_repr *h = &seg->h;
     uint32_t ack = h->ack;
+    /* RFC 9293 3.10.7.4 fifth, SYN-RECEIVED: unless SND.UNA < SEG.ACK =< SND.NXT,
+       <SEQ=SEG.ACK><CTL=RST>. Checked before the RFC 5961 5.2 range, which is for
+       synchronized states (a challenge ACK here would not tell an old duplicate
+       or a confused peer that this ACK is wrong). */
+    if (t->state == TCP_SYN_RECEIVED && !(seq_gt(ack, t->snd_una) && seq_leq(ack, t->snd_max))) {
+        tcp_reply_rst(s, seg);
+        return 0;
+    }
     /* RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT
        (SND.NXT here is the highest sequence sent, snd_max). */
     if (seq_gt(ack, t->snd_max) || seq_lt(ack, t->snd_una - t->max_snd_wnd)) {
@@ -453,10 +461,6 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
         return 0;
     }
     if (t->state == TCP_SYN_RECEIVED) {
-        if (!seq_gt(ack, t->snd_una)) {
-            tcp_reply_rst(s, seg);      /* <SEQ=SEG.ACK><CTL=RST> */
-            return 0;
-        }
         if (tcp_alloc_buffers(s, t)) {
             /* Over the buffer budget: refuse the connection rather than hold it half-open. */
             tcp_reply_rst(s, seg);
@@ -484,9 +488,7 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
             dat = seq_diff(ack, t->sbuf_seq);
             if (dat > t->slen)
                 dat = t->slen;
-            t->shead = t->scap ? (t->shead + dat) % t->scap : 0;
-            t->slen -= dat;
-            t->sbuf_seq += dat;
+            tcp_sndq_advance(t, dat);
         }
         rtt_from_ack(t, seg, ack);
         t->snd_una = ack;
@@ -509,8 +511,10 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
     }
     if (scaled == 0 && (t->flags & TF_PERSIST))
         t->retries = 0;                 /* a live peer answering our zero-window probes */
-    /* Window update (fifth check): only from a segment newer than the last one used. */
-    if (seq_lt(t->snd_wl1, seg->seq) || (t->snd_wl1 == seg->seq && seq_leq(t->snd_wl2, ack))) {
+    /* Window update (fifth check): only when SND.UNA =< SEG.ACK (an older ACK is a
+       duplicate and "can be ignored"), from a segment newer than the last one used. */
+    if (seq_geq(ack, t->snd_una) &&
+        (seq_lt(t->snd_wl1, seg->seq) || (t->snd_wl1 == seg->seq && seq_leq(t->snd_wl2, ack)))) {
         uint32_t old = t->snd_wnd;
         t->snd_wnd = scaled;
         t->snd_wl1 = seg->seq;

@@ -12,9 +12,12 @@
  * Call chain: rusty_tcp_poll_end / tcp_in.c / timers -> tcp_output -> send_segment
  *             -> build -> rusty_ipv4_alloc + rusty_tcp_emit + rusty_ipv4_output
  *
- * The send ring holds unacknowledged and unsent bytes; a segment is copied
- * from it into a frame buffer when it is (re)transmitted, so there is no
- * per-segment allocation beyond the frame itself. Retransmission after an RTO
+ * The send queue (tcp_sndq.c) holds unacknowledged and unsent bytes, in the
+ * send ring or in static payloads; a segment is copied from it into a frame
+ * buffer when it is (re)transmitted, so there is no per-segment allocation
+ * beyond the frame itself. Segments with ring bytes only leave their checksum
+ * to the device (CSUM_PARTIAL); once payload ranges are queued, segments are
+ * checksummed here from the payloads' precomputed sums. Retransmission after an RTO
  * goes back to SND.UNA (go-back-N, as BSD and lwIP do without SACK).
  */
 #include <errno.h>
@@ -73,9 +76,22 @@ static void set_checksum(struct rusty_buf *b, uint8_t *tcp, uint32_t src, uint32
     b->csum_offset = 16;
 }
 
-/* Build and send one segment. `payload` may be split in two (a ring wrap). */
+/* A segment whose data sum is known (it carries static payload bytes): the
+   checksum is completed here from the header, the pseudo-header and that sum,
+   and the frame leaves fully checksummed, so it is right on every device. */
+static void set_checksum_full(uint8_t *tcp, uint16_t hlen, uint32_t src, uint32_t dst, uint16_t len,
+                              uint64_t data_sum)
+{
+    uint64_t acc = rusty_csum_pseudo_ipv4(src, dst, RUSTY_IPPROTO_TCP, len);
+    acc = rusty_csum_add(acc, tcp, hlen);       /* the checksum field is still 0 */
+    acc += data_sum;
+    wr16(tcp + 16, rusty_csum_finish(acc));
+}
+
+/* Build and send one segment carrying `len` bytes of t's send queue from `seq`
+   (t may be NULL when len is 0). */
 static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct rusty_tcp_repr *h,
-                const uint8_t *p1, uint32_t n1, const uint8_t *p2, uint32_t n2, uint64_t now)
+                struct rusty_tcb *t, uint32_t seq, uint32_t len, uint64_t now)
 {
     struct rusty_iface *ifc;
     int err = 0;
@@ -83,17 +99,17 @@ static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct 
     if (!b)
         return err ? err : -ENOBUFS;
     uint16_t hlen = rusty_tcp_header_len(h);
-    uint8_t *tcp = rusty_buf_put(b, (uint16_t)(hlen + n1 + n2));
+    uint8_t *tcp = rusty_buf_put(b, (uint16_t)(hlen + len));
     if (!tcp) {
         rusty_buf_free(b);
         return -EMSGSIZE;
     }
     rusty_tcp_emit(h, tcp);
-    if (n1)
-        memcpy(tcp + hlen, p1, n1);
-    if (n2)
-        memcpy(tcp + hlen + n1, p2, n2);
-    set_checksum(b, tcp, src, dst, (uint16_t)(hlen + n1 + n2));
+    uint64_t data_sum = 0;
+    if (len && tcp_sndq_copy(t, seq, len, tcp + hlen, &data_sum))
+        set_checksum_full(tcp, hlen, src, dst, (uint16_t)(hlen + len), data_sum);
+    else
+        set_checksum(b, tcp, src, dst, (uint16_t)(hlen + len));
     s->stats.tcp_tx++;
     if (h->flags & RUSTY_TCP_RST)
         s->stats.tcp_rst_tx++;
@@ -144,16 +160,7 @@ static int send_segment(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq
         /* RFC 7323 3.2: TSecr is TS.Recent when ACK is set (0 in an initial SYN). */
         h.tsecr = (flags & RUSTY_TCP_ACK) ? t->ts_recent : 0;
     }
-    const uint8_t *p1 = NULL, *p2 = NULL;
-    uint32_t n1 = 0, n2 = 0;
-    if (len) {
-        uint32_t off = (t->shead + seq_diff(seq, t->sbuf_seq)) % t->scap;
-        n1 = t->scap - off < len ? t->scap - off : len;
-        n2 = len - n1;
-        p1 = t->sbuf + off;
-        p2 = t->sbuf;
-    }
-    int err = xmit(s, t->lip, t->rip, &h, p1, n1, p2, n2, now);
+    int err = xmit(s, t->lip, t->rip, &h, t, seq, len, now);
     if (flags & RUSTY_TCP_ACK) {
         t->flags &= ~(TF_ACK_NOW | TF_DELACK_ONE);
         rusty_timer_cancel(&s->timers, &t->t_delack);
@@ -317,7 +324,7 @@ void tcp_reply_rst(struct rusty_stack *s, const struct tcp_seg *seg)
         h.ack = seg->h.seq + seglen;
         h.flags = RUSTY_TCP_RST | RUSTY_TCP_ACK;
     }
-    xmit(s, seg->dst, seg->src, &h, NULL, 0, NULL, 0, seg->now);
+    xmit(s, seg->dst, seg->src, &h, NULL, 0, 0, seg->now);
 }
 
 void tcp_send_synack_cookie(struct rusty_stack *s, const struct tcp_seg *seg, uint32_t isn, uint16_t mss)
@@ -332,7 +339,7 @@ void tcp_send_synack_cookie(struct rusty_stack *s, const struct tcp_seg *seg, ui
     h.flags = RUSTY_TCP_SYN | RUSTY_TCP_ACK;
     h.window = s->cfg.tcp_rcvbuf > 0xffff ? 0xffff : (uint16_t)s->cfg.tcp_rcvbuf;
     h.mss = mss;
-    xmit(s, seg->dst, seg->src, &h, NULL, 0, NULL, 0, seg->now);
+    xmit(s, seg->dst, seg->src, &h, NULL, 0, 0, seg->now);
 }
 
 void tcp_retransmit_una(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
