@@ -213,3 +213,53 @@ def test_1000_concurrent_rusty_clients_to_linux():
         pump(stack, lambda: proc.poll() is not None, 30)
         out, err = proc.communicate(timeout=5)
         assert out.split()[-1] == "1000", err
+
+
+def test_time_wait_connections_hold_no_buffers():
+    """2*MSL of TIME-WAIT must not pin sndbuf + rcvbuf: with a budget of four
+    connections' rings, 50 connections opened and actively closed in a row all
+    succeed while every one of them still lingers in TIME-WAIT."""
+    ring = 64 * 1024
+    sa, sb, a, b = two_stacks(tcp_sndbuf=ring, tcp_rcvbuf=ring, tcp_buffer_budget=8 * ring,
+                              tcp_msl_us=60_000_000)
+    now = 0
+    try:
+        lsock = sa.tcp_listen(None, 80)
+
+        def tick():
+            nonlocal now
+            now += 100
+            sa.poll(now)
+            sb.poll(now)
+
+        for i in range(50):
+            cs = sb.tcp_connect(("10.1.0.1", 80), now_us=now)
+            ss = None
+            for _ in range(20):
+                tick()
+                ss = ss if ss is not None else sa.tcp_accept(lsock)
+                if ss is not None and sb.tcp_info(cs)["state"] == "ESTABLISHED":
+                    break
+            assert ss is not None, f"connection {i} not accepted: {sa.stats()['tcp_buffer_bytes']} bytes held"
+            sb.tcp_send(cs, b"x" * 100, now)
+            for _ in range(20):
+                tick()
+                if sa.tcp_recv(ss) == b"x" * 100:
+                    break
+            sb.tcp_close(cs, now)           # the client closes first: TIME-WAIT on its side
+            for _ in range(20):
+                tick()
+                if sa.tcp_recv(ss) == b"":
+                    break
+            sa.tcp_close(ss, now)
+            for _ in range(5):
+                tick()
+        st = sb.stats()
+        assert st["tcp_conns"] == 50                # all 50 in TIME-WAIT (2*MSL = 120 s)
+        assert st["tcp_buffer_bytes"] == 0
+        assert sa.stats()["tcp_buffer_bytes"] == 0 and sa.stats()["tcp_conns"] == 0
+    finally:
+        sa.close()
+        sb.close()
+        a.close()
+        b.close()

@@ -313,14 +313,48 @@ static void ring_cache_drain(struct ring_cache *c)
     c->count = 0;
 }
 
+/* Give a connection's rings back to the cache and the budget. The capacities
+   stay as they were, so window arithmetic on a connection that lingers without
+   rings (TIME-WAIT) still reads sane values. */
+static void send_ring_free(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    if (!t->sbuf)
+        return;
+    ring_put(&s->tcp->snd_cache, t->sbuf, t->scap);
+    t->sbuf = NULL;
+    s->tcp->buffer_bytes -= t->scap;
+    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
+}
+
+static void recv_ring_free(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    if (!t->rbuf)
+        return;
+    ring_put(&s->tcp->rcv_cache, t->rbuf, t->rcap);
+    t->rbuf = NULL;
+    s->tcp->buffer_bytes -= t->rcap;
+    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
+}
+
 static void buffers_free(struct rusty_stack *s, struct rusty_tcb *t)
 {
-    uint64_t n = (t->sbuf ? t->scap : 0) + (t->rbuf ? t->rcap : 0);
-    ring_put(&s->tcp->snd_cache, t->sbuf, t->scap);
-    ring_put(&s->tcp->rcv_cache, t->rbuf, t->rcap);
-    t->sbuf = t->rbuf = NULL;
-    s->tcp->buffer_bytes -= n;
-    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
+    send_ring_free(s, t);
+    recv_ring_free(s, t);
+}
+
+/* TIME-WAIT holds no data: our FIN was acknowledged, so nothing is left to
+   send, and text after the peer's FIN is ignored (RFC 9293 3.10.7.4, seventh
+   check). The rings go back as soon as nothing unread is left in them, or a
+   generator's TIME-WAIT connections (2*MSL each) would pin sndbuf + rcvbuf
+   apiece and exhaust the buffer budget after a few hundred connections. */
+static void release_quiet_buffers(struct rusty_stack *s, struct rusty_tcb *t)
+{
+    if (t->state != TCP_TIME_WAIT)
+        return;
+    if (t->slen == 0)
+        send_ring_free(s, t);
+    if (t->rlen == 0)
+        recv_ring_free(s, t);
 }
 
 /* Per-connection rings, allocated once when a connection opens (never per segment)
@@ -413,6 +447,7 @@ void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64
     if (state == TCP_TIME_WAIT) {
         tcp_timers_stop(s, t);
         tcp_arm_timewait(s, t, now);
+        release_quiet_buffers(s, t);
     }
 }
 
@@ -712,6 +747,7 @@ static void recv_release(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n)
     }
     if (t->rlen == 0 && (t->flags & TF_EOF_SEEN))
         tcp_mark_event(s, t, RUSTY_EV_TCP_EOF);
+    release_quiet_buffers(s, t);
 }
 
 int rusty_tcp_recv(struct rusty_stack *s, uint32_t sock, uint8_t *buf, size_t cap)
