@@ -116,3 +116,24 @@ def test_two_server_workers_both_answer(tmp_path):
     assert r["errors"] == {} and r["connections"] == 16, r["errors"]
     assert sum(c for _, c, _ in per) >= 16 + 3
     assert all(c > 0 and n > 0 for _, c, n in per), per     # 2^-18 chance that one worker got none
+
+
+def test_workers_on_both_sides_across_the_middlebox(tmp_path):
+    """`serve -w 2` and `load -w 2` over afpacket in the test-bed topology, Linux forwarding
+    between them: every worker resolves its gateway, every connection stays with one worker
+    on each side (before steering: 6 of 16 connections, 10 connect timeouts)."""
+    from aiorusty.testbed.topology import NET_SRV, Topology, down, up
+    topo = Topology(f"ts{os.getpid() % 10000}")
+    stats = tmp_path / "server.json"
+    try:
+        up(topo)
+        sp = topo.specs()
+        with server_in(topo.ns["srv"], "--iface", sp["server"], "--stats-json", str(stats), workers=2):
+            r = load_in(topo.ns["gen"], f"http://{NET_SRV}.10:8080/1k", sp["generator"], tmp_path)
+    finally:
+        down(topo)
+    s = json.loads(stats.read_text())
+    assert r["errors"] == {} and r["connections"] == 16, r["errors"]
+    assert all(w["requests"] > 0 for w in r["workers"]), r["workers"]
+    assert sum(w["connections"] for w in s["workers"]) == 16
+    assert all(w["connections"] > 0 and w["requests"] > 0 for w in s["workers"]), s["workers"]
