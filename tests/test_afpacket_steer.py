@@ -10,14 +10,14 @@ import struct
 import time
 
 import pytest
-
 from _netns import needs_root, sh
 from _pkt import arp, eth, ipv4, udp
+from test_afpacket import link, peer_socket
+from test_tap import mac_bytes, opened
+
 from aiorusty.nic import Interface
 from aiorusty.nic._device import _config, _open_driver
 from aiorusty.testbed.steer import flow_queue
-from test_afpacket import link, peer_socket
-from test_tap import mac_bytes, opened
 
 pytestmark = [needs_root, pytest.mark.timeout(60)]
 
@@ -141,7 +141,7 @@ def test_workers_of_different_groups_do_not_interfere():
 
 
 def test_queue_beyond_queues_is_refused():
-    with link() as (ns, a, b, net):
+    with link() as (_, a, _, _):
         iface = Interface.parse(f"afpacket:{a},queue=1")      # N missing: a share of what?
         with pytest.raises(OSError) as e:
             _open_driver(iface, _config(iface))

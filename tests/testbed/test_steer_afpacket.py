@@ -16,10 +16,10 @@ import subprocess
 import sys
 
 import pytest
-
 from _netns import need_tool, netns, sh, unique, veth_pair
-from aiorusty.testbed.http import generated_body
 from test_tap import subnet
+
+from aiorusty.testbed.http import generated_body
 
 from ._util import ROOT
 
@@ -48,7 +48,7 @@ def link():
 def run_in(ns, *args, timeout=60):
     env = dict(os.environ, PYTHONPATH=ROOT)
     return subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "aiorusty", *args], env=env, cwd=ROOT,
-                          timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          timeout=timeout, capture_output=True, text=True, check=False)
 
 
 @contextlib.contextmanager
@@ -71,7 +71,7 @@ def server_in(ns, *args, workers=1):
     finally:
         if srv.poll() is None:
             srv.send_signal(signal.SIGTERM)
-        out, err = srv.communicate(timeout=30)
+        _, err = srv.communicate(timeout=30)
     assert srv.returncode == 0, err
 
 
@@ -109,7 +109,7 @@ def test_two_server_workers_both_answer(tmp_path):
         r = load_in(ns_k, f"{url}/64", None, tmp_path, "--kernel", "--timeout", "2", workers=1)
         for size, n in (("64", 64), ("1k", 1024), ("16k", 16384)):
             got = subprocess.run(["ip", "netns", "exec", ns_k, "curl", "-sS", "--max-time", "5", f"{url}/{size}"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+                                 capture_output=True, timeout=30, check=False)
             assert got.returncode == 0 and got.stdout == generated_body(n), (size, got.stderr)
     s = json.loads(stats.read_text())
     per = [(w["worker"], w["connections"], w["requests"]) for w in s["workers"]]
