@@ -125,7 +125,7 @@ def test_tx_reaches_peer():
         assert seen == frames
 
 
-def test_fanout_spreads_flows():
+def test_queues_spread_flows():
     with link() as (ns, a, b, net), opened(f"afpacket:{a},queues=2") as dev, peer_socket(ns, b) as s:
         assert dev.info()["queues"] == 2
         assert dev.fileno(0) >= 0 and dev.fileno(1) >= 0 and dev.fileno(0) != dev.fileno(1)
@@ -136,7 +136,7 @@ def test_fanout_spreads_flows():
         assert sum(counts) == 200 and min(counts) > 0, counts
 
 
-def test_one_queue_per_worker_joins_one_group():
+def test_one_queue_per_worker_splits_the_flows():
     """Two single-queue opens of the same interface split its flows between them."""
     with link() as (ns, a, b, net), opened(f"afpacket:{a},queues=2,queue=0") as w0, \
             opened(f"afpacket:{a},queues=2,queue=1") as w1, peer_socket(ns, b) as s:

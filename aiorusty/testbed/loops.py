@@ -16,13 +16,14 @@ KINDS = ("aiorusty", "asyncio", "uvloop")
 
 
 def worker_interface(spec, worker=0, workers=1):
-    """The interface worker `worker` of `workers` opens: shm/tap get queues=N,queue=K; afpacket a fanout member."""
+    """The interface worker `worker` of `workers` opens: queues=N,queue=K (shm, tap, afpacket).
+
+    afpacket's queue K of N keeps the frames whose flow hash (steer.flow_queue) is K,
+    so steer.PortPicker works over it as over shm; tap steers by the kernel's own hash."""
     iface = Interface.parse(spec)
     if workers > 1:
-        if iface.driver in ("shm", "tap"):
+        if iface.driver in ("shm", "tap", "afpacket"):
             iface = dataclasses.replace(iface, queues=workers, queue=worker)
-        elif iface.driver == "afpacket":
-            iface = dataclasses.replace(iface, queue=worker)
         else:
             raise ValueError(f"--workers {workers}: {iface.driver} has no queues; use shm:, tap: or afpacket:")
     return iface

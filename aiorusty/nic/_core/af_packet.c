@@ -3,9 +3,9 @@
  * through TPACKET_V3 memory-mapped rings.
  *
  * Owns: one packet socket per queue bound to the interface, its mmap'ed RX
- * ring (TPACKET_V3, block based) and TX ring, the fanout group that spreads
- * flows over the queues, and copying frames between the rings and pool
- * buffers. Not: the interface's own configuration (address, link state).
+ * ring (TPACKET_V3, block based) and TX ring, the socket filter that steers
+ * flows to queues (one worker per queue), and copying frames between the
+ * rings and pool buffers. Not: the interface's own configuration (address, link state).
  *
  * Call chain: rusty_stack_poll -> rusty_dev_rx -> afp_rx -> walk retired blocks
  *             rusty_stack_poll -> rusty_dev_tx -> afp_tx -> fill TX slots, one send() kick
@@ -36,13 +36,31 @@
  * does by default) must have them off (`ethtool -K PEER tso off gso off`):
  * frames longer than a buffer are dropped and counted in rx_dropped.
  *
- * Queues: with queues > 1 the sockets form a PACKET_FANOUT_HASH group with a
- * kernel-chosen unique id; one queue of a group (RUSTY_DEVF_SINGLE_QUEUE, a
- * worker process per core) joins the group whose id is derived from the
- * interface name, so every worker on that interface lands in the same group.
+ * Queues and steering: queue K of N is a socket of its own carrying a
+ * classic-BPF socket filter (SO_ATTACH_FILTER, see steer_filter) that keeps
+ * exactly the frames whose symmetric flow hash is K:
+ *   x = saddr ^ daddr ^ ((sport ^ dport) * 0x10001), murmur3's fmix32, x % N,
+ * the hash of the shm link's RUSTY_DEVF_STEER and of aiorusty/testbed/steer.py,
+ * so a generator worker picks source ports whose replies land on itself.
+ * ARP passes every queue's filter: each worker resolves its own peers and
+ * answers requests (the N answers are identical: all queues share the MAC).
+ * Other non-IPv4 frames go to queue 0. The same holds whether one process
+ * opens all N queues or worker K opens queue K alone (RUSTY_DEVF_SINGLE_QUEUE,
+ * `queues=N,queue=K`).
+ * Why not a fanout group: a group hands each frame to one member, so ARP
+ * would reach one worker only (measured: `serve -w 2` answered on one worker);
+ * and PACKET_FANOUT_CBPF's result indexes the members in the order they
+ * joined, which N worker processes starting in parallel do not control, so
+ * the hash could not name a worker. N filters each see every frame (N runs
+ * of a ~40-instruction program per frame, no copy for the N-1 that refuse
+ * it), which is cheap for N up to the core count. A worker that is not
+ * running leaves its share of flows unanswered, as a missing shm queue does.
+ * The filter is attached before bind(): a socket of protocol 0 receives
+ * nothing until then, so no unfiltered frame reaches the ring.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -58,9 +76,6 @@
 
 #ifndef PACKET_IGNORE_OUTGOING
 #define PACKET_IGNORE_OUTGOING 23
-#endif
-#ifndef PACKET_FANOUT_FLAG_UNIQUEID
-#define PACKET_FANOUT_FLAG_UNIQUEID 0x2000
 #endif
 
 #define FRAME_SIZE 2048u
@@ -244,8 +259,66 @@ static int setopt(int fd, int level, int name, const void *val, socklen_t len)
     return setsockopt(fd, level, name, val, len) < 0 ? -errno : 0;
 }
 
-/* One queue: socket, rings, mmap, bind, promiscuous. Fanout is joined later. */
-static int open_queue(struct afq *q, int ifindex, uint32_t rx_frames)
+/* The steering filter of queue k of n (n > 1): accept (whole frame) or drop.
+ * BPF loads are big-endian, as the shm hash reads the header. Like shm.c's
+ * steer_queue, ports count only for TCP/UDP first fragments with ihl >= 20;
+ * unlike it, a frame too short for the loads it needs is dropped by the BPF
+ * run-time (it is malformed: the stack would drop it too). */
+#define STEER_LEN 41
+#define SNAP_ALL 0xffffffffu
+#define J(at, code, k, t, f) BPF_JUMP(BPF_JMP | (code) | BPF_K, (k), (t) - (at) - 1, (f) - (at) - 1)
+enum { L_NOPORTS = 17, L_MIX = 18, L_NONIP = 38, L_DROP = 39, L_ACCEPT = 40 };
+
+static void steer_filter(struct sock_filter *p, uint32_t k, uint32_t n)
+{
+    const struct sock_filter prog[STEER_LEN] = {
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),                 /*  0 ethertype */
+        J(1, BPF_JEQ, ETH_P_ARP, L_ACCEPT, 2),                  /*  1 ARP: every queue */
+        J(2, BPF_JEQ, ETH_P_IP, 3, L_NONIP),
+        BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 20),                 /*  3 flags, fragment offset */
+        J(4, BPF_JSET, 0x1fff, L_NOPORTS, 5),                   /*  4 not the first fragment */
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 23),                 /*  5 protocol */
+        J(6, BPF_JEQ, 6, 8, 7),                                 /*  6 TCP */
+        J(7, BPF_JEQ, 17, 8, L_NOPORTS),                        /*  7 UDP */
+        BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 14),                /*  8 X = 4 * ihl */
+        BPF_STMT(BPF_MISC | BPF_TXA, 0),
+        J(10, BPF_JGE, 20, 11, L_NOPORTS),                      /* 10 ihl >= 20 bytes */
+        BPF_STMT(BPF_LD | BPF_H | BPF_IND, 14),                 /* 11 sport */
+        BPF_STMT(BPF_ST, 0),
+        BPF_STMT(BPF_LD | BPF_H | BPF_IND, 16),                 /* 13 dport */
+        BPF_STMT(BPF_LDX | BPF_W | BPF_MEM, 0),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),                 /* 15 A = sport ^ dport */
+        BPF_STMT(BPF_JMP | BPF_JA, L_MIX - 16 - 1),
+        BPF_STMT(BPF_LD | BPF_IMM, 0),                          /* 17 L_NOPORTS: A = 0 */
+        BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x10001),           /* 18 L_MIX */
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 26),                 /* 20 saddr */
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 30),                 /* 23 daddr */
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),                 /* 24 A = x */
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),                        /* 25 fmix32(x) */
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x85ebca6bu),
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 13),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0xc2b2ae35u),
+        BPF_STMT(BPF_MISC | BPF_TAX, 0),
+        BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+        BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),                 /* 36 the queue */
+        J(37, BPF_JEQ, k, L_ACCEPT, L_DROP),
+        BPF_STMT(BPF_RET | BPF_K, k == 0 ? SNAP_ALL : 0),       /* 38 L_NONIP: queue 0 */
+        BPF_STMT(BPF_RET | BPF_K, 0),                           /* 39 L_DROP */
+        BPF_STMT(BPF_RET | BPF_K, SNAP_ALL),                    /* 40 L_ACCEPT */
+    };
+    memcpy(p, prog, sizeof(prog));
+}
+
+/* One queue: socket, steering filter (n > 1), rings, mmap, bind, promiscuous. */
+static int open_queue(struct afq *q, int ifindex, uint32_t rx_frames, uint32_t k, uint32_t n)
 {
     int one = 1, v3 = TPACKET_V3, err;
     q->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -255,6 +328,13 @@ static int open_queue(struct afq *q, int ifindex, uint32_t rx_frames)
         (err = setopt(q->fd, SOL_PACKET, PACKET_LOSS, &one, sizeof(one))) != 0)
         return err;
     (void)setopt(q->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));  /* < 4.20: we see our tx */
+    if (n > 1) {
+        struct sock_filter code[STEER_LEN];
+        steer_filter(code, k, n);
+        struct sock_fprog fprog = {.len = STEER_LEN, .filter = code};
+        if ((err = setopt(q->fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof(fprog))) != 0)
+            return err;
+    }
 
     /* RX: at least 8 blocks, so one slow block never stalls the ring. */
     size_t total = (size_t)rx_frames * FRAME_SIZE;
@@ -313,14 +393,6 @@ static int if_query(const char *ifname, unsigned long req, struct ifreq *ifr)
     return ret;
 }
 
-static uint16_t group_id(const char *ifname)
-{
-    uint32_t h = 2166136261u;           /* FNV-1a, folded to the 16-bit group id */
-    for (const char *p = ifname; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    return (uint16_t)(h ^ (h >> 16));
-}
-
 int rusty_afpacket_open(const char *ifname, const struct rusty_dev_config *cfg, struct rusty_dev **out)
 {
     uint16_t flags = cfg ? cfg->flags : 0;
@@ -328,6 +400,8 @@ int rusty_afpacket_open(const char *ifname, const struct rusty_dev_config *cfg, 
     uint16_t nq = single ? 1 : (cfg && cfg->queues ? cfg->queues : 1);
     if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || nq > RUSTY_MAX_QUEUES)
         return -EINVAL;
+    if (single && cfg->queue >= (cfg->queues ? cfg->queues : 1))
+        return -EINVAL;                 /* queue K of N needs N: `queues=N,queue=K` */
     int ifindex = (int)if_nametoindex(ifname);
     if (ifindex == 0)
         return -ENODEV;
@@ -338,28 +412,12 @@ int rusty_afpacket_open(const char *ifname, const struct rusty_dev_config *cfg, 
     if (err)
         return err;
     struct afp *a = dev->priv;
+    /* Queue k of n: worker `queue` of `queues`, or each queue of this process. */
+    uint32_t n = single ? cfg->queues : nq;
     for (uint16_t i = 0; i < nq; i++) {
         a->nq = (uint16_t)(i + 1);
-        if ((err = open_queue(&a->q[i], ifindex, rx_frames)) != 0)
+        if ((err = open_queue(&a->q[i], ifindex, rx_frames, single ? cfg->queue : i, n)) != 0)
             goto fail;
-    }
-    if (nq > 1 || single) {
-        int id = single ? group_id(ifname) : 0;
-        int type = PACKET_FANOUT_HASH | (single ? 0 : PACKET_FANOUT_FLAG_UNIQUEID);
-        for (uint16_t i = 0; i < nq; i++) {
-            int val = id | (type << 16);
-            if ((err = setopt(a->q[i].fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val))) != 0)
-                goto fail;
-            if (i == 0 && !single) {
-                socklen_t len = sizeof(val);
-                if (getsockopt(a->q[0].fd, SOL_PACKET, PACKET_FANOUT, &val, &len) < 0) {
-                    err = -errno;
-                    goto fail;
-                }
-                id = val & 0xffff;      /* the kernel's unique id; the others join it */
-                type = PACKET_FANOUT_HASH;
-            }
-        }
     }
 
     dev->queues = nq;
