@@ -15,7 +15,7 @@ from _pkt import arp, eth, ipv4, udp
 from test_afpacket import link, peer_socket
 from test_tap import mac_bytes, opened
 
-from aiorusty.nic import Interface
+from aiorusty.nic import Interface, InterfaceSpecError
 from aiorusty.nic._device import _config, _open_driver
 from aiorusty.testbed.steer import flow_queue
 
@@ -142,7 +142,10 @@ def test_workers_of_different_groups_do_not_interfere():
 
 def test_queue_beyond_queues_is_refused():
     with link() as (_, a, _, _):
-        iface = Interface.parse(f"afpacket:{a},queue=1")      # N missing: a share of what?
+        with pytest.raises(InterfaceSpecError, match="queue=1 but only 1 queues"):
+            Interface.parse(f"afpacket:{a},queue=1")          # N missing: a share of what?
+        iface = Interface(driver="afpacket", target=a, queue=1)   # past the spec check: the driver refuses too
         with pytest.raises(OSError) as e:
             _open_driver(iface, _config(iface))
         assert e.value.errno == errno.EINVAL
+        assert "queue=K needs queues=N with K < N" in str(e.value)

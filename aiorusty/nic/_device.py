@@ -24,6 +24,7 @@ _HINTS = {
     ("tap", errno.EINVAL): "{target} exists but is not a tap of this kind (a tun, another link type, or multi-queue vs single-queue)",
     ("tap", errno.EBUSY): "another process holds the tap queue; use queues= or a multi-queue tap",
     ("afpacket", errno.EPERM): "AF_PACKET needs root or CAP_NET_RAW (`setcap cap_net_raw+ep $(which python3)`)",
+    ("afpacket", errno.EINVAL): "queue=K needs queues=N with K < N (one worker per queue)",
     ("afpacket", errno.ENODEV): "no such interface; list them with `ip link`",
     ("shm", errno.EACCES): "the shared-memory file in /dev/shm belongs to another user",
     ("shm", errno.EBUSY): "both sides of this link are taken; each shm link joins exactly two processes",

@@ -115,7 +115,7 @@ class Interface:
             raise InterfaceSpecError(f"interface spec {spec!r}: host= only applies to tap devices")
         if self.host is not None and self.ip is not None and self.host.ip == self.ip.ip:
             raise InterfaceSpecError(f"interface spec {spec!r}: host= and ip= must differ (kernel side vs stack side)")
-        if self.queue is not None and self.queue >= self.queues and self.driver != "afpacket":
+        if self.queue is not None and self.queue >= self.queues:
             raise InterfaceSpecError(f"interface spec {spec!r}: queue={self.queue} but only {self.queues} queues")
 
     def __str__(self):

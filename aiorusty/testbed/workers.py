@@ -151,7 +151,7 @@ def _main_worker(index, count, ready, main, interfaces, kw):
 def run_main_in_workers(main, workers=None, *, interfaces=None, cores=None, **kw):
     """The hook for `aiorusty.run(main, workers=N)`: N pinned processes, each running `main`
     on its own RustyEventLoop whose interfaces are opened on the worker's own queue
-    (shm/tap: queues=N,queue=K; afpacket: a fanout member). `main` is a coroutine function
+    (queues=N,queue=K on every driver). `main` is a coroutine function
     called as main(index, count), or (with fork) a coroutine object each worker runs its copy of.
     Returns the list of the workers' results (which must be picklable); WorkerFailed if one dies."""
     count = workers or default_workers()
