@@ -26,7 +26,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aiorusty._payload import StaticPayload  # noqa: E402
-from aiorusty._rusty import lib  # noqa: E402
 from aiorusty.nic import open_device  # noqa: E402
 from aiorusty.nic._host import configure_host_side  # noqa: E402
 from aiorusty.tcp import Stack  # noqa: E402

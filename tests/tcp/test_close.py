@@ -5,7 +5,7 @@ import errno
 
 import pytest
 
-from _script import EV, FIN, ACK, Conn, Peer, ev_types, tcp_options
+from _script import EV, FIN, ACK, Peer, ev_types, tcp_options
 
 MSL = 2_000_000     # the harness's tcp_msl_us
 

@@ -7,11 +7,9 @@ import os
 import random
 import subprocess
 import sys
-import time
 
 import pytest
 
-from aiorusty._rusty import lib
 from aiorusty.tcp import Stack
 
 from _netns import unique

@@ -117,21 +117,7 @@ int rusty_tcp_init(struct rusty_stack *s)
     struct rusty_tcp_state *ts = calloc(1, sizeof(*ts));
     if (!ts)
         return -ENOMEM;
-    struct rusty_stack_config *c = &s->cfg;
-    if (!c->max_tcp_conns)
-        c->max_tcp_conns = 4096;
-    if (!c->tcp_rcvbuf)
-        c->tcp_rcvbuf = 256 * 1024;
-    if (!c->tcp_sndbuf)
-        c->tcp_sndbuf = 256 * 1024;
-    if (!c->tcp_buffer_budget)
-        c->tcp_buffer_budget = 256u * 1024 * 1024;
-    if (!c->tcp_msl_us)
-        c->tcp_msl_us = 30000000;
-    if (!c->ephemeral_lo)
-        c->ephemeral_lo = 49152;
-    if (!c->ephemeral_hi || c->ephemeral_hi < c->ephemeral_lo)
-        c->ephemeral_hi = 65535;
+    struct rusty_stack_config *c = &s->cfg;   /* defaults already applied by rusty_stack_new */
     ts->n_tcbs = c->max_tcp_conns;
     /* Every timer is embedded in its owner (3 per TCB, 1 per ARP entry) and sits
        in the heap at most once, so a heap with a slot for each can never be
