@@ -59,12 +59,15 @@ class RustySelector(selectors.BaseSelector):
         self._close_stacks = close_stacks
         self._pending = []              # [(transports of a stack, its events)] not dispatched yet
         self._last_activity = 0         # now_us of the last poll that returned events
+        self._active = False            # output queued since the last tick (note_activity)
+        self.now_us = time.monotonic_ns() // 1000    # the time of this tick's stack poll
         self._device_fds = set()
         self.transports = {id(st): {} for st in self.stacks}    # stack -> {socket handle: transport}
         self._loop = None
         self._key = None
         self.flush = []                 # transports with writes queued this tick
         self.recv_buf = ffi.new("uint8_t[]", RECV_BUF)      # TCP reads of this loop land here first
+        self.recv_chars = ffi.cast("char *", self.recv_buf)  # the same, for ffi.unpack -> bytes in one call
         self._view_buf = None           # ViewProtocol reads: (bytearray, its cffi pointer, refcount baseline)
         self.ticks = 0                  # stack polls done (for tests and stats)
         self.sleeps = 0                 # epoll waits with a non-zero timeout
@@ -91,8 +94,11 @@ class RustySelector(selectors.BaseSelector):
         return -1                       # the pseudo-event's fileobj; never polled
 
     def note_activity(self):
-        """A transport queued output: keep polling for the reply (busy-poll window)."""
-        self._last_activity = time.monotonic_ns() // 1000
+        """A transport queued output: keep polling for the reply (busy-poll window).
+
+        Only a flag: the next tick stamps it with the time it reads anyway, so a
+        write costs no clock read."""
+        self._active = True
 
     def view_buffer(self):
         """(bytearray, pointer) the ViewProtocol reads of this loop land in."""
@@ -143,11 +149,16 @@ class RustySelector(selectors.BaseSelector):
                 })
 
     def select(self, timeout=None):
+        # One clock read serves the flush and the poll; transports pass it to the
+        # stack as their now_us (self.now_us) instead of reading the clock per call.
+        self.now_us = now = time.monotonic_ns() // 1000
         if self.flush:
             self._flush()
             if self._loop._ready:
                 timeout = 0             # the flush scheduled callbacks (resume_writing, connection_lost)
-        now = time.monotonic_ns() // 1000
+        if self._active:
+            self._active = False
+            self._last_activity = now
         self._poll(now)
         self.ticks += 1
         if self._pending or now - self._last_activity < self.busy_poll_us:
@@ -163,7 +174,8 @@ class RustySelector(selectors.BaseSelector):
             # Woken by a device fd, a kernel fd or the stack's deadline: run the
             # stack now so what woke us is handled in this tick.
             self.sleeps += 1
-            self._poll(time.monotonic_ns() // 1000)
+            self.now_us = now = time.monotonic_ns() // 1000
+            self._poll(now)
             self.ticks += 1
         if self._device_fds and ready:
             ready = [kv for kv in ready if kv[0].data is not _DEVICE]

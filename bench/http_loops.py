@@ -218,15 +218,19 @@ class Server:
         return f"http://{self.ip}:{self.port}/"
 
     def stop(self):
+        """Stop the server; returns aiorusty's (stack polls, sleeps) over its life, or None."""
+        out = ""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                out = self.proc.communicate(timeout=10)[0]
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self.proc.stdout.close()
         self.proc.stderr.close()
+        m = re.search(r"^stats (\d+) (\d+)", out or "", re.M)
+        return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 # -- one measurement -----------------------------------------------------------------------
@@ -252,10 +256,19 @@ def run_wrk(bed, server, duration, conns):
     return sh(*argv, ns=bed.cns, timeout=duration + 30).stdout
 
 
+def link_packets(ns, dev):
+    """(rx, tx) packets of a device as the client-side kernel counts them."""
+    st = json.loads(sh("ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev).stdout)[0]["stats64"]
+    return st["rx"]["packets"], st["tx"]["packets"]
+
+
 def measure(bed, server, duration, conns):
+    dev = server.tap or bed.veth_c
+    (rx0, tx0) = link_packets(bed.cns, dev)
     c0, (b0, t0), w0 = proc_cpu_ticks(server.pid), core_ticks(SERVER_CORE), time.monotonic()
     out = run_wrk(bed, server, duration, conns)
     c1, (b1, t1), w1 = proc_cpu_ticks(server.pid), core_ticks(SERVER_CORE), time.monotonic()
+    (rx1, tx1) = link_packets(bed.cns, dev)
     r = parse_wrk(out)
     if not r["requests"]:
         raise RuntimeError(f"wrk got no responses from {server.app} on {server.spec}:\n{out}")
@@ -263,6 +276,9 @@ def measure(bed, server, duration, conns):
     r["proc_cpu_us_per_req"] = (c1 - c0) * us_per_tick / r["requests"]
     r["core_busy_us_per_req"] = (b1 - b0) * us_per_tick / r["requests"]
     r["proc_cpu_share"] = (c1 - c0) / HZ / (w1 - w0)
+    # frames per request as the client side's kernel counts them (its rx = the server's tx)
+    r["server_tx_frames_per_req"] = (rx1 - rx0) / r["requests"]
+    r["server_rx_frames_per_req"] = (tx1 - tx0) / r["requests"]
     r["core_busy_share"] = (b1 - b0) / max(1, t1 - t0)
     return r
 
@@ -279,7 +295,8 @@ def summarize(runs, loops):
         rs = runs[spec]
         s = {f: statistics.median(r[f] for r in rs) for f in FIELDS if all(r[f] is not None for r in rs)}
         s["rps_min"], s["rps_max"] = min(r["rps"] for r in rs), max(r["rps"] for r in rs)
-        s["proc_cpu_share"] = statistics.median(r["proc_cpu_share"] for r in rs)
+        for f in ("proc_cpu_share", "server_tx_frames_per_req", "server_rx_frames_per_req"):
+            s[f] = statistics.median(r[f] for r in rs)
         s["errors"] = sum(r["errors"] for r in rs)
         if "uvloop" in runs and spec != "uvloop":
             for f in ("rps", "proc_cpu_us_per_req", "core_busy_us_per_req"):
@@ -290,7 +307,7 @@ def summarize(runs, loops):
 
 def print_table(results, loops):
     hdr = (f"{'app':10s} {'loop':26s} {'req/s':>8s} {'min-max':>13s} {'cpu us/req':>10s} {'core0 us/req':>12s} "
-           f"{'cpu%':>5s} {'p99 ms':>7s} {'rps/uv':>6s} {'cpu/uv':>6s} {'core/uv':>7s}")
+           f"{'cpu%':>5s} {'p50 ms':>7s} {'p99 ms':>7s} {'rps/uv':>6s} {'cpu/uv':>6s} {'core/uv':>7s}")
     print(hdr)
     print("-" * len(hdr))
     for app, res in results.items():
@@ -300,7 +317,7 @@ def print_table(results, loops):
                    f"{s['core_busy_us_per_req_vs_uvloop']:7.2f}") if "rps_vs_uvloop" in s else f"{'':6s} {'':6s} {'':7s}"
             print(f"{app:10s} {spec:26s} {s['rps']:8.0f} {s['rps_min']:6.0f}-{s['rps_max']:<6.0f} "
                   f"{s['proc_cpu_us_per_req']:10.1f} {s['core_busy_us_per_req']:12.1f} "
-                  f"{s['proc_cpu_share'] * 100:5.0f} {s.get('p99_ms', float('nan')):7.2f} {rel}")
+                  f"{s['proc_cpu_share'] * 100:5.0f} {s.get('p50_ms', float('nan')):7.3f} {s.get('p99_ms', float('nan')):7.2f} {rel}")
     print("cpu us/req: server process utime+stime per request; core0 us/req: server core busy time per request "
           "(incl. its kernel receive work); */uv: median of same-round ratios against uvloop")
 
@@ -336,19 +353,31 @@ def main():
                 for i, spec in enumerate(loops):
                     servers[spec] = Server(bed, app, spec, PORT + i)
                     stack.callback(servers[spec].stop)
+                served = {spec: 0 for spec in loops}
                 for spec in loops:
                     if args.warmup:
-                        run_wrk(bed, servers[spec], args.warmup, args.conns)
+                        served[spec] += parse_wrk(run_wrk(bed, servers[spec], args.warmup, args.conns))["requests"] or 0
                 runs = {spec: [] for spec in loops}
                 for rnd in range(args.rounds):
                     order = loops if rnd % 2 == 0 else loops[::-1]     # A B C, C B A, ...: no loop always first
                     for spec in order:
                         r = measure(bed, servers[spec], args.duration, args.conns)
                         runs[spec].append(r)
+                        served[spec] += r["requests"]
                         print(f"  {app:9s} round {rnd + 1} {spec:26s} {r['rps']:8.0f} req/s  "
                               f"{r['proc_cpu_us_per_req']:6.1f} cpu us/req  {r['core_busy_us_per_req']:6.1f} "
-                              f"core0 us/req  p99 {r['p99_ms']} ms", flush=True)
-            results[app] = {"runs": runs, "summary": summarize(runs, loops)}
+                              f"core0 us/req  p99 {r['p99_ms']} ms  frames/req out {r['server_tx_frames_per_req']:.2f} "
+                              f"in {r['server_rx_frames_per_req']:.2f}", flush=True)
+                ticks = {}
+                for spec in loops:
+                    st = servers[spec].stop()
+                    if st:
+                        ticks[spec] = {"stack_polls": st[0], "sleeps": st[1],
+                                       "requests_per_poll": served[spec] / max(1, st[0])}
+            results[app] = {"runs": runs, "summary": summarize(runs, loops), "ticks": ticks}
+            for spec, t in ticks.items():
+                print(f"  {app:9s} {spec}: {t['stack_polls']} stack polls, {t['sleeps']} sleeps, "
+                      f"{t['requests_per_poll']:.2f} requests per poll (whole life, idle gaps included)")
     print()
     print_table(results, loops)
     record = {

@@ -44,5 +44,8 @@ def serve(start):
     try:
         loop.run_forever()
         loop.run_until_complete(stop())
+        sel = getattr(loop, "_selector", None)
+        if hasattr(sel, "ticks"):       # aiorusty: how many stack polls / sleeps the whole run took
+            print("stats", sel.ticks, sel.sleeps, flush=True)
     finally:
         loop.close()
