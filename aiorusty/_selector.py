@@ -15,6 +15,9 @@ One tick (asyncio's _run_once -> RustySelector.select(timeout)):
   2. epoll: timeout 0 when events are queued or the last stack activity is less
      than busy_poll_us old (adaptive busy-poll); otherwise sleep on the device
      fds + kernel fds, with asyncio's timeout bounded by stack.next_deadline().
+     A timeout-0 epoll is skipped when the last one is less than
+     KERNEL_POLL_US old: at load it was one syscall per tick finding nothing,
+     and kernel fds (self-pipe, kernel sockets) still get polled every 50 us.
      After a sleep the stack is polled once more, so the frame (or the timer)
      that woke us is handled in this same tick.
   3. Return kernel events, minus device fds, plus ONE pseudo-event whose reader
@@ -46,6 +49,9 @@ from ._rusty import ffi
 __all__ = ["RustySelector"]
 
 RECV_BUF = 256 * 1024
+# While the loop is busy (epoll timeout 0), kernel fds are polled at most this
+# often: an epoll_wait(0) per tick was a syscall per tick for nothing at load.
+KERNEL_POLL_US = 50
 _DEVICE = object()          # data of device fds in the inner selector: never returned to asyncio
 
 
@@ -60,6 +66,7 @@ class RustySelector(selectors.BaseSelector):
         self._pending = []              # [(transports of a stack, its events)] not dispatched yet
         self._last_activity = 0         # now_us of the last poll that returned events
         self._active = False            # output queued since the last tick (note_activity)
+        self._epoll_at = -KERNEL_POLL_US   # now_us of the last epoll_wait on the kernel fds
         self.now_us = time.monotonic_ns() // 1000    # the time of this tick's stack poll
         self._device_fds = set()
         self.transports = {id(st): {} for st in self.stacks}    # stack -> {socket handle: transport}
@@ -169,7 +176,11 @@ class RustySelector(selectors.BaseSelector):
                 wait = max(0, deadline - now) / 1e6
                 if timeout is None or wait < timeout:
                     timeout = wait
-        ready = self._inner.select(timeout)
+        if timeout == 0 and now - self._epoll_at < KERNEL_POLL_US:
+            ready = []                  # busy tick: the kernel fds were polled a moment ago
+        else:
+            ready = self._inner.select(timeout)
+            self._epoll_at = now
         if timeout is None or timeout > 0:
             # Woken by a device fd, a kernel fd or the stack's deadline: run the
             # stack now so what woke us is handled in this tick.

@@ -262,14 +262,23 @@ def link_packets(ns, dev):
     return st["rx"]["packets"], st["tx"]["packets"]
 
 
-def measure(bed, server, duration, conns):
+def measure(bed, server, duration, conns, syscalls=False):
     dev = server.tap or bed.veth_c
     (rx0, tx0) = link_packets(bed.cns, dev)
+    counter = None
+    if syscalls:        # perf counts the server's system calls (a tracepoint: no PMU needed)
+        counter = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", str(server.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     c0, (b0, t0), w0 = proc_cpu_ticks(server.pid), core_ticks(SERVER_CORE), time.monotonic()
     out = run_wrk(bed, server, duration, conns)
     c1, (b1, t1), w1 = proc_cpu_ticks(server.pid), core_ticks(SERVER_CORE), time.monotonic()
     (rx1, tx1) = link_packets(bed.cns, dev)
     r = parse_wrk(out)
+    if counter is not None:
+        counter.send_signal(signal.SIGINT)
+        err = counter.communicate(timeout=10)[1]
+        m = re.search(r"^(\d+),", err, re.M)
+        r["syscalls_per_req"] = int(m.group(1)) / max(1, r["requests"] or 0) if m else None
     if not r["requests"]:
         raise RuntimeError(f"wrk got no responses from {server.app} on {server.spec}:\n{out}")
     us_per_tick = 1e6 / HZ
@@ -295,8 +304,9 @@ def summarize(runs, loops):
         rs = runs[spec]
         s = {f: statistics.median(r[f] for r in rs) for f in FIELDS if all(r[f] is not None for r in rs)}
         s["rps_min"], s["rps_max"] = min(r["rps"] for r in rs), max(r["rps"] for r in rs)
-        for f in ("proc_cpu_share", "server_tx_frames_per_req", "server_rx_frames_per_req"):
-            s[f] = statistics.median(r[f] for r in rs)
+        for f in ("proc_cpu_share", "server_tx_frames_per_req", "server_rx_frames_per_req", "syscalls_per_req"):
+            if all(r.get(f) is not None for r in rs):
+                s[f] = statistics.median(r[f] for r in rs)
         s["errors"] = sum(r["errors"] for r in rs)
         if "uvloop" in runs and spec != "uvloop":
             for f in ("rps", "proc_cpu_us_per_req", "core_busy_us_per_req"):
@@ -333,6 +343,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2 rounds of 2 s (a smoke run, not for the record)")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "http_loops.json"))
     ap.add_argument("--no-json", action="store_true")
+    ap.add_argument("--syscalls", action="store_true", help="also count the server's system calls per request (perf)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 2, 2
@@ -361,13 +372,15 @@ def main():
                 for rnd in range(args.rounds):
                     order = loops if rnd % 2 == 0 else loops[::-1]     # A B C, C B A, ...: no loop always first
                     for spec in order:
-                        r = measure(bed, servers[spec], args.duration, args.conns)
+                        r = measure(bed, servers[spec], args.duration, args.conns, args.syscalls)
                         runs[spec].append(r)
                         served[spec] += r["requests"]
                         print(f"  {app:9s} round {rnd + 1} {spec:26s} {r['rps']:8.0f} req/s  "
                               f"{r['proc_cpu_us_per_req']:6.1f} cpu us/req  {r['core_busy_us_per_req']:6.1f} "
                               f"core0 us/req  p99 {r['p99_ms']} ms  frames/req out {r['server_tx_frames_per_req']:.2f} "
-                              f"in {r['server_rx_frames_per_req']:.2f}", flush=True)
+                              f"in {r['server_rx_frames_per_req']:.2f}"
+                              + (f"  syscalls/req {r['syscalls_per_req']:.2f}" if r.get("syscalls_per_req") else ""),
+                              flush=True)
                 ticks = {}
                 for spec in loops:
                     st = servers[spec].stop()
