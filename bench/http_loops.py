@@ -131,6 +131,22 @@ def parse_loop(spec):
     return kind, options
 
 
+def describe_loop(spec):
+    kind, opts = parse_loop(spec)
+    out = {"loop": kind}
+    if "bp" in opts:
+        out["AIORUSTY_BUSY_POLL_US"] = int(opts["bp"])
+    if "src" in opts:
+        rev = os.path.join(opts["src"], "REVISION")       # a `git archive` copy records its commit here
+        if os.path.exists(rev):
+            with open(rev) as f:
+                out["aiorusty_revision"] = f.read().strip()
+        else:
+            out["aiorusty_revision"] = sh("git", "-C", opts["src"], "rev-parse", "--short", "HEAD",
+                                          check=False).stdout.strip() or "unknown"
+    return out
+
+
 # -- the topology ------------------------------------------------------------------------
 
 class Bed:
@@ -405,6 +421,7 @@ def main():
         "wrk": {"duration_s": args.duration, "connections": args.conns, "threads": 1, "rounds": args.rounds,
                 "order": "alternated, reversed every other round"},
         "busy_poll_us": os.environ.get("AIORUSTY_BUSY_POLL_US", "default"),
+        "loops": {spec: describe_loop(spec) for spec in loops},
         "results": results,
     }
     if not args.no_json:
