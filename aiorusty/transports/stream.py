@@ -50,7 +50,6 @@ _EAGAIN = -errno.EAGAIN
 _tcp_recv = lib.rusty_tcp_recv
 _tcp_send = lib.rusty_tcp_send
 _unpack = ffi.unpack
-_from_buffer = ffi.from_buffer
 
 
 def _send_error(ret):
@@ -296,7 +295,9 @@ class StackStreamTransport(_StackTransport, Transport):
                     pieces.append(buf.popleft())
                 chunk = b"".join(pieces)
                 buf.appendleft(chunk)
-            n = _tcp_send(ptr, handle, _from_buffer(chunk), len(chunk), now)
+            # chunk is bytes (write() keeps only bytes): cffi passes it as the
+            # const uint8_t * without a from_buffer object.
+            n = _tcp_send(ptr, handle, chunk, len(chunk), now)
             if n < 0:
                 if n != _EAGAIN:
                     self._fatal_error(_send_error(n), "Fatal write error on socket transport")
