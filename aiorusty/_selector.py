@@ -15,6 +15,9 @@ One tick (asyncio's _run_once -> RustySelector.select(timeout)):
   2. epoll: timeout 0 when events are queued or the last stack activity is less
      than busy_poll_us old (adaptive busy-poll); otherwise sleep on the device
      fds + kernel fds, with asyncio's timeout bounded by stack.next_deadline().
+     A timeout-0 epoll is skipped when the last one is less than
+     KERNEL_POLL_US old: at load it was one syscall per tick finding nothing,
+     and kernel fds (self-pipe, kernel sockets) still get polled every 50 us.
      After a sleep the stack is polled once more, so the frame (or the timer)
      that woke us is handled in this same tick.
   3. Return kernel events, minus device fds, plus ONE pseudo-event whose reader
@@ -34,6 +37,19 @@ reported like a failing Handle and the remaining events of the batch still run.
 
 A kernel fd made ready by call_soon_threadsafe or a signal (asyncio's self-pipe)
 is registered in the same epoll, so both wake a sleeping loop at once.
+
+Busy-poll policy (AIORUSTY_BUSY_POLL_US, default 100; measured with
+bench/http_loops.py, results in bench/results/http_loops_busy_poll_c*.json):
+a spinning loop burns the idle gaps between requests, so below saturation
+the CPU per request is set by the window, not by the per-tick cost. With
+wrk -c8/-c32 on this 2-core VM, busy-poll 0 (sleep at the first empty poll,
+which also lets requests batch up: ~3-7 per poll instead of ~1) cost 10-35%
+less server CPU per request than 100 us at the same p50/p99; with one
+connection (ping-pong) 0 adds ~20-35 us to p50 and lowers req/s by a third
+to a half, while 100 us beats uvloop's latency. The default stays 100 us
+(latency first, as the loop's design asks); throughput servers that care about
+CPU per request set AIORUSTY_BUSY_POLL_US=0. An idle server sleeps either way
+(bench/idle_cpu.py: ~0.01% of a core).
 """
 
 import asyncio
@@ -46,6 +62,9 @@ from ._rusty import ffi
 __all__ = ["RustySelector"]
 
 RECV_BUF = 256 * 1024
+# While the loop is busy (epoll timeout 0), kernel fds are polled at most this
+# often: an epoll_wait(0) per tick was a syscall per tick for nothing at load.
+KERNEL_POLL_US = 50
 _DEVICE = object()          # data of device fds in the inner selector: never returned to asyncio
 
 
@@ -59,12 +78,16 @@ class RustySelector(selectors.BaseSelector):
         self._close_stacks = close_stacks
         self._pending = []              # [(transports of a stack, its events)] not dispatched yet
         self._last_activity = 0         # now_us of the last poll that returned events
+        self._active = False            # output queued since the last tick (note_activity)
+        self._epoll_at = -KERNEL_POLL_US   # now_us of the last epoll_wait on the kernel fds
+        self.now_us = time.monotonic_ns() // 1000    # the time of this tick's stack poll
         self._device_fds = set()
         self.transports = {id(st): {} for st in self.stacks}    # stack -> {socket handle: transport}
         self._loop = None
         self._key = None
         self.flush = []                 # transports with writes queued this tick
         self.recv_buf = ffi.new("uint8_t[]", RECV_BUF)      # TCP reads of this loop land here first
+        self.recv_chars = ffi.cast("char *", self.recv_buf)  # the same, for ffi.unpack -> bytes in one call
         self._view_buf = None           # ViewProtocol reads: (bytearray, its cffi pointer, refcount baseline)
         self.ticks = 0                  # stack polls done (for tests and stats)
         self.sleeps = 0                 # epoll waits with a non-zero timeout
@@ -91,8 +114,11 @@ class RustySelector(selectors.BaseSelector):
         return -1                       # the pseudo-event's fileobj; never polled
 
     def note_activity(self):
-        """A transport queued output: keep polling for the reply (busy-poll window)."""
-        self._last_activity = time.monotonic_ns() // 1000
+        """A transport queued output: keep polling for the reply (busy-poll window).
+
+        Only a flag: the next tick stamps it with the time it reads anyway, so a
+        write costs no clock read."""
+        self._active = True
 
     def view_buffer(self):
         """(bytearray, pointer) the ViewProtocol reads of this loop land in."""
@@ -143,11 +169,16 @@ class RustySelector(selectors.BaseSelector):
                 })
 
     def select(self, timeout=None):
+        # One clock read serves the flush and the poll; transports pass it to the
+        # stack as their now_us (self.now_us) instead of reading the clock per call.
+        self.now_us = now = time.monotonic_ns() // 1000
         if self.flush:
             self._flush()
             if self._loop._ready:
                 timeout = 0             # the flush scheduled callbacks (resume_writing, connection_lost)
-        now = time.monotonic_ns() // 1000
+        if self._active:
+            self._active = False
+            self._last_activity = now
         self._poll(now)
         self.ticks += 1
         if self._pending or now - self._last_activity < self.busy_poll_us:
@@ -158,12 +189,17 @@ class RustySelector(selectors.BaseSelector):
                 wait = max(0, deadline - now) / 1e6
                 if timeout is None or wait < timeout:
                     timeout = wait
-        ready = self._inner.select(timeout)
+        if timeout == 0 and now - self._epoll_at < KERNEL_POLL_US:
+            ready = []                  # busy tick: the kernel fds were polled a moment ago
+        else:
+            ready = self._inner.select(timeout)
+            self._epoll_at = now
         if timeout is None or timeout > 0:
             # Woken by a device fd, a kernel fd or the stack's deadline: run the
             # stack now so what woke us is handled in this tick.
             self.sleeps += 1
-            self._poll(time.monotonic_ns() // 1000)
+            self.now_us = now = time.monotonic_ns() // 1000
+            self._poll(now)
             self.ticks += 1
         if self._device_fds and ready:
             ready = [kv for kv in ready if kv[0].data is not _DEVICE]

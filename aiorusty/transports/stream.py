@@ -45,6 +45,16 @@ _EV_CLOSED = lib.RUSTY_EV_TCP_CLOSED
 _DIRECT = 16 * 1024           # writes this big skip the per-tick queue when nothing is queued
 _COALESCE = 256 * 1024        # at most this much is joined into one tcp_send
 _ATTACH_TRANSPORT = sys.version_info >= (3, 13)     # Server._attach(transport) vs _attach()
+_EAGAIN = -errno.EAGAIN
+# Looked up once: these run once or twice per request.
+_tcp_recv = lib.rusty_tcp_recv
+_tcp_send = lib.rusty_tcp_send
+_unpack = ffi.unpack
+
+
+def _send_error(ret):
+    """The OSError Stack.tcp_send raises for a negative return (see aiorusty._errors.check)."""
+    return OSError(-ret, f"tcp send: {os.strerror(-ret)}")
 
 
 def _recv_into(stack, handle, buf):
@@ -113,7 +123,7 @@ class StackStreamTransport(_StackTransport, Transport):
     # -- reading --------------------------------------------------------------------------
 
     def _read_ready(self):
-        if self._handle is None or self._eof_seen or not self.is_reading():
+        if self._handle is None or self._eof_seen or self._paused or self._closing:
             return
         if self._buffered:
             self._read_ready_buffered()
@@ -127,17 +137,18 @@ class StackStreamTransport(_StackTransport, Transport):
         # A read that does not fill the buffer drained the connection: no second
         # call to learn "nothing more" (a FIN arrives as its own EOF event).
         ptr, handle = self._stack._live(), self._handle
-        buf = self._selector.recv_buf
+        sel = self._selector
+        buf, chars = sel.recv_buf, sel.recv_chars
         cap = len(buf)
         while not self._paused and not self._closing:
-            n = lib.rusty_tcp_recv(ptr, handle, buf, cap)
+            n = _tcp_recv(ptr, handle, buf, cap)
             if n <= 0:
                 if n == 0:
                     self._read_ready_eof()
                 elif n != -errno.EAGAIN:
                     self._fatal_error(OSError(-n, os.strerror(-n)), "Fatal read error on socket transport")
                 return
-            data = ffi.buffer(buf, n)[:]
+            data = _unpack(chars, n)     # the one copy into a bytes object
             try:
                 self._protocol.data_received(data)
             except (SystemExit, KeyboardInterrupt):
@@ -260,13 +271,21 @@ class StackStreamTransport(_StackTransport, Transport):
         if not self._flush_queued:
             self._flush_queued = True
             self._selector.flush.append(self)
-        self._maybe_pause_protocol()
+        if self._buffer_size > self._high_water:
+            self._maybe_pause_protocol()
 
     def _write_ready(self):
+        """Hand the buffer to the stack (once per tick from RustySelector._flush, or on WRITABLE)."""
         self._flush_queued = False
         if self._handle is None or self._conn_lost:
             return
-        buf, send, handle = self._buffer, self._stack.tcp_send, self._handle
+        buf, handle = self._buffer, self._handle
+        now = self._selector.now_us     # this tick's time: no clock read per send
+        try:
+            ptr = self._stack._live()
+        except ValueError as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return
         while buf:
             chunk = buf[0]
             if len(buf) > 1 and len(chunk) < _COALESCE:
@@ -276,13 +295,14 @@ class StackStreamTransport(_StackTransport, Transport):
                     pieces.append(buf.popleft())
                 chunk = b"".join(pieces)
                 buf.appendleft(chunk)
-            try:
-                n = send(handle, chunk)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
-                return
+            # chunk is bytes (write() keeps only bytes): cffi passes it as the
+            # const uint8_t * without a from_buffer object.
+            n = _tcp_send(ptr, handle, chunk, len(chunk), now)
+            if n < 0:
+                if n != _EAGAIN:
+                    self._fatal_error(_send_error(n), "Fatal write error on socket transport")
+                    return
+                n = 0
             self._buffer_size -= n
             if n < len(chunk):
                 if n:
@@ -290,7 +310,8 @@ class StackStreamTransport(_StackTransport, Transport):
                 break                   # the stack's send buffer is full: wait for WRITABLE
             buf.popleft()
         self._selector.note_activity()
-        self._maybe_resume_protocol()
+        if self._protocol_paused:
+            self._maybe_resume_protocol()
         if not buf:
             if self._closing:
                 if not self._conn_lost:
