@@ -4,6 +4,7 @@
     asyncio.run(main(), loop_factory=aiorusty.new_event_loop)   # 3.12+, reads AIORUSTY_IFACE
 """
 
+from ._payload import StaticPayload
 from .loop import RustyEventLoop
 from .nic import Interface, InterfaceSpecError
 from .policy import EventLoopPolicy, install
@@ -15,6 +16,7 @@ __all__ = [
     "Interface",
     "InterfaceSpecError",
     "RustyEventLoop",
+    "StaticPayload",
     "ViewProtocol",
     "install",
     "new_event_loop",

@@ -54,7 +54,6 @@ CPU per request set AIORUSTY_BUSY_POLL_US=0. An idle server sleeps either way
 
 import asyncio
 import selectors
-import sys
 import time
 
 from ._rusty import ffi
@@ -88,7 +87,6 @@ class RustySelector(selectors.BaseSelector):
         self.flush = []                 # transports with writes queued this tick
         self.recv_buf = ffi.new("uint8_t[]", RECV_BUF)      # TCP reads of this loop land here first
         self.recv_chars = ffi.cast("char *", self.recv_buf)  # the same, for ffi.unpack -> bytes in one call
-        self._view_buf = None           # ViewProtocol reads: (bytearray, its cffi pointer, refcount baseline)
         self.ticks = 0                  # stack polls done (for tests and stats)
         self.sleeps = 0                 # epoll waits with a non-zero timeout
         self.refresh_fds()
@@ -119,22 +117,6 @@ class RustySelector(selectors.BaseSelector):
         Only a flag: the next tick stamps it with the time it reads anyway, so a
         write costs no clock read."""
         self._active = True
-
-    def view_buffer(self):
-        """(bytearray, pointer) the ViewProtocol reads of this loop land in."""
-        if self._view_buf is None:
-            buf = bytearray(RECV_BUF)
-            self._view_buf = [buf, ffi.from_buffer(buf), 0]
-            del buf
-            self._view_buf[2] = sys.getrefcount(self._view_buf[0])     # references when no view is alive
-        return self._view_buf[0], self._view_buf[1]
-
-    def views_kept(self):
-        """True (and a fresh buffer from now on) when a view of the buffer outlived its callback."""
-        if sys.getrefcount(self._view_buf[0]) <= self._view_buf[2]:
-            return False
-        self._view_buf = None
-        return True
 
     # -- one tick ---------------------------------------------------------------
 

@@ -29,9 +29,11 @@ import errno
 import os
 import socket
 import sys
+import weakref
 from asyncio import BufferedProtocol, Transport, constants
 
 from .._errors import check
+from .._payload import StaticPayload
 from .._rusty import ffi, lib
 from ._base import _StackTransport, log, set_result_unless_cancelled
 from .zerocopy import ViewProtocol
@@ -55,6 +57,10 @@ _unpack = ffi.unpack
 def _send_error(ret):
     """The OSError Stack.tcp_send raises for a negative return (see aiorusty._errors.check)."""
     return OSError(-ret, f"tcp send: {os.strerror(-ret)}")
+
+
+def _keep_alive(owner):
+    """weakref.finalize callback: holding `owner` until then was its job."""
 
 
 def _recv_into(stack, handle, buf):
@@ -84,6 +90,7 @@ class StackStreamTransport(_StackTransport, Transport):
         self._eof = False               # write_eof() called
         self._eof_seen = False          # the peer's FIN was delivered to the protocol
         self._flush_queued = False
+        self._peek_out = (ffi.new("const uint8_t **"), ffi.new("size_t *"))
         self._selector = loop._selector
         self.set_protocol(protocol)
         if server is not None:
@@ -160,20 +167,24 @@ class StackStreamTransport(_StackTransport, Transport):
                 return
 
     def _read_ready_views(self):
-        ptr, handle, sel = self._stack._live(), self._handle, self._selector
+        # Zero copy: the view is the stack's receive ring itself (rusty_tcp_peek),
+        # released to the stack (rusty_tcp_consume, which may open the window)
+        # after the callback. A view kept past the call is reported, and the
+        # connection moves to a copy of its ring (rusty_tcp_rx_detach) while the
+        # old ring lives as long as the kept view: it is never overwritten.
+        ptr, handle = self._stack._live(), self._handle
+        out, size = self._peek_out
         while not self._paused and not self._closing:
-            buf, bufptr = sel.view_buffer()
-            cap = len(buf)
-            n = lib.rusty_tcp_recv(ptr, handle, bufptr, cap)
+            n = lib.rusty_tcp_peek(ptr, handle, out, size)
             if n <= 0:
                 if n == 0:
                     self._read_ready_eof()
                 elif n != -errno.EAGAIN:
                     self._fatal_error(OSError(-n, os.strerror(-n)), "Fatal read error on socket transport")
                 return
-            whole = memoryview(buf)
-            del buf                     # views_kept() counts the references to it
-            view = whole[:n]
+            region = ffi.buffer(out[0], n)
+            base = sys.getrefcount(region)
+            view = memoryview(region)
             try:
                 self._protocol.view_received(view)
             except (SystemExit, KeyboardInterrupt):
@@ -183,14 +194,13 @@ class StackStreamTransport(_StackTransport, Transport):
                 return
             finally:
                 view.release()
-                whole.release()
-            if sel.views_kept():
+                lib.rusty_tcp_consume(ptr, handle, n, 0)
+            if sys.getrefcount(region) > base:
+                weakref.finalize(region, _keep_alive, self._stack.tcp_rx_detach(handle))
                 self._report_callback_error(
                     RuntimeError("a memoryview from view_received() was kept past the call; copy what you "
-                                 "keep (bytes(view[a:b])). It stays valid: the loop moved to a new buffer."),
+                                 "keep (bytes(view[a:b])). It stays valid: the connection moved to a new buffer."),
                     self._protocol.view_received)
-            if n < cap:
-                return
 
     def _read_ready_buffered(self):
         while not self._paused and not self._closing:
@@ -242,6 +252,9 @@ class StackStreamTransport(_StackTransport, Transport):
     # -- writing ----------------------------------------------------------------------------
 
     def write(self, data):
+        if isinstance(data, StaticPayload):
+            self._write_payload(data)
+            return
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof:
@@ -274,6 +287,42 @@ class StackStreamTransport(_StackTransport, Transport):
         if self._buffer_size > self._high_water:
             self._maybe_pause_protocol()
 
+    def _write_payload(self, payload):
+        # A StaticPayload goes through the same ordered queue as bytes (after
+        # whatever bytes are queued), as (payload, offset, length) entries; the
+        # stack references its bytes (no copy) and checksums them from its table.
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not len(payload):
+            return
+        if self._conn_lost:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                log.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        off = 0
+        if not self._buffer:
+            try:
+                off = self._stack.tcp_send_payload(self._handle, payload)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            self._selector.note_activity()
+            if off == len(payload):
+                return
+        self._buffer.append((payload, off, len(payload) - off))
+        self._buffer_size += len(payload) - off
+        if not self._flush_queued:
+            self._flush_queued = True
+            self._selector.flush.append(self)
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data):
+        for data in list_of_data:
+            self.write(data)
+
     def _write_ready(self):
         """Hand the buffer to the stack (once per tick from RustySelector._flush, or on WRITABLE)."""
         self._flush_queued = False
@@ -288,9 +337,24 @@ class StackStreamTransport(_StackTransport, Transport):
             return
         while buf:
             chunk = buf[0]
-            if len(buf) > 1 and len(chunk) < _COALESCE:
+            if type(chunk) is tuple:    # (StaticPayload, offset, length)
+                payload, off, length = chunk
+                try:
+                    n = self._stack.tcp_send_payload(handle, payload, off, length)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, "Fatal write error on socket transport")
+                    return
+                self._buffer_size -= n
+                if n < length:
+                    buf[0] = (payload, off + n, length - n)
+                    break               # payload queue full: wait for WRITABLE
+                buf.popleft()
+                continue
+            if len(buf) > 1 and len(chunk) < _COALESCE and type(buf[1]) is not tuple:
                 pieces, size = [], 0
-                while buf and size < _COALESCE:
+                while buf and size < _COALESCE and type(buf[0]) is not tuple:
                     size += len(buf[0])
                     pieces.append(buf.popleft())
                 chunk = b"".join(pieces)

@@ -6,18 +6,16 @@ Owns: the protocol class and the lifetime rule of the views it receives.
         def view_received(self, view):     # a memoryview, valid only during this call
             self.parser.feed(view)          # parse it, or copy what you keep: bytes(view[a:b])
 
-On a stack transport the bytes are copied once from the stack's receive buffer
-into the loop's view buffer and the protocol reads them in place (no bytes
-object per read). Copying straight from the frames needs a peek/consume call
-in the TCP layer's C API, which it does not have yet; the protocol contract
-will not change when it does.
+On a stack transport the view is the TCP receive ring itself
+(rusty_tcp_peek): no copy and no bytes object per read; the bytes are released
+to the stack when view_received returns (rusty_tcp_consume).
 
 Lifetime rule, enforced: the view is released when view_received returns, so
 a protocol that stored it gets ValueError on its next use. A slice or another
 memoryview made from it and kept past the call is detected (the view buffer is
 still referenced): the loop reports it through its exception handler and moves
-to a fresh buffer, so the kept view is never overwritten behind its owner's
-back.
+the connection to a fresh ring (rusty_tcp_rx_detach), so the kept view is never
+overwritten behind its owner's back.
 
 On any other transport (stock asyncio, kernel sockets) data_received() wraps
 each bytes object in a memoryview, calls view_received and releases the view
