@@ -28,10 +28,20 @@ def new_event_loop(interfaces=None, **kw):
     return RustyEventLoop(interfaces, **kw)
 
 
-def run(main, *, interfaces=None, debug=None, **kw):
-    """Run coroutine `main` on a new RustyEventLoop and close it, like asyncio.run()."""
+def run(main, *, interfaces=None, debug=None, workers=None, **kw):
+    """Run coroutine `main` on a new RustyEventLoop and close it, like asyncio.run().
+
+    workers=N: one loop per pinned core instead. `main` is then a coroutine
+    function, called as main(index, count) in each of N processes pinned to
+    their own cores, each with its own stack on its own queue of every
+    interface (queues=N,queue=K); returns the list of their results, and
+    raises if a worker dies (aiorusty.testbed.workers).
+    """
     if asyncio._get_running_loop() is not None:
         raise RuntimeError("aiorusty.run() cannot be called from a running event loop")
+    if workers is not None:
+        from .testbed.workers import run_main_in_workers
+        return run_main_in_workers(main, workers, interfaces=interfaces, **kw)
     factory = functools.partial(new_event_loop, interfaces, **kw)
     if sys.version_info >= (3, 11):
         with asyncio.Runner(debug=debug, loop_factory=factory) as runner:

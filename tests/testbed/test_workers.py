@@ -101,3 +101,11 @@ def test_run_main_in_workers_pins_and_gives_each_worker_its_queue():
     if len(os.sched_getaffinity(0)) >= 2:
         assert [g[2] for g in got] == [[0], [1]]
     assert got[0][3].endswith("queues=2,queue=0") and got[1][3].endswith("queues=2,queue=1")
+
+
+def test_aiorusty_run_with_workers_is_the_same_launcher():
+    import aiorusty
+    name = f"tbr{os.getpid()}"
+    got = aiorusty.run(_where, workers=2, interfaces=[f"shm:{name},ip=10.66.1.1/24"])
+    assert [g[:2] for g in got] == [(0, 2), (1, 2)]
+    assert got[0][3].endswith("queues=2,queue=0") and got[1][3].endswith("queues=2,queue=1")
