@@ -49,6 +49,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from _netns import in_netns, netns, sh, unique, veth_pair  # noqa: E402
 from aiorusty._rusty import ffi, lib  # noqa: E402
+from _machine import cpu_model  # noqa: E402
 
 BARE = os.path.join(ROOT, "bench", "bare")
 RESULTS = os.path.join(ROOT, "bench", "results", "nic_frames.json")
@@ -255,14 +256,6 @@ def print_row(r):
     print(f"{r['device']:9} {r['frame_bytes']:>5} {r['direction']:3} | {r['driver_fps']:>10,} {r['bare_fps']:>10,} "
           f"{r['ratio_wall']!s:>6} | {r['driver_fps_per_cpu_s']:>14,} {r['bare_fps_per_cpu_s']:>12,} "
           f"{r['ratio']!s:>6}", flush=True)
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main():

@@ -17,7 +17,6 @@ import argparse
 import ipaddress
 import json
 import os
-import platform
 import select
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from aiorusty._payload import StaticPayload  # noqa: E402
 from aiorusty.nic import open_device  # noqa: E402
 from aiorusty.nic._host import configure_host_side  # noqa: E402
 from aiorusty.tcp import Stack  # noqa: E402
+from _machine import describe  # noqa: E402
 
 PEER = r"""
 import socket, sys, time
@@ -133,8 +133,8 @@ def main():
     subprocess.run(["ip", "netns", "add", ns], check=True)
     dev = stack = None
     cleanup = lambda: None  # noqa: E731
-    results = {"kernel": platform.release(), "device": args.device, "bytes": n, "python": sys.version.split()[0],
-               "cores": os.cpu_count(), "pinning": "none (aiorusty: this process; Linux peer: its own process)"}
+    results = describe(device=args.device, bytes=n, loop="none (Stack driven from Python)",
+                       pinning="none (aiorusty: this process; Linux peer: its own process)")
     try:
         stack, dev, cleanup = open_stack(args.device, ns)
         # Linux -> aiorusty

@@ -15,7 +15,6 @@ sender and receiver costs.
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from aiorusty._payload import StaticPayload  # noqa: E402
 from aiorusty.nic import open_pair  # noqa: E402
 from aiorusty.tcp import Stack  # noqa: E402
+from _machine import describe  # noqa: E402
 
 
 def one_run(n, use_payload):
@@ -81,8 +81,8 @@ def main():
     for _ in range(args.runs):
         for mode in ("bytes", "payload"):
             runs[mode].append(one_run(n, mode == "payload"))
-    results = {"kernel": platform.release(), "device": "pair (in-process, no offload)", "bytes": n,
-               "python": sys.version.split()[0], "cores": os.cpu_count(), "pinning": "none, one process",
+    results = {**describe(device="pair (in-process, no offload)", loop="none (Stack driven from Python)",
+                          pinning="none, one process"), "bytes": n,
                "runs": {k: [round(v, 3) for v in vs] for k, vs in runs.items()},
                "bytes_gbps": round(statistics.median(runs["bytes"]), 3),
                "payload_gbps": round(statistics.median(runs["payload"]), 3)}
