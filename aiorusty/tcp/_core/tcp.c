@@ -299,33 +299,23 @@ static void ring_cache_drain(struct ring_cache *c)
     c->count = 0;
 }
 
-/* Give a connection's rings back to the cache and the budget. The capacities
-   stay as they were, so window arithmetic on a connection that lingers without
-   rings (TIME-WAIT) still reads sane values. */
-static void send_ring_free(struct rusty_stack *s, struct rusty_tcb *t)
+/* Give one of a connection's rings back to the cache and the budget. The
+   capacity stays as it was, so window arithmetic on a connection that lingers
+   without rings (TIME-WAIT) still reads sane values. */
+static void ring_release(struct rusty_stack *s, struct ring_cache *c, uint8_t **ring, uint32_t cap)
 {
-    if (!t->sbuf)
+    if (!*ring)
         return;
-    ring_put(&s->tcp->snd_cache, t->sbuf, t->scap);
-    t->sbuf = NULL;
-    s->tcp->buffer_bytes -= t->scap;
-    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
-}
-
-static void recv_ring_free(struct rusty_stack *s, struct rusty_tcb *t)
-{
-    if (!t->rbuf)
-        return;
-    ring_put(&s->tcp->rcv_cache, t->rbuf, t->rcap);
-    t->rbuf = NULL;
-    s->tcp->buffer_bytes -= t->rcap;
+    ring_put(c, *ring, cap);
+    *ring = NULL;
+    s->tcp->buffer_bytes -= cap;
     s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
 }
 
 static void buffers_free(struct rusty_stack *s, struct rusty_tcb *t)
 {
-    send_ring_free(s, t);
-    recv_ring_free(s, t);
+    ring_release(s, &s->tcp->snd_cache, &t->sbuf, t->scap);
+    ring_release(s, &s->tcp->rcv_cache, &t->rbuf, t->rcap);
 }
 
 /* TIME-WAIT holds no data: our FIN was acknowledged, so nothing is left to
@@ -338,9 +328,9 @@ static void release_quiet_buffers(struct rusty_stack *s, struct rusty_tcb *t)
     if (t->state != TCP_TIME_WAIT)
         return;
     if (t->slen == 0)
-        send_ring_free(s, t);
+        ring_release(s, &s->tcp->snd_cache, &t->sbuf, t->scap);
     if (t->rlen == 0)
-        recv_ring_free(s, t);
+        ring_release(s, &s->tcp->rcv_cache, &t->rbuf, t->rcap);
 }
 
 /* Per-connection rings, allocated once when a connection opens (never per segment)
