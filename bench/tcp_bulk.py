@@ -61,6 +61,34 @@ def run(stack, until, timeout=120):
     raise TimeoutError
 
 
+def linux_baseline(n):
+    """The same Python sender/receiver, Linux to Linux over a veth pair between two
+    namespaces: what the kernel does with the same application loop."""
+    a, b = f"rbla{os.getpid()}", f"rblb{os.getpid()}"
+    va, vb = f"rbva{os.getpid() % 10000}", f"rbvb{os.getpid() % 10000}"
+    sh = lambda *c: subprocess.run(c, check=True)  # noqa: E731
+    try:
+        sh("ip", "netns", "add", a)
+        sh("ip", "netns", "add", b)
+        sh("ip", "link", "add", va, "netns", a, "type", "veth", "peer", "name", vb, "netns", b)
+        sh("ip", "-n", a, "addr", "add", "10.78.0.1/24", "dev", va)
+        sh("ip", "-n", b, "addr", "add", "10.78.0.2/24", "dev", vb)
+        for ns, dev in ((a, va), (b, vb)):
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        rx = subprocess.Popen(["ip", "netns", "exec", b, sys.executable, "-c", PEER, "recv", "10.78.0.2", "5203", "0"],
+                              stdout=subprocess.PIPE, text=True)
+        assert rx.stdout.readline().strip() == "ready"
+        t0 = time.perf_counter()
+        subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", PEER.replace("s.recv(1)", "s.close()"),
+                        "send", "10.78.0.2", "5203", str(n)], check=True)
+        rx.wait(60)
+        return round(n * 8 / (time.perf_counter() - t0) / 1e9, 3)
+    finally:
+        subprocess.run(["ip", "netns", "del", a])
+        subprocess.run(["ip", "netns", "del", b])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=int, default=200)
@@ -129,6 +157,7 @@ def main():
         if dev:
             dev.close()
         subprocess.run(["ip", "netns", "del", ns])
+    results["linux_to_linux_veth_gbps"] = linux_baseline(n)
     print(json.dumps(results, indent=2))
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)

@@ -68,8 +68,16 @@ print(h.hexdigest(), n, flush=True)
 
 @contextlib.contextmanager
 def tap_stack(faults="", loss=0, **config):
-    """(stack, ns): aiorusty on a tap, its kernel end in a fresh namespace."""
+    """(stack, ns): aiorusty on a tap, its kernel end in a fresh namespace.
+
+    loss=N: N% random loss of TCP segments in both directions (see nft_loss)."""
     name = unique("rtcp")
+    if loss and not faults:
+        # nftables drops in the namespace's OUTPUT hook are not wire losses for the
+        # local Linux sender (the error reaches tcp_transmit_skb, which sends the
+        # segment again, as after local congestion), so Linux's data also loses
+        # the same share on our receive side, through the fault injector.
+        faults = f"drop={loss}%,faults_dir=rx,seed={loss}"
     with netns() as ns:
         spec = f"tap:{name}" + (f",{faults}" if faults else "")
         try:
@@ -81,19 +89,27 @@ def tap_stack(faults="", loss=0, **config):
             stack.add_interface(dev, ip=f"{STACK_IP}/24")
             configure_host_side(dev, host=ipaddress.IPv4Interface(f"{HOST_IP}/24"), netns=ns)
             if loss:
-                nft_loss(ns, loss)
+                nft_loss(ns, loss, name)
             yield stack, ns
         finally:
             stack.close()
             dev.close()
 
 
-def nft_loss(ns, percent):
-    """Random loss of TCP segments in both directions, on the Linux side."""
+def nft_loss(ns, percent, dev=None):
+    """Random loss of TCP segments in both directions, on the Linux side. Segmentation
+    offloads are turned off on the kernel end so a drop removes one segment, not a
+    64 KB GSO burst (the output hook runs before segmentation)."""
+    if dev:
+        # Linux TCP always builds GSO packets (segmented at the device, after the
+        # output hook) and GRO merges on input (before the input hook): without
+        # this a "1%" drop removes dozens of segments at once.
+        sh("ip", "link", "set", "dev", dev, "gso_max_segs", "1", ns=ns, check=False)
+        sh("ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", ns=ns, check=False)
     rules = f"""
 table inet rustyloss {{
-  chain in {{ type filter hook input priority 0; meta l4proto tcp numgen random mod 100 < {percent} drop; }}
-  chain out {{ type filter hook output priority 0; meta l4proto tcp numgen random mod 100 < {percent} drop; }}
+  chain in {{ type filter hook input priority 0; meta l4proto tcp numgen random mod 100 < {percent} counter drop; }}
+  chain out {{ type filter hook output priority 0; meta l4proto tcp numgen random mod 100 < {percent} counter drop; }}
 }}
 """
     sh("nft", "-f", "-", ns=ns, input=rules)

@@ -113,3 +113,18 @@ def test_restart_after_idle(p):
     p.stack.tcp_send(c.sock, b"y" * (30 * MSS), p.now)
     p.poll()
     assert len(c.segs()) == 10                # restart window = IW
+
+
+def test_limited_transmit(p):
+    """RFC 3042: the first two duplicate ACKs each release one new segment."""
+    c = p.passive_open()
+    p.stack.tcp_send(c.sock, b"l" * (14 * MSS), p.now)
+    p.poll()
+    assert len(c.segs()) == 10
+    c.send("A", ack=0)
+    c.expect("A", seq=10 * MSS, length=MSS)
+    c.send("A", ack=0)
+    c.expect("A", seq=11 * MSS, length=MSS)
+    c.send("A", ack=0)                        # third: fast retransmit of the first
+    segs = c.segs()
+    assert segs[0].rseq == 0

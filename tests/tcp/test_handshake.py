@@ -276,3 +276,57 @@ def test_data_queued_in_syn_sent_goes_after_handshake(p):
     c.sock = sock
     c.inject_abs(1, syn.seq + 1, "SA", options=tcp_options(mss=1460))
     c.expect("A", seq=0, ack=0, data=b"early")
+
+
+def test_isn_rfc6528_clock(p):
+    """Same 4-tuple: the ISN advances with the 4 us clock M (the keyed hash F is fixed)."""
+    a = p.stack.tcp_connect(("10.0.0.2", 7), src=("10.0.0.1", 5000), now_us=0)
+    isn_a = p.stack.tcp_info(a)["snd_una"]
+    p.stack.tcp_abort(a, 0)
+    b = p.stack.tcp_connect(("10.0.0.2", 7), src=("10.0.0.1", 5000), now_us=4_000_000)
+    isn_b = p.stack.tcp_info(b)["snd_una"]
+    assert (isn_b - isn_a) & M32 == 1_000_000
+    c = p.stack.tcp_connect(("10.0.0.2", 8), src=("10.0.0.1", 5000), now_us=4_000_000)
+    assert (p.stack.tcp_info(c)["snd_una"] - isn_b) & M32 not in range(0, 2_000_000)
+
+
+def test_ephemeral_range_and_exhaustion():
+    p = Peer(ephemeral_lo=40000, ephemeral_hi=40003)
+    try:
+        ports = set()
+        for _ in range(4):
+            s = p.stack.tcp_connect(("10.0.0.2", 9), now_us=0)
+            ports.add(p.stack.tcp_info(s)["local_port"])
+        assert ports == {40000, 40001, 40002, 40003}
+        with pytest.raises(OSError) as e:
+            p.stack.tcp_connect(("10.0.0.2", 9), now_us=0)
+        assert e.value.errno == errno.EADDRNOTAVAIL
+        # another destination port is another 4-tuple: the ports are free for it
+        p.stack.tcp_connect(("10.0.0.2", 10), now_us=0)
+    finally:
+        p.close()
+
+
+def test_embryo_holds_no_buffers_and_budget_refuses():
+    p = Peer(tcp_buffer_budget=80_000, tcp_sndbuf=32768, tcp_rcvbuf=32768)
+    try:
+        lsock = p.listen(80)
+        c1 = Conn(p, 80, 43000, peer_iss=1)
+        c1.inject_abs(1, 0, "S")
+        (sa1,) = p.segments()
+        assert sa1.window == 32768
+        assert p.stack.stats()["tcp_buffer_bytes"] == 0        # SYN-RECEIVED: a TCB only
+        c2 = Conn(p, 80, 43001, peer_iss=1)
+        c2.inject_abs(1, 0, "S")
+        (sa2,) = p.segments()
+        c1.stack_iss, c2.stack_iss = sa1.seq, sa2.seq
+        c1.send("A")
+        p.nothing()
+        assert p.stack.stats()["tcp_buffer_bytes"] == 65536
+        c2.send("A")                                           # over budget: refused
+        (rst,) = p.segments()
+        assert rst.flags & RST
+        assert p.stack.tcp_accept(lsock) is not None and p.stack.tcp_accept(lsock) is None
+        assert p.stack.stats()["tcp_conns"] == 1
+    finally:
+        p.close()

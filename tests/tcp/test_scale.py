@@ -143,3 +143,73 @@ def test_1000_concurrent_linux_clients():
         for s in conns:
             stack.tcp_close(s)
         stack.tcp_close(lsock)
+
+
+LINUX_ECHO_MANY = r"""
+import selectors, socket, sys
+ip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sel = selectors.DefaultSelector()
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind((ip, port)); ls.listen(2048); ls.setblocking(False)
+sel.register(ls, selectors.EVENT_READ, None)
+print("ready", flush=True)
+served = 0
+import time
+deadline = time.time() + 60
+while served < n and time.time() < deadline:
+    for key, ev in sel.select(1):
+        if key.data is None:
+            while True:
+                try:
+                    c, _ = ls.accept()
+                except BlockingIOError:
+                    break
+                c.setblocking(False)
+                sel.register(c, selectors.EVENT_READ, 1)
+        else:
+            d = key.fileobj.recv(100)
+            if d:
+                key.fileobj.send(d.upper())
+            else:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+                served += 1
+print(served, flush=True)
+"""
+
+
+@needs_root
+@pytest.mark.timeout(120)
+def test_1000_concurrent_rusty_clients_to_linux():
+    from _stack_peer import wait_line
+
+    with tap_stack(max_tcp_conns=2048, tcp_sndbuf=8192, tcp_rcvbuf=8192) as (stack, ns):
+        proc = popen_ns(ns, "sh", "-c",
+                        f"ulimit -n 4096; exec {sys.executable} -c '{LINUX_ECHO_MANY}' {HOST_IP} 7001 1000")
+        wait_line(stack, proc)
+        socks = {stack.tcp_connect((HOST_IP, 7001)): i for i in range(1000)}
+        got = {}
+        peak = [0]
+
+        def on_event(ev):
+            s, kind = ev[0], ev[1]
+            if s not in socks:
+                return
+            if kind == lib.RUSTY_EV_TCP_CONNECTED:
+                stack.tcp_send(s, b"conn %d" % socks[s])
+                peak[0] = max(peak[0], stack.stats()["tcp_conns"])
+            elif kind == lib.RUSTY_EV_TCP_READABLE and s not in got:
+                d = stack.tcp_recv(s)
+                if d:
+                    got[s] = d
+                    stack.tcp_close(s)
+            elif kind == lib.RUSTY_EV_TCP_CLOSED:
+                raise AssertionError(f"connection {socks[s]} closed: {ev}")
+
+        pump(stack, lambda: len(got) == 1000, 90, on_event)
+        assert all(d == b"CONN %d" % socks[s] for s, d in got.items())
+        assert stack.stats()["tcp_active_opens"] == 1000
+        assert peak[0] >= 900
+        pump(stack, lambda: proc.poll() is not None, 30)
+        out, err = proc.communicate(timeout=5)
+        assert out.split()[-1] == "1000", err

@@ -485,7 +485,7 @@ int rusty_tcp_listen(struct rusty_stack *s, uint32_t ip, uint16_t port, uint32_t
             return -EADDRINUSE;
     struct rusty_tcp_listener *l = NULL;
     for (uint32_t i = 0; i < ts->n_listeners; i++) {
-        if (!ts->listeners[i].in_use) {
+        if (!ts->listeners[i].in_use && !ts->listeners[i].on_olist) {  /* not still on the event list */
             l = &ts->listeners[i];
             break;
         }
@@ -664,8 +664,10 @@ int rusty_tcp_recv(struct rusty_stack *s, uint32_t sock, uint8_t *buf, size_t ca
     t->rlen -= n;
     if (t->rlen == 0 && t->n_ooo == 0)
         t->rhead = 0;
-    /* RFC 1122 4.2.3.3: a window update once the window opened by enough. */
-    if (t->state != TCP_CLOSED) {
+    /* RFC 1122 4.2.3.3: a window update once the window opened by enough; not
+       after the peer's FIN (it sends nothing more: a late update would only
+       draw a RST from a peer that has closed). */
+    if (t->state != TCP_CLOSED && !(t->flags & TF_EOF_SEEN)) {
         uint32_t wnd = tcp_rcv_window(t);
         uint32_t adv = seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
         uint32_t thresh = t->rcap / 2 < t->mss ? t->rcap / 2 : t->mss;

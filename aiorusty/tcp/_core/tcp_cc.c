@@ -3,7 +3,8 @@
  *
  * Owns: cwnd and ssthresh. RFC 5681 slow start and congestion avoidance,
  * fast retransmit on the third duplicate ACK and fast recovery with RFC 6582
- * (NewReno) partial ACKs, the RFC 6928 initial window of 10 segments, the
+ * (NewReno) partial ACKs, RFC 3042 limited transmit (the window allowance is
+ * applied in tcp_output), the RFC 6928 initial window of 10 segments, the
  * RFC 5681 4.1 restart window after idle, and the RFC 5681 3.1 reaction to an
  * RTO. Not: RTT/RTO (tcp_timer.c), what to send next (tcp_out.c).
  *
@@ -79,7 +80,11 @@ static void nr_on_dupack(struct rusty_stack *s, struct rusty_tcb *t, uint64_t no
         tcp_want_output(s, t);
         return;
     }
-    if (++t->dupacks != TCP_DUPACK_THRESH)
+    if (++t->dupacks < TCP_DUPACK_THRESH) {
+        tcp_want_output(s, t);          /* RFC 3042 limited transmit (tcp_output) */
+        return;
+    }
+    if (t->dupacks != TCP_DUPACK_THRESH)
         return;
     /* RFC 6582 3.2 step 2: enter fast retransmit only if the cumulative ACK covers
        more than `recover` (avoids multiple reductions for one window of losses). */

@@ -16,6 +16,11 @@
  * Received frames are copied into the connection's receive ring and freed at
  * once: one copy, no buffers held (holding frames for zero-copy reads is not
  * done yet).
+ *
+ * URG and PSH are ignored, as in Rusty: PSH needs no action from a receiver
+ * that hands data to the application as soon as it is in order (RFC 9293
+ * 3.9.1.2 allows this), and the urgent mechanism is only for legacy
+ * applications (RFC 6093); urgent data is delivered inline as ordinary data.
  */
 #include <errno.h>
 #include <string.h>
@@ -149,13 +154,9 @@ static struct rusty_tcb *new_passive(struct rusty_stack *s, struct rusty_tcp_lis
     struct rusty_tcb *t = tcp_tcb_alloc(s);
     if (!t)
         return NULL;
+    /* Buffers come when the handshake completes (ack_process): an embryo costs a TCB only. */
     t->want_sndbuf = l->want_sndbuf;
     t->want_rcvbuf = l->want_rcvbuf;
-    if (tcp_alloc_buffers(s, t)) {
-        t->state = TCP_CLOSED;
-        tcp_drop(s, t, 0);
-        return NULL;
-    }
     t->lip = seg->dst;
     t->rip = seg->src;
     t->lport = seg->h.dst_port;
@@ -229,7 +230,7 @@ static void listen_input(struct rusty_stack *s, struct rusty_tcp_listener *l, st
         return;
     }
     s->stats.tcp_passive_opens++;
-    t->rcv_wscale = tcp_pick_wscale(t->rcap);
+    t->rcv_wscale = tcp_pick_wscale(t->want_rcvbuf);
     take_options(s, t, seg);
     t->irs = h->seq;
     t->rcv_nxt = h->seq + 1;
@@ -383,7 +384,10 @@ static int receive_data(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_s
     }
     tcp_mark_event(s, t, RUSTY_EV_TCP_READABLE);
     /* RFC 1122 4.2.3.2 / RFC 5681 4.2: ACK at least every second full-sized
-       segment, at once when a hole was filled, otherwise within 40 ms. */
+       segment, at once when a hole was filled, otherwise within 40 ms.
+       DEVIATION: the ACK is sent at the end of the poll, so segments that arrive
+       in one receive burst get one (stretch) ACK, as Linux does after GRO;
+       out-of-order segments are still ACKed one by one, at once. */
     if (filled) {
         t->flags |= TF_ACK_NOW;
     } else if (len >= t->rcv_mss) {
@@ -451,6 +455,12 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
     if (t->state == TCP_SYN_RECEIVED) {
         if (!seq_gt(ack, t->snd_una)) {
             tcp_reply_rst(s, seg);      /* <SEQ=SEG.ACK><CTL=RST> */
+            return 0;
+        }
+        if (tcp_alloc_buffers(s, t)) {
+            /* Over the buffer budget: refuse the connection rather than hold it half-open. */
+            tcp_reply_rst(s, seg);
+            tcp_drop(s, t, 0);
             return 0;
         }
         t->snd_wnd = (uint32_t)h->window << ((t->flags & TF_WSCALE) ? t->snd_wscale : 0);

@@ -116,7 +116,7 @@ static int send_segment(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq
     uint32_t wnd;
     if (syn) {
         /* RFC 7323 2.2: the window in a SYN is never scaled. */
-        wnd = tcp_rcv_window(t);
+        wnd = t->rbuf ? tcp_rcv_window(t) : t->want_rcvbuf;   /* embryos have no ring yet */
         if (wnd > 0xffff)
             wnd = 0xffff;
         h.window = (uint16_t)wnd;
@@ -230,7 +230,12 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
         int fin_queued = (t->flags & TF_FIN_QUEUED) != 0;
         if (seq_lt(t->snd_nxt, data_end)) {
             uint32_t avail = seq_diff(data_end, t->snd_nxt);
-            uint32_t wnd = t->snd_wnd < t->cwnd ? t->snd_wnd : t->cwnd;
+            /* RFC 3042 limited transmit: each of the first two duplicate ACKs lets
+               one new segment out beyond cwnd (it keeps the ACK clock going). */
+            uint32_t cw = t->cwnd;
+            if (!(t->flags & TF_IN_RECOVERY) && t->dupacks && t->dupacks < TCP_DUPACK_THRESH)
+                cw += (uint32_t)t->dupacks * t->mss;
+            uint32_t wnd = t->snd_wnd < cw ? t->snd_wnd : cw;
             uint32_t win_end = t->snd_una + wnd;
             uint32_t usable = seq_gt(win_end, t->snd_nxt) ? seq_diff(win_end, t->snd_nxt) : 0;
             uint32_t len = avail < t->mss ? avail : t->mss;
