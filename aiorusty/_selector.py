@@ -45,16 +45,18 @@ A kernel fd made ready by call_soon_threadsafe or a signal (asyncio's self-pipe)
 is registered in the same epoll, so both wake a sleeping loop at once.
 
 Busy-poll policy (AIORUSTY_BUSY_POLL_US, default 100; measured with
-bench/http_loops.py, results in bench/results/http_loops_busy_poll_c*.json):
-a spinning loop burns the idle gaps between requests, so below saturation
-the CPU per request is set by the window, not by the per-tick cost. With
-wrk -c8/-c32 on this 2-core VM, busy-poll 0 (sleep at the first empty poll,
-which also lets requests batch up: ~3-7 per poll instead of ~1) cost 10-35%
-less server CPU per request than 100 us at the same p50/p99; with one
-connection (ping-pong) 0 adds ~20-35 us to p50 and lowers req/s by a third
-to a half, while 100 us beats uvloop's latency. The default stays 100 us
-(latency first, as the loop's design asks); throughput servers that care about
-CPU per request set AIORUSTY_BUSY_POLL_US=0. An idle server sleeps either way
+bench/http_loops.py, results in bench/results/http_loops*.json): a spinning
+loop burns the idle gaps between requests, so below saturation the CPU per
+request is set by the window, not by the per-tick cost. Server CPU per request
+against uvloop (httptools / streams / aiohttp, quiet 2-core VM):
+  wrk -c32  default 0.66 / 0.48 / 0.80    busy-poll 0: 0.51 / 0.48 / 0.82
+  wrk -c8   default 0.93 / 1.16 / 1.01    busy-poll 0: 0.63 / 0.98 / 0.99
+  wrk -c1   default 1.26 / 1.68 / 1.49    busy-poll 0: 1.20 / 1.38 / 1.46
+With one connection the default answers in half uvloop's p50 (27 vs 59 us)
+at twice its req/s; busy-poll 0 sleeps at the first empty poll (requests
+batch up while it sleeps) and matches uvloop's latency (62 us p50). The
+default stays 100 us (latency first); servers that care about CPU per
+request set AIORUSTY_BUSY_POLL_US=0. An idle server sleeps either way
 (bench/idle_cpu.py: ~0.01% of a core).
 """
 
