@@ -12,12 +12,18 @@ One tick (asyncio's _run_once -> RustySelector.select(timeout)):
   1. stack.poll(now): ONE C call per stack (one stack per loop in production): rx bursts, protocol processing, due timers,
      tx flush of what transports queued in the previous tick. Its socket events
      (a list of (sock, type, flags, arg, arg2) tuples) are queued.
+     On a stack made only of taps (whose fd is readable exactly while frames
+     wait) the poll is gated: it runs when next_deadline() says the stack has
+     work now (queued output, events, due timers) or when this tick's epoll
+     finds a device fd readable. A busy-poll tick with nothing to do then
+     costs one epoll_wait(0) instead of that plus a tap read() that finds
+     nothing, and faster Python no longer means more empty reads per request.
   2. epoll: timeout 0 when events are queued or the last stack activity is less
      than busy_poll_us old (adaptive busy-poll); otherwise sleep on the device
      fds + kernel fds, with asyncio's timeout bounded by stack.next_deadline().
-     A timeout-0 epoll is skipped when the last one is less than
-     KERNEL_POLL_US old: at load it was one syscall per tick finding nothing,
-     and kernel fds (self-pipe, kernel sockets) still get polled every 50 us.
+     (Skipping the timeout-0 epoll on busy ticks was tried and measured
+     worse: cheaper empty ticks mean more stack polls per request, each one a
+     tap read() that finds nothing - bench/http_loops.py --syscalls.)
      After a sleep the stack is polled once more, so the frame (or the timer)
      that woke us is handled in this same tick.
   3. Return kernel events, minus device fds, plus ONE pseudo-event whose reader
@@ -39,16 +45,18 @@ A kernel fd made ready by call_soon_threadsafe or a signal (asyncio's self-pipe)
 is registered in the same epoll, so both wake a sleeping loop at once.
 
 Busy-poll policy (AIORUSTY_BUSY_POLL_US, default 100; measured with
-bench/http_loops.py, results in bench/results/http_loops_busy_poll_c*.json):
-a spinning loop burns the idle gaps between requests, so below saturation
-the CPU per request is set by the window, not by the per-tick cost. With
-wrk -c8/-c32 on this 2-core VM, busy-poll 0 (sleep at the first empty poll,
-which also lets requests batch up: ~3-7 per poll instead of ~1) cost 10-35%
-less server CPU per request than 100 us at the same p50/p99; with one
-connection (ping-pong) 0 adds ~20-35 us to p50 and lowers req/s by a third
-to a half, while 100 us beats uvloop's latency. The default stays 100 us
-(latency first, as the loop's design asks); throughput servers that care about
-CPU per request set AIORUSTY_BUSY_POLL_US=0. An idle server sleeps either way
+bench/http_loops.py, results in bench/results/http_loops*.json): a spinning
+loop burns the idle gaps between requests, so below saturation the CPU per
+request is set by the window, not by the per-tick cost. Server CPU per request
+against uvloop (httptools / streams / aiohttp, quiet 2-core VM):
+  wrk -c32  default 0.66 / 0.48 / 0.80    busy-poll 0: 0.51 / 0.48 / 0.82
+  wrk -c8   default 0.93 / 1.16 / 1.01    busy-poll 0: 0.63 / 0.98 / 0.99
+  wrk -c1   default 1.26 / 1.68 / 1.49    busy-poll 0: 1.20 / 1.38 / 1.46
+With one connection the default answers in half uvloop's p50 (27 vs 59 us)
+at twice its req/s; busy-poll 0 sleeps at the first empty poll (requests
+batch up while it sleeps) and matches uvloop's latency (62 us p50). The
+default stays 100 us (latency first); servers that care about CPU per
+request set AIORUSTY_BUSY_POLL_US=0. An idle server sleeps either way
 (bench/idle_cpu.py: ~0.01% of a core).
 """
 
@@ -61,10 +69,27 @@ from ._rusty import ffi
 __all__ = ["RustySelector"]
 
 RECV_BUF = 256 * 1024
-# While the loop is busy (epoll timeout 0), kernel fds are polled at most this
-# often: an epoll_wait(0) per tick was a syscall per tick for nothing at load.
-KERNEL_POLL_US = 50
 _DEVICE = object()          # data of device fds in the inner selector: never returned to asyncio
+
+
+# Drivers whose fd is readable exactly while received frames wait in the kernel
+# (a tap's queue). Only for stacks made of these may a busy tick trust epoll
+# instead of polling the stack: AF_PACKET v3 signals per retired block, shm and
+# the in-process devices have frames without a readable fd.
+_FD_DRIVEN = ("tap",)
+
+
+def _fd_driven(stack):
+    devices = getattr(stack, "devices", None)
+    if not devices:
+        return False
+    for dev in devices:
+        info = dev.info()
+        if info["driver"] not in _FD_DRIVEN:
+            return False
+        if any(dev.fileno(q) < 0 for q in range(max(1, info["queues"]))):
+            return False
+    return True
 
 
 class RustySelector(selectors.BaseSelector):
@@ -78,7 +103,6 @@ class RustySelector(selectors.BaseSelector):
         self._pending = []              # [(transports of a stack, its events)] not dispatched yet
         self._last_activity = 0         # now_us of the last poll that returned events
         self._active = False            # output queued since the last tick (note_activity)
-        self._epoll_at = -KERNEL_POLL_US   # now_us of the last epoll_wait on the kernel fds
         self.now_us = time.monotonic_ns() // 1000    # the time of this tick's stack poll
         self._device_fds = set()
         self.transports = {id(st): {} for st in self.stacks}    # stack -> {socket handle: transport}
@@ -107,6 +131,7 @@ class RustySelector(selectors.BaseSelector):
         for fd in fds - self._device_fds:
             self._inner.register(fd, selectors.EVENT_READ, _DEVICE)
         self._device_fds = fds
+        self._gated = bool(self.stacks) and all(_fd_driven(st) for st in self.stacks)
 
     def fileno(self):
         return -1                       # the pseudo-event's fileobj; never polled
@@ -126,6 +151,14 @@ class RustySelector(selectors.BaseSelector):
             if events:
                 self._pending.append((self.transports[id(st)], events))
                 self._last_activity = now
+
+    def _due(self, now):
+        """True when a stack has work without a frame arriving: output, events, timers."""
+        for st in self.stacks:
+            d = st.next_deadline(now)
+            if d is not None and d <= now:
+                return True
+        return False
 
     def _deadline(self, now):
         best = None
@@ -161,8 +194,9 @@ class RustySelector(selectors.BaseSelector):
         if self._active:
             self._active = False
             self._last_activity = now
-        self._poll(now)
-        self.ticks += 1
+        if not self._gated or self._due(now):
+            self._poll(now)
+            self.ticks += 1
         if self._pending or now - self._last_activity < self.busy_poll_us:
             timeout = 0
         elif timeout is None or timeout > 0:
@@ -171,17 +205,16 @@ class RustySelector(selectors.BaseSelector):
                 wait = max(0, deadline - now) / 1e6
                 if timeout is None or wait < timeout:
                     timeout = wait
-        if timeout == 0 and now - self._epoll_at < KERNEL_POLL_US:
-            ready = []                  # busy tick: the kernel fds were polled a moment ago
-        else:
-            ready = self._inner.select(timeout)
-            self._epoll_at = now
+        ready = self._inner.select(timeout)
         if timeout is None or timeout > 0:
             # Woken by a device fd, a kernel fd or the stack's deadline: run the
             # stack now so what woke us is handled in this tick.
             self.sleeps += 1
             self.now_us = now = time.monotonic_ns() // 1000
             self._poll(now)
+            self.ticks += 1
+        elif self._gated and ready and any(kv[0].data is _DEVICE for kv in ready):
+            self._poll(now)             # frames are waiting: take them in this tick
             self.ticks += 1
         if self._device_fds and ready:
             ready = [kv for kv in ready if kv[0].data is not _DEVICE]

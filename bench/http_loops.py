@@ -22,7 +22,13 @@ runs on its own core instead of on the sender's.
 Per run: requests/s (wrk), the server process's CPU time (/proc/PID/stat
 utime+stime) per request, and core 0's busy time (/proc/stat, everything but
 idle and iowait) per request, which also counts kernel work done for the server
-outside its process (softirqs of its veth). The loops of an app run alternated
+outside its process (softirqs of its veth) - and whatever other process ran on
+core 0 meanwhile (on a shared machine, compare it within a round only). The
+process figure flatters kernel-stack servers: their TCP receive work runs in
+softirq context and is mostly not charged to them, while aiorusty's whole
+stack runs in its process. With --syscalls, perf counts the server's system
+calls per request. At exit each aiorusty server reports its stack polls and
+sleeps (requests per poll = batching). The loops of an app run alternated
 (A B C A B C ...), every server started once per app and warmed up; figures are
 medians over the rounds and ratios against uvloop are medians of per-round
 ratios (same round, so the machine's drift cancels). This machine is noisy:
