@@ -155,11 +155,12 @@ void tcp_sndq_clear(struct rusty_tcb *t)
    ranges, also return 1 and the (unfolded) ones'-complement sum of those
    bytes as placed at `out` (an even offset of the TCP segment, since TCP
    headers are multiples of 4 bytes): payload pieces come from the prefix
-   tables, ring pieces are summed as they are copied. Otherwise return 0 and
-   leave the sum to the device (CSUM_PARTIAL). */
-int tcp_sndq_copy(struct rusty_tcb *t, uint32_t seq, uint32_t len, uint8_t *out, uint64_t *sum)
+   tables, ring pieces are summed as they are copied. Otherwise (or when the
+   caller does not want the sum: its device finishes checksums itself) return
+   0 and leave the sum to the device (CSUM_PARTIAL). */
+int tcp_sndq_copy(struct rusty_tcb *t, uint32_t seq, uint32_t len, uint8_t *out, uint64_t *sum, int want_sum)
 {
-    int summing = t->spay != 0;
+    int summing = want_sum && t->spay != 0;
     uint64_t acc = 0;
     uint32_t skip = seq_diff(seq, t->sbuf_seq);   /* queue offset of the first byte */
     uint32_t ring_off = 0;                          /* ring bytes before the current chunk */
