@@ -16,14 +16,14 @@ import subprocess
 import sys
 
 import pytest
-from _netns import need_tool, netns, sh, unique, veth_pair
+from _netns import need_tool, needs_root, netns, sh, unique, veth_pair
 from test_tap import subnet
 
 from aiorusty.testbed.http import generated_body
 
 from ._util import ROOT
 
-pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root"), pytest.mark.timeout(180)]
+pytestmark = [needs_root, pytest.mark.timeout(180)]
 
 
 @contextlib.contextmanager

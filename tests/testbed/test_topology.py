@@ -12,8 +12,9 @@ import pytest
 from aiorusty.testbed.topology import Topology, _existing_ns, down, up
 
 from ._util import ROOT
+from _netns import needs_root
 
-pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root"), pytest.mark.timeout(120)]
+pytestmark = [needs_root, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
