@@ -262,9 +262,7 @@ class StackStreamTransport(_StackTransport, Transport):
         if not data:
             return
         if self._conn_lost:
-            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                log.warning("socket.send() raised exception.")
-            self._conn_lost += 1
+            self._count_write_after_loss()
             return
         if not self._buffer and len(data) >= _DIRECT:
             try:
@@ -279,13 +277,7 @@ class StackStreamTransport(_StackTransport, Transport):
                 return
             data = memoryview(data)[n:]
         # Ensure that what we buffer is immutable (the caller may reuse a bytearray).
-        self._buffer.append(data if type(data) is bytes else bytes(data))
-        self._buffer_size += len(data)
-        if not self._flush_queued:
-            self._flush_queued = True
-            self._selector.flush.append(self)
-        if self._buffer_size > self._high_water:
-            self._maybe_pause_protocol()
+        self._enqueue(data if type(data) is bytes else bytes(data), len(data))
 
     def _write_payload(self, payload):
         # A StaticPayload goes through the same ordered queue as bytes (after
@@ -296,9 +288,7 @@ class StackStreamTransport(_StackTransport, Transport):
         if not len(payload):
             return
         if self._conn_lost:
-            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                log.warning("socket.send() raised exception.")
-            self._conn_lost += 1
+            self._count_write_after_loss()
             return
         off = 0
         if not self._buffer:
@@ -312,12 +302,24 @@ class StackStreamTransport(_StackTransport, Transport):
             self._selector.note_activity()
             if off == len(payload):
                 return
-        self._buffer.append((payload, off, len(payload) - off))
-        self._buffer_size += len(payload) - off
+        self._enqueue((payload, off, len(payload) - off), len(payload) - off)
+
+    def _enqueue(self, item, size):
+        """Queue bytes or a (payload, offset, length) entry for the next tick's hand-over."""
+        self._buffer.append(item)
+        self._buffer_size += size
         if not self._flush_queued:
             self._flush_queued = True
             self._selector.flush.append(self)
-        self._maybe_pause_protocol()
+        if self._buffer_size > self._high_water:
+            self._maybe_pause_protocol()
+
+    def _count_write_after_loss(self):
+        # As asyncio's transports: writes after the connection is lost are
+        # dropped, and after a few of them each one is logged.
+        if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            log.warning("socket.send() raised exception.")
+        self._conn_lost += 1
 
     def writelines(self, list_of_data):
         for data in list_of_data:
