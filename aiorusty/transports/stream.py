@@ -265,15 +265,8 @@ class StackStreamTransport(_StackTransport, Transport):
             self._count_write_after_loss()
             return
         if not self._buffer and len(data) >= _DIRECT:
-            try:
-                n = self._stack.tcp_send(self._handle, data)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
-                return
-            self._selector.note_activity()
-            if n == len(data):
+            n = self._send_now(self._stack.tcp_send, data)
+            if n is None or n == len(data):
                 return
             data = memoryview(data)[n:]
         # Ensure that what we buffer is immutable (the caller may reuse a bytearray).
@@ -292,17 +285,22 @@ class StackStreamTransport(_StackTransport, Transport):
             return
         off = 0
         if not self._buffer:
-            try:
-                off = self._stack.tcp_send_payload(self._handle, payload)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
-                return
-            self._selector.note_activity()
-            if off == len(payload):
+            off = self._send_now(self._stack.tcp_send_payload, payload)
+            if off is None or off == len(payload):
                 return
         self._enqueue((payload, off, len(payload) - off), len(payload) - off)
+
+    def _send_now(self, send, item):
+        """Hand `item` to the stack at once: the count it took, None after a fatal error."""
+        try:
+            n = send(self._handle, item)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return None
+        self._selector.note_activity()
+        return n
 
     def _enqueue(self, item, size):
         """Queue bytes or a (payload, offset, length) entry for the next tick's hand-over."""
