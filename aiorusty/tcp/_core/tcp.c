@@ -641,26 +641,41 @@ int rusty_tcp_connect(struct rusty_stack *s, uint32_t src_ip, uint32_t dst, uint
     return 0;
 }
 
-int rusty_tcp_send(struct rusty_stack *s, uint32_t sock, const uint8_t *data, size_t len, uint64_t now_us)
+/* Whether the user may queue data on t now: 0, or the errno a kernel socket gives. */
+static int can_send(const struct rusty_tcb *t)
 {
-    struct rusty_tcb *t = get_tcb(s, sock);
-    if (!t)
-        return -EBADF;
-    (void)now_us;
     if (t->state == TCP_CLOSED)
         return t->error ? t->error : -EPIPE;
     if (t->flags & TF_FIN_QUEUED)
         return -EPIPE;
     if (t->state == TCP_LISTEN)
         return -ENOTCONN;
-    if (len > INT32_MAX)
-        len = INT32_MAX;
-    uint32_t n = tcp_sndq_push_bytes(t, data, (uint32_t)len);
+    return 0;
+}
+
+/* What a send call returns once n of len bytes were queued; output follows
+   once the connection is synchronized. */
+static int queued(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n, size_t len)
+{
     if (!n && len)
         return -EAGAIN;
     if (t->state != TCP_SYN_SENT && t->state != TCP_SYN_RECEIVED)
         tcp_want_output(s, t);
     return (int)n;
+}
+
+int rusty_tcp_send(struct rusty_stack *s, uint32_t sock, const uint8_t *data, size_t len, uint64_t now_us)
+{
+    struct rusty_tcb *t = get_tcb(s, sock);
+    if (!t)
+        return -EBADF;
+    (void)now_us;
+    int err = can_send(t);
+    if (err)
+        return err;
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    return queued(s, t, tcp_sndq_push_bytes(t, data, (uint32_t)len), len);
 }
 
 int rusty_tcp_send_payload(struct rusty_stack *s, uint32_t sock, struct rusty_payload *p, size_t off, size_t len,
@@ -672,20 +687,12 @@ int rusty_tcp_send_payload(struct rusty_stack *s, uint32_t sock, struct rusty_pa
     (void)now_us;
     if (!p || off > rusty_payload_len(p) || len > rusty_payload_len(p) - off)
         return -EINVAL;
-    if (t->state == TCP_CLOSED)
-        return t->error ? t->error : -EPIPE;
-    if (t->flags & TF_FIN_QUEUED)
-        return -EPIPE;
-    if (t->state == TCP_LISTEN)
-        return -ENOTCONN;
+    int err = can_send(t);
+    if (err)
+        return err;
     if (len > INT32_MAX)
         len = INT32_MAX;
-    uint32_t n = tcp_sndq_push_payload(t, p, off, (uint32_t)len);
-    if (!n && len)
-        return -EAGAIN;
-    if (t->state != TCP_SYN_SENT && t->state != TCP_SYN_RECEIVED)
-        tcp_want_output(s, t);
-    return (int)n;
+    return queued(s, t, tcp_sndq_push_payload(t, p, off, (uint32_t)len), len);
 }
 
 /* Nothing readable: 0 at EOF, the pending error (once, like SO_ERROR), or -EAGAIN. */
