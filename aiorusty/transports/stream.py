@@ -150,10 +150,7 @@ class StackStreamTransport(_StackTransport, Transport):
         while not self._paused and not self._closing:
             n = _tcp_recv(ptr, handle, buf, cap)
             if n <= 0:
-                if n == 0:
-                    self._read_ready_eof()
-                elif n != -errno.EAGAIN:
-                    self._fatal_error(OSError(-n, os.strerror(-n)), "Fatal read error on socket transport")
+                self._read_stopped(n)
                 return
             data = _unpack(chars, n)     # the one copy into a bytes object
             try:
@@ -177,10 +174,7 @@ class StackStreamTransport(_StackTransport, Transport):
         while not self._paused and not self._closing:
             n = lib.rusty_tcp_peek(ptr, handle, out, size)
             if n <= 0:
-                if n == 0:
-                    self._read_ready_eof()
-                elif n != -errno.EAGAIN:
-                    self._fatal_error(OSError(-n, os.strerror(-n)), "Fatal read error on socket transport")
+                self._read_stopped(n)
                 return
             region = ffi.buffer(out[0], n)
             base = sys.getrefcount(region)
@@ -234,6 +228,13 @@ class StackStreamTransport(_StackTransport, Transport):
                 return
             if n < len(buf):
                 return                  # drained (see _read_ready_data)
+
+    def _read_stopped(self, ret):
+        """A read from the stack returned ret <= 0: EOF (0), drained (-EAGAIN), or an error."""
+        if ret == 0:
+            self._read_ready_eof()
+        elif ret != -errno.EAGAIN:
+            self._fatal_error(OSError(-ret, os.strerror(-ret)), "Fatal read error on socket transport")
 
     def _read_ready_eof(self):
         self._eof_seen = True
