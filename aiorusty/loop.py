@@ -51,6 +51,7 @@ import socket
 import ssl as _ssl
 import sys
 
+from . import _ipv4 as _ipconv
 from . import config as _config
 from ._selector import RustySelector
 
@@ -62,12 +63,7 @@ _WILDCARDS = (None, "", "0.0.0.0")
 _Base = asyncio.SelectorEventLoop       # asyncio.unix_events._UnixSelectorEventLoop on Unix
 
 
-def _ipv4(host):
-    """host as a normalised IPv4 literal, or None when it is not one."""
-    try:
-        return str(ipaddress.IPv4Address(host))
-    except (ipaddress.AddressValueError, ValueError, TypeError):
-        return None
+_ipv4 = _ipconv.literal               # host as a normalised IPv4 literal, or None
 
 
 def _source_address(stack, dest):

@@ -19,6 +19,7 @@ import os
 import struct
 import time
 
+from .. import _ipv4
 from .._errors import check
 from .._rusty import ffi, lib
 from ..nic import Device, Interface, open_device
@@ -30,17 +31,8 @@ _EVENTS_PER_POLL = 1024
 _CONFIG_FIELDS = {name for name, _ in ffi.typeof("struct rusty_stack_config").fields}
 
 
-def ip_to_int(ip):
-    """Host-order integer of an IPv4 address given as str, int or ipaddress object."""
-    if isinstance(ip, int):
-        return ip
-    if not ip:
-        return 0
-    return int(ipaddress.IPv4Address(str(ip)))
-
-
-def int_to_ip(n):
-    return str(ipaddress.IPv4Address(n))
+ip_to_int = _ipv4.to_int
+int_to_ip = _ipv4.to_str
 
 
 def _free_stack(ptr, devices):
@@ -77,6 +69,7 @@ class Stack(TcpApi):
         self._ptr = ffi.gc(out[0], lambda p, devs=self._devices: _free_stack(p, devs))
         self._events = ffi.new("struct rusty_event[]", _EVENTS_PER_POLL)
         self._events_buf = ffi.buffer(self._events)
+        self._info_out = ffi.new("struct rusty_tcp_info *")     # tcp_endpoints, once per connection
         self._recv_buf = ffi.new("uint8_t[]", 65536)
         self._src = ffi.new("uint32_t *")
         self._port = ffi.new("uint16_t *")

@@ -11,9 +11,9 @@ RUSTY_EV_TCP_CONNECTED or RUSTY_EV_TCP_CLOSED event (from Stack.poll) follows.
 """
 
 import errno
-import ipaddress
 import socket
 
+from .. import _ipv4
 from .._errors import check
 from .._rusty import ffi, lib
 
@@ -43,16 +43,8 @@ _NAMES = {
 }
 
 
-def _ip(ip):
-    if isinstance(ip, int):
-        return ip
-    if not ip:
-        return 0
-    return int(ipaddress.IPv4Address(str(ip)))
-
-
-def _str_ip(n):
-    return str(ipaddress.IPv4Address(n))
+_ip = _ipv4.to_int
+_str_ip = _ipv4.to_str
 
 
 class TcpApi:
@@ -158,6 +150,13 @@ class TcpApi:
         info["local"] = (_str_ip(out.local_ip), out.local_port)
         info["remote"] = (_str_ip(out.remote_ip), out.remote_port)
         return info
+
+    def tcp_endpoints(self, h):
+        """((local_ip, local_port), (remote_ip, remote_port)): tcp_info's addresses alone, for
+        every new transport (no dict of every field)."""
+        out = self._info_out
+        check(lib.rusty_tcp_get_info(self._ptr, h, out), "tcp info")
+        return (_str_ip(out.local_ip), out.local_port), (_str_ip(out.remote_ip), out.remote_port)
 
     def tcp_setsockopt(self, h, opt, value):
         """opt: a name ('nodelay', 'keepidle', ...; times in seconds) or a socket module

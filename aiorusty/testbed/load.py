@@ -220,6 +220,8 @@ class Generator:
         self.stopping = False
         self.closing_all = False
         self.conns = set()
+        self.connecting = {}                # slot task -> when its connect started
+        self.connect_expired = set()        # slot tasks the tick cancelled for connect_timeout
         self.pipeline = max(1, opts.pipeline)
         self.rate = opts.rate / workers if opts.rate else 0.0
         self.ports = None
@@ -279,11 +281,19 @@ class Generator:
         kw = {}
         if self.ports is not None:
             kw["local_addr"] = ("0.0.0.0", self.ports.next())
+        # The once-a-second tick cancels a connect older than the timeout: no
+        # timer or timeout context per connection (this runs once per request
+        # with --new-connection).
+        task = asyncio.current_task()
+        self.connecting[task] = time.monotonic()
         try:
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: _Conn(self), self.host, self.port, **kw),
-                self.opts.timeout)
-        except asyncio.TimeoutError:
+            _, conn = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port, **kw)
+        except asyncio.CancelledError:
+            if task not in self.connect_expired:
+                raise
+            self.connect_expired.discard(task)
+            if hasattr(task, "uncancel"):
+                task.uncancel()
             self.error("connect_timeout")
             return None
         except ConnectionRefusedError:
@@ -295,6 +305,8 @@ class Generator:
             self.error("connect_error")
             self.errnos[errno.errorcode.get(exc.errno, str(exc.errno))] += 1
             return None
+        finally:
+            self.connecting.pop(task, None)
         self.connects += 1
         self.conns.add(conn)
         return conn
@@ -436,6 +448,10 @@ class Generator:
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
+            for task, t in list(self.connecting.items()):
+                if now - t > self.opts.timeout and task not in self.connect_expired:
+                    self.connect_expired.add(task)
+                    task.cancel()
             for c in list(self.conns):
                 if c.sent and now - c.last_io > self.opts.timeout and not c.lost:
                     self.error("timeout")
@@ -468,8 +484,11 @@ def load_worker(index, count, ready, opts):
             # that cannot hold old segments anyway (shm, a local tap).
             # The stack keeps a TIME-WAIT connection's buffers until it ends, so
             # they are small here (requests are small; responses of a page or so).
-            stack_opts = {"max_tcp_conns": 32768, "max_sockets": 32768, "tcp_msl_us": opts.msl_ms * 1000,
-                          "tcp_sndbuf": 4096, "tcp_rcvbuf": 65536, "tcp_buffer_budget": 3 << 30}
+            # Every port above 1023 is ephemeral: at 2*MSL = 0.5 s the stack's
+            # default 16k ports run out at 32k connections/s.
+            stack_opts = {"max_tcp_conns": 65536, "max_sockets": 65536, "tcp_msl_us": opts.msl_ms * 1000,
+                          "tcp_sndbuf": 4096, "tcp_rcvbuf": 65536, "tcp_buffer_budget": 3 << 30,
+                          "ephemeral_lo": 1024, "ephemeral_hi": 65535}
     loop, stack = loops.new_loop(kind, iface, busy_poll_us=opts.busy_poll_us, **stack_opts)
     try:
         asyncio.set_event_loop(loop)

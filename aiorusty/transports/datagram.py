@@ -17,12 +17,12 @@ Stack.udp_recvfrom (C) -> protocol.datagram_received.
 """
 
 import collections
-import ipaddress
 import os
 import socket
 import sys
 from asyncio import DatagramTransport, constants
 
+from .. import _ipv4
 from .._rusty import lib
 from ._base import _StackTransport, log, set_result_unless_cancelled
 
@@ -39,9 +39,8 @@ def _dest(addr):
     if not isinstance(addr, tuple):
         raise TypeError(f"AF_INET address must be tuple, not {type(addr).__name__}")
     host, port = addr
-    try:
-        ip = str(ipaddress.IPv4Address(host))
-    except ValueError:
+    ip = _ipv4.literal(host)
+    if ip is None:
         ip = socket.gethostbyname(host)
     return ip, port
 
@@ -104,7 +103,7 @@ class StackDatagramTransport(_StackTransport, DatagramTransport):
     def _error_event(self, code, peer_ip):
         if self._closing or self._address is None:
             return
-        if peer_ip and str(ipaddress.IPv4Address(peer_ip)) != self._address[0]:
+        if peer_ip and _ipv4.to_str(peer_ip) != self._address[0]:
             return
         self._protocol.error_received(OSError(code, os.strerror(code)))
 

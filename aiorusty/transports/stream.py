@@ -82,9 +82,7 @@ class StackStreamTransport(_StackTransport, Transport):
 
     def __init__(self, loop, stack, handle, protocol, waiter=None, extra=None, server=None):
         super().__init__(loop, stack, handle, protocol, extra)
-        info = stack.tcp_info(handle)
-        self._extra["sockname"] = info["local"]
-        self._extra["peername"] = info["remote"]
+        self._extra["sockname"], self._extra["peername"] = stack.tcp_endpoints(handle)
         self._server = server
         self._buffer = collections.deque()
         self._eof = False               # write_eof() called
@@ -95,10 +93,17 @@ class StackStreamTransport(_StackTransport, Transport):
         self.set_protocol(protocol)
         if server is not None:
             server._attach(self) if _ATTACH_TRANSPORT else server._attach()
-        self._call_soon(self._protocol.connection_made, self)
-        self._call_soon(self._read_ready)          # data may have arrived before we existed
+        self._call_soon(self._start)
         if waiter is not None:
             self._call_soon(set_result_unless_cancelled, waiter, None)
+
+    def _start(self):
+        # One callback for asyncio's two (connection_made, then the reader added):
+        # the same order, one Handle less per connection.
+        try:
+            self._protocol.connection_made(self)
+        finally:
+            self._read_ready()              # data may have arrived before we existed
 
     def set_protocol(self, protocol):
         self._buffered = isinstance(protocol, BufferedProtocol)

@@ -147,3 +147,22 @@ def test_kernel_and_uvloop_modes(tmp_path):
         r = json.loads(report.read_text())
         assert r["requests"] == 500 and r["errors"] == {} and r["wire_gbps"] is None
         assert r["bytes"] > 500 * 16384
+
+
+def test_connect_timeout_is_counted_and_the_run_ends(tmp_path):
+    # The server's side of the link drops every frame, so no connect can finish:
+    # each is cancelled once older than --timeout and counted, and the run still
+    # stops by itself at -d.
+    name = f"tbt{os.getpid()}"
+    report = tmp_path / "load.json"
+    srv = popen("serve", "--iface", f"shm:{name},ip={SERVER_IP}/24,drop=1", "--port", "8080", "--duration", "40")
+    try:
+        assert "aiorusty serve: http://" in srv.stdout.readline(), srv.stderr.read()
+        res = cli("load", f"http://{SERVER_IP}:8080/64", "--iface", f"shm:{name},ip={CLIENT_IP}/24",
+                  "-d", "3", "-c", "2", "--timeout", "1", "--workers", "1", "--json", str(report), timeout=60)
+    finally:
+        stop_server(srv)
+    r = json.loads(report.read_text())
+    assert r["requests"] == 0 and r["connections"] == 0
+    assert r["errors"].get("connect_timeout", 0) >= 2, (r["errors"], res.stderr)
+    assert set(r["errors"]) == {"connect_timeout"}
