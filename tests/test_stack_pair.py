@@ -605,3 +605,29 @@ def test_gleaning_keeps_a_used_entry_reachable(link):
     frames = drain(b)
     assert [f for f in frames if f.arp] == []
     assert len(frames) == 4
+
+
+@pytest.mark.parametrize("budget, burst, polls", [(None, None, [100]), (40, 16, [40, 80, 100])])
+def test_rx_budget_bounds_the_frames_of_one_poll(budget, burst, polls):
+    # A poll drains each queue in rx_burst bursts up to rx_budget frames (default
+    # 256), then ends so timers and output run; the rest waits for the next poll.
+    a, b = open_pair(ring=512)
+    config = {} if budget is None else {"rx_budget": budget, "rx_burst": burst}
+    s = Stack(seed=1, udp_rx_queue=512, **config)
+    try:
+        s.add_interface(a, ip=f"{ME}/24", now_us=T0)
+        smac = mac(a.info()["mac"])
+        h = s.udp_bind(None, 7)
+        for i in range(100):
+            b.send(eth(smac, PEER_MAC, ETH_IP, ipv4(PEER, ME, 17, udp(PEER, ME, 1, 7, i.to_bytes(2, "big")))))
+        base = a.stats()["rx_frames"]
+        seen = []
+        for _ in polls:
+            s.poll(T0)
+            seen.append(a.stats()["rx_frames"] - base)
+        assert seen == polls
+        assert [s.udp_recvfrom(h)[0] for _ in range(100)] == [i.to_bytes(2, "big") for i in range(100)]
+    finally:
+        s.close()
+        a.close()
+        b.close()

@@ -23,6 +23,7 @@ struct rusty_dev;                       /* a NIC driver or a wrapper around one 
 #define RUSTY_OFF_RX_CSUM 1             /* device tells us received L4 checksums are valid */
 #define RUSTY_OFF_TX_CSUM 2             /* device completes partial L4 checksums on transmit */
 #define RUSTY_OFF_TSO 4                 /* device segments large TCP frames (unused yet) */
+#define RUSTY_OFF_TX_SG 8               /* device transmits a frame with an external tail (buf.h ext) */
 
 struct rusty_dev_info {
     char name[32];
@@ -58,6 +59,8 @@ struct rusty_dev_config {
 #define RUSTY_DEVF_NO_OFFLOAD 2         /* do not negotiate checksum offload */
 #define RUSTY_DEVF_SINGLE_QUEUE 4       /* open one explicit queue, not all */
 #define RUSTY_DEVF_STEER 8              /* shm, several queues: each frame's queue by symmetric flow hash */
+#define RUSTY_DEVF_GATHER 16            /* pair: offer TX checksum and scatter-gather offload and do both
+                                           in software at transmit, as a NIC would (tests those paths) */
 
 /* Fault injection: probabilities are parts per million, delays microseconds. */
 struct rusty_faults_config {
@@ -141,6 +144,7 @@ struct rusty_stack_config {
     uint16_t ephemeral_hi;              /* default 65535 */
     uint16_t rx_burst;                  /* frames per rx burst (default 32) */
     uint16_t flags;
+    uint32_t rx_budget;                 /* frames per device queue per poll, in rx_burst bursts (default 256) */
 };
 
 /* Socket events returned by rusty_stack_poll. 16 bytes, packed for struct.iter_unpack("<IHHiI"). */

@@ -199,11 +199,13 @@ def open_device(spec):
     return dev
 
 
-def open_pair(pool=0, ring=0):
-    """Two devices joined like a cable (in-process), for tests: (a, b)."""
+def open_pair(pool=0, ring=0, gather=False):
+    """Two devices joined like a cable (in-process), for tests: (a, b). gather: they offer
+    TX checksum and scatter-gather offload and do both in software (RUSTY_DEVF_GATHER)."""
     cfg = ffi.new("struct rusty_dev_config *")
     cfg.pool_buffers = pool
     cfg.ring_frames = ring
+    cfg.flags = lib.RUSTY_DEVF_GATHER if gather else 0
     a = ffi.new("struct rusty_dev **")
     b = ffi.new("struct rusty_dev **")
     check(lib.rusty_pair_open(cfg, a, b), "pair device")

@@ -25,7 +25,11 @@ from . import loops
 from .hist import Histogram
 from .http import _nodelay
 from .steer import PortPicker
+from ..transports.zerocopy import ViewProtocol
 
+HEAD_WINDOW = 4096                      # bytes copied out of a view to find a response header
+MAX_HEAD = 65536                        # a longer response header is a bad_response
+VIEW_BODY = 64 * 1024                   # a body this big switches a stack connection to views
 DEFAULT_IFACE = "shm:aiorusty,ip=10.77.0.2/24"
 DEFAULT_URL = "http://10.77.0.1:8080/64"
 ERROR_KINDS = ("connect_refused", "connect_timeout", "connect_error", "reset", "closed", "timeout",
@@ -71,11 +75,38 @@ def parse_urls(url=None, url_list=None):
     return out
 
 
+def _window(view, pos, n, size):
+    """bytes of view[pos:pos+size] (the whole view without slicing it when it fits)."""
+    return view.tobytes() if pos == 0 and n <= size else view[pos:pos + size].tobytes()
+
+
+class _Views(ViewProtocol):
+    """What a connection's transport calls once its responses are big: the stack's
+    receive ring as views (bodies counted without a copy), forwarded to the _Conn."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def view_received(self, view):
+        self.conn._feed(view, True)
+
+    def eof_received(self):
+        return self.conn.eof_received()
+
+    def connection_lost(self, exc):
+        self.conn.connection_lost(exc)
+
+
 class _Conn(asyncio.Protocol):
-    """One client connection: writes requests, parses responses, reports each completion."""
+    """One client connection: writes requests, parses responses, reports each completion.
+
+    Responses arrive as bytes until one announces a body of VIEW_BODY bytes or
+    more; on the user-space stack the connection then reads views of the
+    receive ring instead (_Views): a view costs more Python per read than a
+    small bytes object, and saves a copy of every byte of a big body."""
 
     __slots__ = ("gen", "transport", "sent", "rest", "remaining", "status", "resp_bytes", "done",
-                 "next_t", "timer", "last_io", "lost", "is_new")
+                 "next_t", "timer", "last_io", "lost", "is_new", "viewing")
 
     def __init__(self, gen):
         self.gen = gen
@@ -90,6 +121,7 @@ class _Conn(asyncio.Protocol):
         self.timer = None
         self.last_io = time.monotonic()
         self.lost = False
+        self.viewing = False
 
     def connection_made(self, transport):
         self.transport = transport
@@ -106,11 +138,15 @@ class _Conn(asyncio.Protocol):
         self.last_io = time.monotonic()
 
     def data_received(self, data):
+        """Kernel loops: a new bytes object per read."""
+        self._feed(data, False)
+
+    def _feed(self, buf, is_view):
+        """Parse responses from bytes, or from a view of the TCP receive ring valid during
+        this call: bodies are only counted, so a big body costs no copy; headers are copied
+        out in windows (HEAD_WINDOW bytes, MAX_HEAD for a long header) to be parsed."""
         self.last_io = time.monotonic()
-        if self.rest:
-            data = self.rest + data
-            self.rest = b""
-        pos, n = 0, len(data)
+        pos, n = 0, len(buf)
         gen = self.gen
         while pos < n:
             if self.remaining > 0:
@@ -124,10 +160,23 @@ class _Conn(asyncio.Protocol):
                     self.resp_bytes += take
                     return
             else:
-                end = data.find(b"\r\n\r\n", pos)
+                if is_view:
+                    data = _window(buf, pos, n, HEAD_WINDOW)
+                    if n - pos > len(data) and b"\r\n\r\n" not in data:
+                        data = _window(buf, pos, n, MAX_HEAD)       # a long header: look further
+                    off = 0
+                    more = n - pos > len(data)          # bytes of this read beyond the window
+                else:
+                    data, off, more = buf, pos, False
+                shift = len(self.rest)
+                if shift:
+                    data = self.rest + data[off:]
+                    off = 0
+                    self.rest = b""
+                end = data.find(b"\r\n\r\n", off)
                 if end < 0:
-                    self.rest = data[pos:]
-                    if len(self.rest) > 65536:
+                    self.rest = data[off:]
+                    if more or len(self.rest) > MAX_HEAD:
                         gen.error("bad_response")
                         self.transport.abort()
                     return
@@ -135,28 +184,31 @@ class _Conn(asyncio.Protocol):
                     gen.error("bad_response")       # a response nobody asked for
                     self.transport.abort()
                     return
-                if data[pos:pos + 7] != b"HTTP/1." or not data[pos + 9:pos + 12].isdigit():
+                if data[off:off + 7] != b"HTTP/1." or not data[off + 9:off + 12].isdigit():
                     gen.error("bad_response")
                     self.transport.abort()
                     return
-                self.status = int(data[pos + 9:pos + 12])
-                i = data.find(b"Content-Length: ", pos, end)
+                self.status = int(data[off + 9:off + 12])
+                i = data.find(b"Content-Length: ", off, end)
                 if i < 0:
-                    j = data[pos:end].lower().find(b"content-length:")
-                    i = pos + j if j >= 0 else -1
-                    off = 15
+                    j = data[off:end].lower().find(b"content-length:")
+                    i = off + j if j >= 0 else -1
+                    skip = 15
                 else:
-                    off = 16
+                    skip = 16
                 if i >= 0:
                     k = data.find(b"\r\n", i, end + 2)
-                    length = int(data[i + off:k])
+                    length = int(data[i + skip:k])
                 else:
                     length = 0
                 if gen.is_head[self.sent[0][1]] or self.status in (204, 304):
                     length = 0
-                self.resp_bytes = end + 4 - pos
+                self.resp_bytes = end + 4 - off
                 self.remaining = length
-                pos = end + 4
+                if length >= VIEW_BODY and not self.viewing and gen.stack is not None:
+                    self.viewing = True
+                    self.transport.set_protocol(_Views(self))
+                pos += end + 4 - off - shift
                 if length:
                     continue
             # one response complete

@@ -9,17 +9,17 @@ after queued data), close (flush, then FIN), abort, and the socket-like
 get_extra_info('socket') whose TCP_NODELAY/SO_KEEPALIVE act on the connection.
 Not: connecting/accepting (aiorusty.server), the TCP state machine (C).
 
-Write path: a write() of at least _DIRECT bytes into an empty buffer goes to
-the stack at once (as asyncio's send() would); smaller writes are queued and
-handed over once per tick, coalesced into one Stack.tcp_send, just before the
-selector polls the stack (RustySelector.flush), so a protocol that writes a
-response in ten pieces costs one C call and the stack sees one segment's worth
-of data. What the stack's send buffer cannot take stays here, counts in
-get_write_buffer_size() and is sent on the next WRITABLE event.
+Write path: a write() into an empty buffer goes to the stack's send ring at
+once (as asyncio's send() would): rusty_tcp_send only queues, and segments
+are built when the stack polls, so the writes of one tick still leave as
+full segments. What the stack's send buffer cannot take, and writes behind
+it, queue here in order, count in get_write_buffer_size() and are handed
+over once per tick, coalesced, just before the selector polls the stack
+(RustySelector.flush), or on the next WRITABLE event.
 
 Call chains: RustySelector._dispatch -> _stack_event -> _read_ready ->
-Stack.tcp_recv (C) -> protocol.data_received;  write -> (queue) ->
-RustySelector.select -> _write_ready -> Stack.tcp_send (C).
+rusty_tcp_recv (C) -> protocol.data_received;  write -> rusty_tcp_send (C)
+| (queue) -> RustySelector.select -> _write_ready -> rusty_tcp_send (C).
 Errors from protocol callbacks and the stack take asyncio's one path:
 _fatal_error -> _force_close -> _call_connection_lost.
 """
@@ -44,7 +44,6 @@ _EV_READABLE = lib.RUSTY_EV_TCP_READABLE
 _EV_WRITABLE = lib.RUSTY_EV_TCP_WRITABLE
 _EV_EOF = lib.RUSTY_EV_TCP_EOF
 _EV_CLOSED = lib.RUSTY_EV_TCP_CLOSED
-_DIRECT = 16 * 1024           # writes this big skip the per-tick queue when nothing is queued
 _COALESCE = 256 * 1024        # at most this much is joined into one tcp_send
 _ATTACH_TRANSPORT = sys.version_info >= (3, 13)     # Server._attach(transport) vs _attach()
 _EAGAIN = -errno.EAGAIN
@@ -270,8 +269,11 @@ class StackStreamTransport(_StackTransport, Transport):
         if self._conn_lost:
             self._count_write_after_loss()
             return
-        if not self._buffer and len(data) >= _DIRECT:
-            n = self._send_now(self._stack.tcp_send, data)
+        if not self._buffer:
+            # Straight into the stack's send ring: rusty_tcp_send only queues
+            # (segments are built when the stack polls, coalescing this tick's
+            # writes), so this is one C call and sends nothing earlier.
+            n = self._send_bytes(data)
             if n is None or n == len(data):
                 return
             data = memoryview(data)[n:]
@@ -295,6 +297,24 @@ class StackStreamTransport(_StackTransport, Transport):
             if off is None or off == len(payload):
                 return
         self._enqueue((payload, off, len(payload) - off), len(payload) - off)
+
+    def _send_bytes(self, data):
+        """write()'s direct path: the count the stack took, None after a fatal error."""
+        try:
+            ptr = self._stack._live()
+        except ValueError as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return None
+        # bytes go to cffi as the const uint8_t * itself; other buffers need a view.
+        n = _tcp_send(ptr, self._handle, data if type(data) is bytes else ffi.from_buffer(data), len(data),
+                      self._selector.now_us)
+        if n < 0:
+            if n != _EAGAIN:
+                self._fatal_error(_send_error(n), "Fatal write error on socket transport")
+                return None
+            n = 0
+        self._selector.note_activity()
+        return n
 
     def _send_now(self, send, item):
         """Hand `item` to the stack at once: the count it took, None after a fatal error."""

@@ -118,10 +118,10 @@ class Seg:
 class Peer:
     """The test's end of the wire, and the clock."""
 
-    def __init__(self, now=0, **config):
+    def __init__(self, now=0, gather=False, **config):
         config.setdefault("arp_timeout_us", 4_000_000_000)
         config.setdefault("tcp_msl_us", 2_000_000)
-        self.a, self.b = open_pair()
+        self.a, self.b = open_pair(gather=gather)
         self.stack = Stack(seed=7, **config)
         self.now = now
         self.stack.add_interface(self.a, now, ip=f"{STACK_IP}/24")

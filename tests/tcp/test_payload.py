@@ -16,9 +16,12 @@ from _pkt import csum, ip4
 from _script import EV, Peer, ev_types
 
 
-@pytest.fixture
-def p():
-    peer = Peer()
+@pytest.fixture(params=["copy", "gather"])
+def p(request):
+    # copy: segments are copied from the payload into frames (the pair offers no
+    # offload, so checksums come from the prefix tables); gather: the pair offers
+    # scatter-gather, so frames point into the payload and hold a reference to it.
+    peer = Peer(gather=request.param == "gather")
     yield peer
     peer.close()
 

@@ -43,8 +43,32 @@ void rusty_pool_destroy(struct rusty_pool *pool)
     memset(pool, 0, sizeof(*pool));
 }
 
+void rusty_buf_drop_ext(struct rusty_buf *b)
+{
+    if (b->ext_release)
+        b->ext_release(b->ext_owner);
+    b->ext = NULL;
+    b->ext_len = 0;
+    b->ext_release = NULL;
+    b->ext_owner = NULL;
+}
+
+int rusty_buf_linearize(struct rusty_buf *b)
+{
+    if (!b->ext_len)
+        return 0;
+    if (rusty_buf_tailroom(b) < b->ext_len)
+        return -EMSGSIZE;
+    memcpy(rusty_buf_data(b) + b->len, b->ext, b->ext_len);
+    b->len = (uint16_t)(b->len + b->ext_len);
+    rusty_buf_drop_ext(b);
+    return 0;
+}
+
 struct rusty_buf *rusty_buf_clone(struct rusty_pool *pool, const struct rusty_buf *src)
 {
+    if (src->ext_len && (uint32_t)src->off + src->len + src->ext_len > RUSTY_BUF_SIZE)
+        return NULL;
     struct rusty_buf *b = rusty_pool_get(pool);
     if (!b)
         return NULL;
@@ -56,6 +80,10 @@ struct rusty_buf *rusty_buf_clone(struct rusty_pool *pool, const struct rusty_bu
     b->queue = src->queue;
     b->stamp_us = src->stamp_us;
     memcpy(rusty_buf_data(b), rusty_buf_data(src), src->len);
+    if (src->ext_len) {                 /* the clone is linear */
+        memcpy(rusty_buf_data(b) + src->len, src->ext, src->ext_len);
+        b->len = (uint16_t)(b->len + src->ext_len);
+    }
     return b;
 }
 
@@ -63,6 +91,8 @@ void rusty_buf_complete_csum(struct rusty_buf *b)
 {
     if (!(b->flags & RUSTY_BUF_CSUM_PARTIAL))
         return;
+    if (rusty_buf_linearize(b) != 0)
+        return;                         /* cannot happen for frames within the MTU */
     b->flags &= (uint8_t)~RUSTY_BUF_CSUM_PARTIAL;
     if ((uint32_t)b->csum_start + b->csum_offset + 2 > b->len)
         return;                         /* malformed request: leave the frame as it is */

@@ -6,6 +6,13 @@
  * 2 KiB slot with headroom so headers can be pushed in front of a payload
  * (like an sk_buff): reserve(), then put() the payload, then push() headers.
  *
+ * A transmit buffer may also carry an external tail (scatter-gather): `ext_len`
+ * bytes at `ext` that follow the frame's linear part without being copied into
+ * it - a static payload's bytes, kept alive by a reference the buffer holds
+ * (ext_release drops it when the buffer is freed). Only devices that say
+ * RUSTY_OFF_TX_SG get such frames; every other consumer sees them made linear
+ * first (rusty_buf_linearize: rusty_dev_tx, local delivery, clones).
+ *
  * Owns: buffer layout, the pool, checksum-offload metadata. Not: what frames mean.
  */
 #ifndef RUSTY_BUF_H
@@ -37,6 +44,11 @@ struct rusty_buf {
     uint64_t stamp_us;                  /* wrappers may stamp (delay line) */
     struct rusty_pool *pool;
     struct rusty_buf *next;             /* free list and queues */
+    /* tx only: the external tail (see above); ext_len 0 when there is none */
+    const uint8_t *ext;
+    uint16_t ext_len;
+    void (*ext_release)(void *owner);
+    void *ext_owner;
 };
 
 struct rusty_pool {
@@ -70,8 +82,12 @@ static inline struct rusty_buf *rusty_pool_get(struct rusty_pool *pool)
     return b;
 }
 
+void rusty_buf_drop_ext(struct rusty_buf *b);
+
 static inline void rusty_buf_free(struct rusty_buf *b)
 {
+    if (b->ext_len)
+        rusty_buf_drop_ext(b);
     struct rusty_pool *pool = b->pool;
     b->next = pool->free_list;
     pool->free_list = b;
@@ -117,6 +133,27 @@ static inline uint16_t rusty_buf_tailroom(const struct rusty_buf *b)
 {
     return (uint16_t)(RUSTY_BUF_SIZE - b->off - b->len);
 }
+
+/* The whole frame's length: the linear part and the external tail. */
+static inline uint32_t rusty_buf_frame_len(const struct rusty_buf *b)
+{
+    return (uint32_t)b->len + b->ext_len;
+}
+
+/* Attach `len` external bytes after the linear part; `release(owner)` runs when the
+   buffer is freed or made linear (the caller took the reference it drops). */
+static inline void rusty_buf_set_ext(struct rusty_buf *b, const uint8_t *data, uint16_t len,
+                                     void (*release)(void *owner), void *owner)
+{
+    b->ext = data;
+    b->ext_len = len;
+    b->ext_release = release;
+    b->ext_owner = owner;
+}
+
+/* Copy the external tail into the linear part and drop it: 0, or -EMSGSIZE when it
+   does not fit (the buffer is then unchanged). */
+int rusty_buf_linearize(struct rusty_buf *b);
 
 /* Copy a whole frame into a fresh buffer of `pool`; NULL when exhausted or too big. */
 struct rusty_buf *rusty_buf_clone(struct rusty_pool *pool, const struct rusty_buf *src);

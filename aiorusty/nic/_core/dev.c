@@ -46,7 +46,8 @@ int rusty_dev_alloc_wrapper(const struct rusty_dev_ops *ops, struct rusty_dev *i
     dev->mtu = inner->mtu;
     dev->queues = inner->queues;
     dev->first_queue = inner->first_queue;
-    dev->offloads = inner->offloads;
+    /* Wrappers look into and copy frames: they get them linear (no TX_SG). */
+    dev->offloads = inner->offloads & ~(uint32_t)RUSTY_OFF_TX_SG;
     dev->priv = priv_size ? (void *)(dev + 1) : NULL;
     *out = dev;
     return 0;
@@ -76,16 +77,20 @@ int rusty_dev_rx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs,
 
 int rusty_dev_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs, int n, uint64_t now_us)
 {
+    if (!(dev->offloads & RUSTY_OFF_TX_SG)) {
+        for (int i = 0; i < n; i++)
+            (void)rusty_buf_linearize(bufs[i]);     /* within the MTU it always fits */
+    }
     if (!(dev->offloads & RUSTY_OFF_TX_CSUM)) {
         for (int i = 0; i < n; i++)
             rusty_buf_complete_csum(bufs[i]);
     }
     /* Lengths are read first: a consumed buffer belongs to the device. */
-    uint16_t lens[RUSTY_BURST_MAX];
+    uint32_t lens[RUSTY_BURST_MAX];
     if (n > RUSTY_BURST_MAX)
         n = RUSTY_BURST_MAX;
     for (int i = 0; i < n; i++)
-        lens[i] = bufs[i]->len;
+        lens[i] = rusty_buf_frame_len(bufs[i]);
     int sent = dev->ops->tx_burst(dev, queue, bufs, n, now_us);
     if (sent < 0)
         sent = 0;

@@ -70,6 +70,12 @@ static int link_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **buf
     for (int i = 0; i < n; i++) {
         struct rusty_buf *b = bufs[i];
         struct rusty_buf *copy = NULL;
+        if (dev->offloads & RUSTY_OFF_TX_SG) {
+            /* RUSTY_DEVF_GATHER: the "NIC" gathers the external tail and finishes
+               the checksum, so the receiver sees what a wire would carry. */
+            (void)rusty_buf_linearize(b);
+            rusty_buf_complete_csum(b);
+        }
         if (e->count < e->size)
             copy = to == dev ? b : rusty_buf_clone(to->pool, b);
         if (!copy) {
@@ -167,6 +173,8 @@ int rusty_pair_open(const struct rusty_dev_config *cfg, struct rusty_dev **a, st
             return err;
         }
         end[i]->queues = 1;
+        if (cfg && (cfg->flags & RUSTY_DEVF_GATHER))
+            end[i]->offloads = RUSTY_OFF_TX_CSUM | RUSTY_OFF_TX_SG;
         snprintf(end[i]->name, sizeof(end[i]->name), "pair%d", i);
         rusty_mac_from_name(end[i]->name, 0, end[i]->mac);
     }

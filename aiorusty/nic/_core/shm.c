@@ -408,12 +408,13 @@ static int ring_put(struct rusty_dev *dev, struct shm *s, struct shm_queue *sq, 
     uint32_t tail = atomic_load_explicit(&sq->tx->tail, memory_order_acquire);
     if (head + *published - tail >= s->mask + 1)
         return 0;
-    if (b->len > SLOT_DATA) {
-        dev->stats.tx_errors++;         /* cannot happen with 2 KiB buffers and headroom; kept safe */
+    uint32_t len = rusty_buf_frame_len(b);
+    if (len > SLOT_DATA) {
+        dev->stats.tx_errors++;         /* cannot happen within the MTU; kept safe */
         return 1;
     }
     uint8_t *slot = sq->tx_slots + (size_t)((head + *published) & s->mask) * SLOT_BYTES;
-    struct slot_hdr sh = {b->len, 0, 0, 0};
+    struct slot_hdr sh = {(uint16_t)len, 0, 0, 0};
     if (b->flags & RUSTY_BUF_CSUM_PARTIAL) {
         sh.flags = SLOT_PARTIAL;
         sh.csum_start = b->csum_start;
@@ -421,6 +422,8 @@ static int ring_put(struct rusty_dev *dev, struct shm *s, struct shm_queue *sq, 
     }
     memcpy(slot, &sh, sizeof(sh));
     memcpy(slot + SLOT_HDR, rusty_buf_data(b), b->len);
+    if (b->ext_len)                     /* scatter-gather: the payload goes in from where it lies */
+        memcpy(slot + SLOT_HDR + b->len, b->ext, b->ext_len);
     (*published)++;
     return 1;
 }
@@ -678,7 +681,8 @@ int rusty_shm_open(const char *name, const struct rusty_dev_config *cfg, struct 
     dev->queues = s->nq;
     dev->first_queue = s->q[0].q;
     s->steer = cfg && (cfg->flags & RUSTY_DEVF_STEER);
-    dev->offloads = (cfg && (cfg->flags & RUSTY_DEVF_NO_OFFLOAD)) ? 0 : RUSTY_OFF_RX_CSUM | RUSTY_OFF_TX_CSUM;
+    dev->offloads = (cfg && (cfg->flags & RUSTY_DEVF_NO_OFFLOAD)) ? 0
+                    : RUSTY_OFF_RX_CSUM | RUSTY_OFF_TX_CSUM | RUSTY_OFF_TX_SG;
     memcpy(dev->mac, s->hdr->mac[s->side], 6);
     snprintf(dev->name, sizeof(dev->name), "%s", name);
     *out = dev;

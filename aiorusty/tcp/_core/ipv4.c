@@ -157,7 +157,7 @@ struct rusty_buf *rusty_ipv4_alloc(struct rusty_stack *s, uint32_t dst, struct r
 static int local_queue(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b)
 {
     uint8_t *h = rusty_buf_push(b, RUSTY_ETH_HLEN);
-    if (!h || s->local_len >= LOCAL_QUEUE_MAX) {
+    if (!h || s->local_len >= LOCAL_QUEUE_MAX || rusty_buf_linearize(b) != 0) {
         s->stats.tx_device_full++;
         rusty_buf_free(b);
         return -ENOBUFS;
@@ -226,7 +226,7 @@ int rusty_ipv4_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
         return -EHOSTUNREACH;
     }
     struct rusty_iface *local = rusty_iface_by_ip(s, dst);
-    if ((uint32_t)b->len + RUSTY_IPV4_HLEN > ifc->mtu) {
+    if (rusty_buf_frame_len(b) + RUSTY_IPV4_HLEN > ifc->mtu) {
         rusty_buf_free(b);              /* DF is set and we never fragment */
         return -EMSGSIZE;
     }
@@ -243,8 +243,8 @@ int rusty_ipv4_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
     r.src = src ? src : ifc->ip;
     r.dst = dst;
     r.header_len = RUSTY_IPV4_HLEN;
-    r.total_len = b->len;
-    r.payload_len = (uint16_t)(b->len - RUSTY_IPV4_HLEN);
+    r.total_len = (uint16_t)rusty_buf_frame_len(b);
+    r.payload_len = (uint16_t)(r.total_len - RUSTY_IPV4_HLEN);
     r.ident = s->ip_ident++;
     r.frag = RUSTY_IPV4_DF;
     r.proto = proto;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "checksum.h"
+#include "payload.h"
 #include "tcp.h"
 
 uint32_t tcp_ts_now(uint64_t now)
@@ -88,6 +89,11 @@ static void set_checksum_full(uint8_t *tcp, uint16_t hlen, uint32_t src, uint32_
     wr16(tcp + 16, rusty_csum_finish(acc));
 }
 
+static void release_payload(void *owner)
+{
+    rusty_payload_free(owner);
+}
+
 /* Build and send one segment carrying `len` bytes of t's send queue from `seq`
    (t may be NULL when len is 0). */
 static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct rusty_tcp_repr *h,
@@ -99,7 +105,15 @@ static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct 
     if (!b)
         return err ? err : -ENOBUFS;
     uint16_t hlen = rusty_tcp_header_len(h);
-    uint8_t *tcp = rusty_buf_put(b, (uint16_t)(hlen + len));
+    uint32_t offloads = ifc->dev->offloads;
+    /* Scatter-gather: bytes of one static payload stay where they are and the
+       device copies them once, straight into its ring (shm); the frame holds
+       a reference to the payload until the device is done with it. */
+    struct rusty_payload *owner = NULL;
+    const uint8_t *ext = NULL;
+    if (len && (offloads & RUSTY_OFF_TX_SG) && (offloads & RUSTY_OFF_TX_CSUM))
+        ext = tcp_sndq_payload_bytes(t, seq, len, &owner);
+    uint8_t *tcp = rusty_buf_put(b, (uint16_t)(hlen + (ext ? 0 : len)));
     if (!tcp) {
         rusty_buf_free(b);
         return -EMSGSIZE;
@@ -109,8 +123,12 @@ static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct 
     /* Precomputed payload sums pay off where checksums are computed in
        software; a device with TX checksum offload (tap, shm, loopback) gets the
        usual partial checksum, which its receiver may also trust without a pass. */
-    int want_sum = !(ifc->dev->offloads & RUSTY_OFF_TX_CSUM);
-    if (len && tcp_sndq_copy(t, seq, len, tcp + hlen, &data_sum, want_sum))
+    int want_sum = !(offloads & RUSTY_OFF_TX_CSUM);
+    if (ext) {
+        rusty_payload_ref(owner);
+        rusty_buf_set_ext(b, ext, (uint16_t)len, release_payload, owner);
+        set_checksum(b, tcp, src, dst, (uint16_t)(hlen + len));
+    } else if (len && tcp_sndq_copy(t, seq, len, tcp + hlen, &data_sum, want_sum))
         set_checksum_full(tcp, hlen, src, dst, (uint16_t)(hlen + len), data_sum);
     else
         set_checksum(b, tcp, src, dst, (uint16_t)(hlen + len));

@@ -151,6 +151,29 @@ void tcp_sndq_clear(struct rusty_tcb *t)
     t->shead = 0;
 }
 
+/* The payload bytes [seq, seq + len) when they lie in one static payload range
+   (and *owner its payload), else NULL: what a scatter-gather device sends from
+   where it lies. */
+const uint8_t *tcp_sndq_payload_bytes(struct rusty_tcb *t, uint32_t seq, uint32_t len,
+                                      struct rusty_payload **owner)
+{
+    if (!t->spay)
+        return NULL;
+    uint32_t skip = seq_diff(seq, t->sbuf_seq);
+    for (uint32_t i = 0; i < t->ccount; i++) {
+        const struct snd_chunk *c = chunk_at(t, i);
+        if (skip >= c->len) {
+            skip -= c->len;
+            continue;
+        }
+        if (!c->p || c->len - skip < len)
+            return NULL;
+        *owner = c->p;
+        return c->p->data + c->off + skip;
+    }
+    return NULL;
+}
+
 /* Copy [seq, seq + len) of the queue to `out`. When the queue holds payload
    ranges, also return 1 and the (unfolded) ones'-complement sum of those
    bytes as placed at `out` (an even offset of the TCP segment, since TCP
