@@ -47,6 +47,8 @@ int rusty_dev_alloc_wrapper(const struct rusty_dev_ops *ops, struct rusty_dev *i
     dev->queues = inner->queues;
     dev->first_queue = inner->first_queue;
     dev->offloads = inner->offloads;
+    memcpy(dev->peer_mac, inner->peer_mac, 6);
+    dev->has_peer_mac = inner->has_peer_mac;
     dev->priv = priv_size ? (void *)(dev + 1) : NULL;
     *out = dev;
     return 0;
