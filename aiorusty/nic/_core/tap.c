@@ -2,10 +2,9 @@
  * tap.c - the Linux TAP driver: /dev/net/tun in IFF_TAP|IFF_NO_PI mode.
  *
  * Owns: opening (creating or attaching to) a tap, one nonblocking fd per
- * queue (IFF_MULTI_QUEUE; flows are spread over the fds by our symmetric
- * flow hash, see tap_steer.c), the
- * virtio-net header that carries checksum offload both ways, and moving
- * frames between those fds and pool buffers. Not: the kernel side's address
+ * queue (IFF_MULTI_QUEUE; flows are spread over the fds by our symmetric flow
+ * hash, see tap_steer.c), the virtio-net header that carries checksum offload
+ * both ways, and moving frames between those fds and pool buffers. Not: the kernel side's address
  * and link state (aiorusty/nic/_host.py does that for `host=`).
  *
  * Call chain: rusty_stack_poll -> rusty_dev_rx -> tap_rx -> read()

@@ -33,8 +33,9 @@
  * amounts to a permanent entry for every next hop, which RFC 1122 2.3.2.1's
  * flushing of out-of-date entries does not touch: the mapping lasts as long as
  * the device. Entries learned from ARP input (worker 0) still win. Limit: a
- * tap bridged with other hosts has more than one station; there only worker 0
- * (or one queue) reaches them directly.
+ * tap bridged with other hosts has more than one station, and a host that did
+ * not ARP us first is then sent to the kernel's netdev instead: open such a
+ * tap with one queue (no peer_mac, plain ARP).
  */
 #include <errno.h>
 #include <stdlib.h>
