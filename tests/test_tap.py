@@ -231,7 +231,7 @@ def test_multi_queue():
         assert dev.fileno(2) == -1
         assert "multi_queue" in sh("ip", "-d", "link", "show", name).stdout
         configure_host_side(dev, host=ipaddress.IPv4Interface(f"{net}.1/24"), netns=ns)
-        # The kernel picks a queue per flow; many UDP flows reach both queues.
+        # Our steering program picks a queue per flow (test_tap_steer.py checks which); many UDP flows reach both.
         mac, kmac = mac_bytes(info["mac"]), mac_bytes(kernel_mac(name, ns))
         sh("ip", "neigh", "replace", f"{net}.2", "lladdr", info["mac"], "dev", name, ns=ns)
         script = ("import socket\n"

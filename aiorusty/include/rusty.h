@@ -80,6 +80,11 @@ int rusty_pair_open(const struct rusty_dev_config *cfg, struct rusty_dev **a, st
 int rusty_tap_open(const char *name, const struct rusty_dev_config *cfg, struct rusty_dev **out);
 int rusty_afpacket_open(const char *ifname, const struct rusty_dev_config *cfg, struct rusty_dev **out);
 int rusty_shm_open(const char *name, const struct rusty_dev_config *cfg, struct rusty_dev **out);
+/* The eBPF program a tap opened with queues=N > 1 steers flows with (tap_steer.c: the
+ * symmetric flow hash % queues, ARP and the rest to queue 0), loaded into the kernel:
+ * its fd (the caller closes it) or -errno, the verifier's log copied into `log` (may be
+ * NULL) when the load fails. rusty_tap_open loads and attaches it itself. */
+int rusty_tap_steer_load(uint16_t queues, char *log, size_t log_cap);
 
 /* Wrappers: take ownership of `inner`, are devices themselves. */
 int rusty_pcap_wrap(struct rusty_dev *inner, const char *path, struct rusty_dev **out);

@@ -8,6 +8,7 @@ really sent and received after faults). Not: the drivers themselves (C, _core/).
 
 import errno
 import logging
+import os
 
 from .._errors import check
 from .._rusty import ffi, lib
@@ -31,6 +32,28 @@ _HINTS = {
     ("shm", errno.EPROTO): "the file in /dev/shm has another layout (older aiorusty?); remove /dev/shm/aiorusty-{target}",
     ("shm", errno.EINVAL): "the other side opened this link with a different number of queues",
 }
+
+
+def _tap_queues_hint(iface, code):
+    """What went wrong opening a multi-queue tap when it is the queue order or the steering
+    program (tap_steer.c), else None (the generic tap hints apply)."""
+    k, n = iface.queue or 0, iface.queues
+    if code == errno.EBUSY:
+        return (f"queue {k} of {n} attaches when exactly {k} are attached, and more are: another process holds "
+                f"queues of {iface.target}, or a worker restarted alone (the kernel numbers queues by attach "
+                "order: restart every worker)")
+    if code == errno.ETIMEDOUT:
+        return (f"queue {k} of {n} waits for queues 0..{k - 1} to attach first (workers 0..{k - 1} on the "
+                "same tap), and they did not within 10 s")
+    log = ffi.new("char[]", 4096)
+    fd = lib.rusty_tap_steer_load(n, log, 4096)
+    if fd >= 0:
+        os.close(fd)
+        return None
+    why = ffi.string(log).decode(errors="replace").strip()
+    return (f"the eBPF program that steers the flows of a multi-queue tap did not load: {os.strerror(-fd)}"
+            f"{' (verifier: ' + why + ')' if why else ''}; loading it needs root or CAP_BPF, "
+            "or open the tap with queues=1")
 
 
 class Device:
@@ -142,11 +165,14 @@ def _open_driver(iface, cfg):
     else:
         ret = lib.rusty_loopback_open(cfg, out)
     hint = _HINTS.get((iface.driver, -ret))
+    hint = hint and hint.format(target=iface.target)
+    if iface.driver == "tap" and iface.queues > 1 and ret < 0:
+        hint = _tap_queues_hint(iface, -ret) or hint
     what = f"{iface.driver} device {iface.target or ''}".rstrip()
     if iface.driver == "tap" and ret == -errno.ENOENT:
         # No /dev/net/tun is, for the user, a permission-to-use-taps problem.
         raise PermissionError(errno.ENOENT, f"{what}: /dev/net/tun is missing ({hint})")
-    check(ret, what, hint and hint.format(target=iface.target))
+    check(ret, what, hint)
     return out[0]
 
 

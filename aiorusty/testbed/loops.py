@@ -18,8 +18,10 @@ KINDS = ("aiorusty", "asyncio", "uvloop")
 def worker_interface(spec, worker=0, workers=1):
     """The interface worker `worker` of `workers` opens: queues=N,queue=K (shm, tap, afpacket).
 
-    afpacket's queue K of N keeps the frames whose flow hash (steer.flow_queue) is K,
-    so steer.PortPicker works over it as over shm; tap steers by the kernel's own hash."""
+    afpacket's queue K of N keeps the frames whose flow hash (steer.flow_queue) is K, and a
+    tap's eBPF steering program sends them to queue K, so steer.PortPicker works over both
+    as over shm. On a tap, worker K attaches its queue once workers 0..K-1 have (the kernel
+    numbers queues by attach order), and worker 0 answers ARP for all."""
     iface = Interface.parse(spec)
     if workers > 1:
         if iface.driver in ("shm", "tap", "afpacket"):

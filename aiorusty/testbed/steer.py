@@ -1,16 +1,18 @@
 """Flow steering: which queue (worker) a flow lands on, and source ports that land on ours.
 
 Owns: the symmetric flow hash the shm link uses with RUSTY_DEVF_STEER
-(aiorusty/nic/_core/shm.c, steer_queue) and AF_PACKET queue K of N uses in
-its classic-BPF socket filter (aiorusty/nic/_core/af_packet.c, steer_filter):
-the same arithmetic, and the choice of source ports for outgoing connections
-of worker K of N so that both directions of each flow hash to queue K - so a
-multi-queue peer (shm) or the worker's own AF_PACKET filter brings the replies
-back to the worker that opened the connection. Not: opening devices.
+(aiorusty/nic/_core/shm.c, steer_queue), AF_PACKET queue K of N uses in
+its classic-BPF socket filter (aiorusty/nic/_core/af_packet.c, steer_filter)
+and a multi-queue tap runs as its eBPF steering program
+(aiorusty/nic/_core/tap_steer.c, TUNSETSTEERINGEBPF): the same arithmetic,
+and the choice of source ports for outgoing connections of worker K of N so
+that both directions of each flow hash to queue K - so a multi-queue peer
+(shm), the worker's own AF_PACKET filter or the tap's program brings the
+replies back to the worker that opened the connection. Not: opening devices.
 
-Kernel path left: a multi-queue tap steers by the kernel's flow hash (seeded
-at random per boot: not predictable from user space); making it ours needs
-TUNSETSTEERINGEBPF with an eBPF program computing this hash.
+The tap hashes only unfragmented IPv4 TCP/UDP; everything else (ARP, other
+protocols, fragments) goes to queue 0 there, while shm and AF_PACKET hash
+other IPv4 on its addresses (ports 0).
 """
 
 import ipaddress
@@ -23,7 +25,8 @@ def _ip(ip):
 
 
 def flow_hash(saddr, daddr, sport, dport):
-    """The 32-bit symmetric hash of an IPv4 TCP/UDP flow (shm.c steer_queue, af_packet.c steer_filter)."""
+    """The 32-bit symmetric hash of an IPv4 TCP/UDP flow (shm.c steer_queue, af_packet.c steer_filter,
+    tap_steer.c steer_prog)."""
     x = (_ip(saddr) ^ _ip(daddr) ^ (((sport ^ dport) * 0x10001) & _M32)) & _M32
     x ^= x >> 16
     x = (x * 0x85EBCA6B) & _M32

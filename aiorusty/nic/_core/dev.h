@@ -40,6 +40,10 @@ struct rusty_dev {
     uint16_t queues;
     uint16_t first_queue;               /* queue numbering when one queue of many is opened */
     uint32_t offloads;                  /* RUSTY_OFF_* */
+    /* The one other station on the link, when the driver knows it (a
+       multi-queue tap: the kernel's netdev): arp.c sends to it unasked. */
+    uint8_t peer_mac[6];
+    uint8_t has_peer_mac;
     void *priv;
 };
 
@@ -58,6 +62,13 @@ int64_t rusty_dev_next_deadline(struct rusty_dev *dev, uint64_t now_us);
 
 /* A locally administered MAC derived from a name, so runs are reproducible. */
 void rusty_mac_from_name(const char *name, uint32_t salt, uint8_t mac[6]);
-uint64_t rusty_monotonic_us(void);      /* tools and benchmarks only: the stack is given time */
+uint64_t rusty_monotonic_us(void);
+
+/* Multi-queue tap steering (tap_steer.c; rusty_tap_steer_load is in rusty.h).
+ * wait_turn: wait until exactly `queue` queues of tap `ifname` are attached
+ * (tun numbers queues by attach order): 0, -EBUSY when more are, -ETIMEDOUT.
+ * attach: load the program for `queues` and set it on the tap of queue fd `fd`. */
+int rusty_tap_steer_wait_turn(const char *ifname, uint16_t queue);
+int rusty_tap_steer_attach(int fd, uint16_t queues);      /* tools and benchmarks only: the stack is given time */
 
 #endif

@@ -2,9 +2,9 @@
  * tap.c - the Linux TAP driver: /dev/net/tun in IFF_TAP|IFF_NO_PI mode.
  *
  * Owns: opening (creating or attaching to) a tap, one nonblocking fd per
- * queue (IFF_MULTI_QUEUE; the kernel spreads flows over the fds by hash), the
- * virtio-net header that carries checksum offload both ways, and moving
- * frames between those fds and pool buffers. Not: the kernel side's address
+ * queue (IFF_MULTI_QUEUE; flows are spread over the fds by our symmetric flow
+ * hash, see tap_steer.c), the virtio-net header that carries checksum offload
+ * both ways, and moving frames between those fds and pool buffers. Not: the kernel side's address
  * and link state (aiorusty/nic/_host.py does that for `host=`).
  *
  * Call chain: rusty_stack_poll -> rusty_dev_rx -> tap_rx -> read()
@@ -25,6 +25,16 @@
  * csum_offset, and the kernel finishes the sum (or the receiving side never
  * needs it). TUNSETOFFLOAD(TUN_F_CSUM) says we accept partial frames too.
  * No TSO/GSO yet: gso_type is always NONE both ways.
+ *
+ * Multi-queue (queues=N > 1, whether this process opens all N or worker K
+ * opens queue K alone with RUSTY_DEVF_SINGLE_QUEUE): queue K attaches when
+ * exactly K are attached (tun numbers queues by attach order), then the
+ * steering program goes on the tap (tap_steer.c). A failure of either is an
+ * error, not a fall-back to the kernel's hash: a load generator whose replies
+ * land on another worker's queue fails half its connections, which is worse
+ * to diagnose than a refused open. The kernel side's MAC becomes the device's
+ * peer_mac: ARP replies to any worker land on queue 0 only, so the stack
+ * sends to the kernel's netdev unasked (arp.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -218,6 +228,11 @@ int rusty_tap_open(const char *name, const struct rusty_dev_config *cfg, struct 
         return -EINVAL;
     int vnet_hdr = !(flags & RUSTY_DEVF_NO_OFFLOAD);
     int multi = (flags & RUSTY_DEVF_SINGLE_QUEUE) || nq > 1;
+    /* Queue `first` of `total`: worker K of N, or queues 0..N-1 of this process. */
+    uint16_t total = (flags & RUSTY_DEVF_SINGLE_QUEUE) ? (cfg->queues ? cfg->queues : 1) : nq;
+    uint16_t first = (flags & RUSTY_DEVF_SINGLE_QUEUE) ? cfg->queue : 0;
+    if (first >= total || total > RUSTY_MAX_QUEUES)
+        return -EINVAL;                 /* queue K of N needs K < N: `queues=N,queue=K` */
 
     /* Without CREATE only an existing tap will do: TUNSETIFF would create one
        whenever we hold CAP_NET_ADMIN. (Checked in our network namespace, as
@@ -225,9 +240,11 @@ int rusty_tap_open(const char *name, const struct rusty_dev_config *cfg, struct 
     if (!(flags & RUSTY_DEVF_CREATE) && if_nametoindex(name) == 0)
         return -ENODEV;
 
+    int err;
+    if (total > 1 && (err = rusty_tap_steer_wait_turn(name, first)) != 0)
+        return err;
     struct rusty_dev *dev;
-    int err = rusty_dev_alloc(&tap_ops, cfg, sizeof(struct tap), &dev);
-    if (err)
+    if ((err = rusty_dev_alloc(&tap_ops, cfg, sizeof(struct tap), &dev)) != 0)
         return err;
     struct tap *t = dev->priv;
     char ifname[IFNAMSIZ] = "";
@@ -246,15 +263,20 @@ int rusty_tap_open(const char *name, const struct rusty_dev_config *cfg, struct 
         }
         t->fds[t->nfds++] = fd;
     }
+    if (total > 1 && (err = rusty_tap_steer_attach(t->fds[0], total)) != 0)
+        goto fail;
     t->hdr_len = vnet_hdr ? VNET_HDR_LEN : 0;
     dev->queues = nq;
-    dev->first_queue = (flags & RUSTY_DEVF_SINGLE_QUEUE) ? cfg->queue : 0;
+    dev->first_queue = first;
     dev->offloads = vnet_hdr ? (RUSTY_OFF_RX_CSUM | RUSTY_OFF_TX_CSUM) : 0;
     snprintf(dev->name, sizeof(dev->name), "%s", ifname);
     /* Ours must differ from the kernel side's, or each side takes the other's
        frames for its own. */
     uint8_t kmac[6] = {0};
-    kernel_mac(ifname, kmac);
+    if (kernel_mac(ifname, kmac) == 0 && total > 1) {
+        memcpy(dev->peer_mac, kmac, 6);
+        dev->has_peer_mac = 1;
+    }
     for (uint32_t salt = 0;; salt++) {
         rusty_mac_from_name(dev->name, salt, dev->mac);
         if (memcmp(dev->mac, kmac, 6) != 0)

@@ -24,6 +24,18 @@
  *               to revalidate it. Unconfirmed after MAX_REQUESTS probes, or unused
  *               for another arp_timeout_us, the entry is freed.
  * Every entry embeds one timer (timer.h), so arming allocates nothing.
+ *
+ * A device that knows the one other station on its link (dev->peer_mac: a
+ * multi-queue tap, whose only peer is the kernel's netdev) gets no requests:
+ * a next hop with no entry goes straight to that MAC. Deviation from RFC 826,
+ * which resolves every address by broadcast: ARP replies on such a tap reach
+ * queue 0 only (tap_steer.c), so workers 1..N-1 would never hear theirs. It
+ * amounts to a permanent entry for every next hop, which RFC 1122 2.3.2.1's
+ * flushing of out-of-date entries does not touch: the mapping lasts as long as
+ * the device. Entries learned from ARP input (worker 0) still win. Limit: a
+ * tap bridged with other hosts has more than one station, and a host that did
+ * not ARP us first is then sent to the kernel's netdev instead: open such a
+ * tap with one queue (no peer_mac, plain ARP).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -343,6 +355,8 @@ int rusty_arp_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
         }
         return rusty_eth_output(s, ifc, b, e->mac, RUSTY_ETH_P_IPV4);
     }
+    if (!e && ifc->dev->has_peer_mac)
+        return rusty_eth_output(s, ifc, b, ifc->dev->peer_mac, RUSTY_ETH_P_IPV4);
     if (!e) {
         e = entry_new(s, ifc, next_hop);
         if (!e) {
