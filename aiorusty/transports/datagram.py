@@ -32,6 +32,7 @@ _EV_READABLE = lib.RUSTY_EV_UDP_READABLE
 _EV_ERROR = lib.RUSTY_EV_UDP_ERROR
 _SEND_EMPTY = sys.version_info >= (3, 13)
 _HEADER = 8 if sys.version_info >= (3, 13) else 0     # 3.13 counts the UDP header in the buffer size
+_SENT, _FULL, _STOPPED = "sent", "full", "stopped"     # _send_one results
 
 
 def _dest(addr):
@@ -124,23 +125,30 @@ class StackDatagramTransport(_StackTransport, DatagramTransport):
             self._conn_lost += 1
             return
         if not self._buffer:
-            try:
-                self._stack.udp_sendto(self._handle, data, _dest(addr))
-                self._loop._stack_note_activity()
+            if self._send_one(data, addr) is not _FULL:
                 return
-            except (BlockingIOError, InterruptedError):
-                self._schedule_flush()
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
-                return
+            self._schedule_flush()
         self._buffer.append((bytes(data), addr))
         self._buffer_size += len(data) + _HEADER
         self._maybe_pause_protocol()
+
+    def _send_one(self, data, addr):
+        """Hand one datagram to the stack: _SENT, _FULL (no transmit room: keep it), or
+        _STOPPED (an OSError went to error_received, as asyncio does, or a fatal error)."""
+        try:
+            self._stack.udp_sendto(self._handle, data, _dest(addr))
+        except (BlockingIOError, InterruptedError):
+            return _FULL
+        except OSError as exc:
+            self._protocol.error_received(exc)
+            return _STOPPED
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on datagram transport")
+            return _STOPPED
+        self._loop._stack_note_activity()
+        return _SENT
 
     def _schedule_flush(self):
         # The stack frees transmit room in its next poll, which runs before this callback.
@@ -155,20 +163,13 @@ class StackDatagramTransport(_StackTransport, DatagramTransport):
         while self._buffer:
             data, addr = self._buffer.popleft()
             self._buffer_size -= len(data) + _HEADER
-            try:
-                self._stack.udp_sendto(self._handle, data, _dest(addr))
-            except (BlockingIOError, InterruptedError):
+            sent = self._send_one(data, addr)
+            if sent is _FULL:
                 self._buffer.appendleft((data, addr))
                 self._buffer_size += len(data) + _HEADER
                 self._schedule_flush()
                 break
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
+            if sent is _STOPPED:
                 return
         self._maybe_resume_protocol()
         if not self._buffer and self._closing and not self._conn_lost:
