@@ -134,6 +134,7 @@ class Runner:
             host = SERVER_IP if loop == "aiorusty" else "127.0.0.1"
             url = f"http://{host}:{port}{path}"
             b0 = _cpu_busy(args.server_cpu)
+            k0 = _cpu_busy(args.client_cpu)
             c0 = _proc_cpu(srv.pid) if workers == 1 else None
             t0 = time.monotonic()
             if client == "wrk":
@@ -152,6 +153,7 @@ class Runner:
                 with open(ljson) as f:
                     load = json.load(f)
             b1 = _cpu_busy(args.server_cpu)
+            k1 = _cpu_busy(args.client_cpu)
             c1 = _proc_cpu(srv.pid) if workers == 1 else None
             wall = time.monotonic() - t0
         finally:
@@ -180,6 +182,10 @@ class Runner:
             "errors": load.get("errors", {}), "server_requests": server["requests"],
             "server_cpu_s": cpu_s, "server_cpu_us_per_req": cpu_per,
             "server_core_busy_s": (b1[0] - b0[0]) / hz, "wall_s": wall,
+            # The generator's core, busy time per response (one worker; a busy-polling
+            # generator counts its spinning): what load costs to make, aiorusty load vs wrk.
+            "client_core_us_per_req": ((k1[0] - k0[0]) / hz * 1e6 / load["requests"]
+                                       if workers == 1 and load["requests"] else None),
             "server_cores": scpus, "client_cores": ccpus,
         }
         return row
@@ -341,6 +347,7 @@ def summarize(rows):
             "scenario": scen, "loop": loop, "workers": w, "client": client, "runs": len(rs),
             "rps": _median(rs, "rps"), "rps_runs": [round(r["rps"]) for r in rs],
             "server_cpu_us_per_req": _median(rs, "server_cpu_us_per_req"),
+            "client_core_us_per_req": _median(rs, "client_core_us_per_req"),
             "goodput_gbps": _median(rs, "goodput_gbps"), "wire_gbps": _median(rs, "wire_gbps"),
             "p50_us": _median(rs, "p50_us"), "p99_us": _median(rs, "p99_us"),
             "errors": sum(sum(r["errors"].values()) for r in rs),
@@ -363,12 +370,13 @@ def _fmt(v, spec):
 
 def table(summary):
     head = ["scenario", "loop", "workers", "client", "req/s", "vs uvloop", "server us/req", "cpu vs uvloop",
-            "Gbps (goodput)", "p50 us", "p99 us", "errors", "runs"]
+            "client us/req", "Gbps (goodput)", "p50 us", "p99 us", "errors", "runs"]
     lines = [head]
     for s in sorted(summary, key=lambda s: (s["scenario"], s["client"], s["workers"], s["loop"])):
         lines.append([s["scenario"], s["loop"], str(s["workers"]), s["client"], _fmt(s["rps"], ",.0f"),
                       _fmt(s.get("rps_vs_uvloop"), ".2f"), _fmt(s["server_cpu_us_per_req"], ".1f"),
-                      _fmt(s.get("cpu_vs_uvloop"), ".2f"), _fmt(s["goodput_gbps"], ".3f"),
+                      _fmt(s.get("cpu_vs_uvloop"), ".2f"), _fmt(s.get("client_core_us_per_req"), ".1f"),
+                      _fmt(s["goodput_gbps"], ".3f"),
                       _fmt(s["p50_us"], ".0f"), _fmt(s["p99_us"], ".0f"), str(s["errors"]), str(s["runs"])])
     return lines
 

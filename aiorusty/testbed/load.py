@@ -129,6 +129,11 @@ class _Conn(asyncio.Protocol):
 
     def send(self, stamps):
         gen = self.gen
+        if gen.single and len(stamps) == 1:        # the common case, without a list and a join
+            self.sent.append((stamps[0], 0))
+            self.transport.write(gen.requests[0])
+            self.last_io = time.monotonic()
+            return
         reqs = []
         for stamp in stamps:
             i = gen.pick()
