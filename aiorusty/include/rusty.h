@@ -22,7 +22,7 @@ struct rusty_dev;                       /* a NIC driver or a wrapper around one 
 
 #define RUSTY_OFF_RX_CSUM 1             /* device tells us received L4 checksums are valid */
 #define RUSTY_OFF_TX_CSUM 2             /* device completes partial L4 checksums on transmit */
-#define RUSTY_OFF_TSO 4                 /* device segments large TCP frames (unused yet) */
+#define RUSTY_OFF_TSO 4                 /* device segments large TCP frames (buf.h gso_size; with TX_SG) */
 #define RUSTY_OFF_TX_SG 8               /* device transmits a frame with an external tail (buf.h ext) */
 
 struct rusty_dev_info {

@@ -45,6 +45,8 @@ struct rusty_buf {
     struct rusty_pool *pool;
     struct rusty_buf *next;             /* free list and queues */
     /* tx only: the external tail (see above); ext_len 0 when there is none */
+    uint16_t gso_size;                  /* tx, RUSTY_OFF_TSO devices: a TCP frame the device cuts
+                                           into segments of this many payload bytes; 0: none */
     const uint8_t *ext;
     uint16_t ext_len;
     void (*ext_release)(void *owner);
@@ -79,6 +81,7 @@ static inline struct rusty_buf *rusty_pool_get(struct rusty_pool *pool)
     b->queue = 0;
     b->l3_off = 0;
     b->stamp_us = 0;
+    b->gso_size = 0;
     return b;
 }
 

@@ -226,7 +226,9 @@ int rusty_ipv4_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
         return -EHOSTUNREACH;
     }
     struct rusty_iface *local = rusty_iface_by_ip(s, dst);
-    if (rusty_buf_frame_len(b) + RUSTY_IPV4_HLEN > ifc->mtu) {
+    /* A TSO frame (gso_size) goes out as segments of its headers plus gso_size. */
+    uint32_t l4 = b->gso_size ? (uint32_t)b->len + b->gso_size : rusty_buf_frame_len(b);
+    if (l4 + RUSTY_IPV4_HLEN > ifc->mtu || rusty_buf_frame_len(b) + RUSTY_IPV4_HLEN > 0xffff) {
         rusty_buf_free(b);              /* DF is set and we never fragment */
         return -EMSGSIZE;
     }

@@ -27,6 +27,9 @@
 #include "payload.h"
 #include "tcp.h"
 
+/* An IPv4 datagram holds 65535 bytes: its header and the largest TCP header leave this. */
+#define TSO_MAX_PAYLOAD (65535u - RUSTY_IPV4_HLEN - 60u)
+
 uint32_t tcp_ts_now(uint64_t now)
 {
     return (uint32_t)(now / 1000);      /* RFC 7323 5.4: a 1 ms timestamp clock */
@@ -94,6 +97,27 @@ static void release_payload(void *owner)
     rusty_payload_free(owner);
 }
 
+/* The most bytes of t's send queue one frame may carry from seq: the MSS, or
+   with TCP segmentation offload (RUSTY_OFF_TSO, which comes with TX_SG) a
+   run of one static payload up to an IPv4 datagram's 64 KiB, cut by the
+   device into MSS segments - one frame and one write per 64 KiB on a tap.
+   Not towards our own addresses: local delivery takes frames linear. */
+static uint32_t segment_limit(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq)
+{
+    const uint32_t need = RUSTY_OFF_TSO | RUSTY_OFF_TX_SG | RUSTY_OFF_TX_CSUM;
+    if (!t->spay)
+        return t->mss;
+    uint32_t nh, run = 0;
+    struct rusty_iface *ifc = rusty_ipv4_route(s, t->rip, &nh);
+    if (!ifc || (ifc->dev->offloads & need) != need || rusty_iface_by_ip(s, t->rip))
+        return t->mss;
+    struct rusty_payload *owner;
+    if (!tcp_sndq_payload_at(t, seq, &run, &owner) || run <= t->mss)
+        return t->mss;
+    uint32_t max = TSO_MAX_PAYLOAD / t->mss * t->mss;
+    return run < max ? run : max;
+}
+
 /* Build and send one segment carrying `len` bytes of t's send queue from `seq`
    (t may be NULL when len is 0). */
 static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct rusty_tcp_repr *h,
@@ -111,8 +135,16 @@ static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct 
        a reference to the payload until the device is done with it. */
     struct rusty_payload *owner = NULL;
     const uint8_t *ext = NULL;
-    if (len && (offloads & RUSTY_OFF_TX_SG) && (offloads & RUSTY_OFF_TX_CSUM))
-        ext = tcp_sndq_payload_bytes(t, seq, len, &owner);
+    uint32_t run = 0;
+    if (len && (offloads & RUSTY_OFF_TX_SG) && (offloads & RUSTY_OFF_TX_CSUM)) {
+        ext = tcp_sndq_payload_at(t, seq, &run, &owner);
+        if (run < len)
+            ext = NULL;                 /* the segment spans ring bytes or two ranges: copy it */
+    }
+    if (len && len > t->mss && !ext) {         /* only one payload range makes a TSO frame (segment_limit) */
+        rusty_buf_free(b);
+        return -EINVAL;
+    }
     uint8_t *tcp = rusty_buf_put(b, (uint16_t)(hlen + (ext ? 0 : len)));
     if (!tcp) {
         rusty_buf_free(b);
@@ -127,6 +159,8 @@ static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct 
     if (ext) {
         rusty_payload_ref(owner);
         rusty_buf_set_ext(b, ext, (uint16_t)len, release_payload, owner);
+        if (len > t->mss)
+            b->gso_size = (uint16_t)t->mss;     /* the device cuts it into MSS segments */
         set_checksum(b, tcp, src, dst, (uint16_t)(hlen + len));
     } else if (len && tcp_sndq_copy(t, seq, len, tcp + hlen, &data_sum, want_sum))
         set_checksum_full(tcp, hlen, src, dst, (uint16_t)(hlen + len), data_sum);
@@ -267,7 +301,8 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
             uint32_t wnd = t->snd_wnd < cw ? t->snd_wnd : cw;
             uint32_t win_end = t->snd_una + wnd;
             uint32_t usable = seq_gt(win_end, t->snd_nxt) ? seq_diff(win_end, t->snd_nxt) : 0;
-            uint32_t len = avail < t->mss ? avail : t->mss;
+            uint32_t limit = segment_limit(s, t, t->snd_nxt);
+            uint32_t len = avail < limit ? avail : limit;
             if (len > usable)
                 len = usable;
             if (!len)

@@ -151,11 +151,11 @@ void tcp_sndq_clear(struct rusty_tcb *t)
     t->shead = 0;
 }
 
-/* The payload bytes [seq, seq + len) when they lie in one static payload range
-   (and *owner its payload), else NULL: what a scatter-gather device sends from
-   where it lies. */
-const uint8_t *tcp_sndq_payload_bytes(struct rusty_tcb *t, uint32_t seq, uint32_t len,
-                                      struct rusty_payload **owner)
+/* Where the queue's byte at seq lies when it is in a static payload range: its
+   address, *run the bytes of that range from there on, *owner its payload;
+   NULL when it is in the ring. What a scatter-gather device sends from where
+   it lies, and how far one TSO frame can reach. */
+const uint8_t *tcp_sndq_payload_at(struct rusty_tcb *t, uint32_t seq, uint32_t *run, struct rusty_payload **owner)
 {
     if (!t->spay)
         return NULL;
@@ -166,8 +166,9 @@ const uint8_t *tcp_sndq_payload_bytes(struct rusty_tcb *t, uint32_t seq, uint32_
             skip -= c->len;
             continue;
         }
-        if (!c->p || c->len - skip < len)
+        if (!c->p)
             return NULL;
+        *run = c->len - skip;
         *owner = c->p;
         return c->p->data + c->off + skip;
     }
