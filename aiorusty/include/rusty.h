@@ -235,6 +235,7 @@ struct rusty_stats {
     uint64_t tcp_ooo_segments;
     uint64_t tcp_active_opens;
     uint64_t tcp_passive_opens;
+    uint64_t tcp_time_wait_recycled;    /* TIME-WAIT blocks taken early for new connections (table full) */
     uint64_t tcp_conns;                 /* gauge: control blocks in use */
     uint64_t tcp_buffer_bytes;          /* gauge: bytes held in TCP buffers */
     uint64_t sockets;                   /* gauge: socket table slots in use */

@@ -84,6 +84,8 @@ async def _serve(loop, stack, kind, host, index, count, ready, opts):
         out["wire_rx_bytes"], out["wire_tx_bytes"] = rx - wire0[0], tx - wire0[1]
         s = stack.stats()
         out["tcp_retransmits"] = s.get("tcp_retransmits", 0)
+        # The stack's nonzero counters, for a run that looks wrong (drops, resets, recycling).
+        out["stack"] = {k: v for k, v in s.items() if isinstance(v, int) and v}
     return out
 
 

@@ -263,3 +263,50 @@ def test_time_wait_connections_hold_no_buffers():
         sb.close()
         a.close()
         b.close()
+
+
+def test_time_wait_does_not_lock_out_new_connections():
+    """A server that closes first keeps a TIME-WAIT block per connection for 2*MSL.
+    With a table of 8 control blocks, 30 connections in a row are all accepted:
+    the oldest TIME-WAIT block is ended early for each new one (counted), as
+    Linux does past tcp_max_tw_buckets."""
+    sa, sb, a, b = two_stacks(max_tcp_conns=8, tcp_msl_us=60_000_000)
+    now = 0
+    try:
+        lsock = sa.tcp_listen(None, 80)
+
+        def tick():
+            nonlocal now
+            now += 100
+            sa.poll(now)
+            sb.poll(now)
+
+        for i in range(30):
+            cs = sb.tcp_connect(("10.1.0.1", 80), now_us=now)
+            ss = None
+            for _ in range(20):
+                tick()
+                ss = ss if ss is not None else sa.tcp_accept(lsock)
+                if ss is not None and sb.tcp_info(cs)["state"] == "ESTABLISHED":
+                    break
+            assert ss is not None, f"connection {i} not accepted: {sa.stats()}"
+            sa.tcp_send(ss, b"bye", now)
+            sa.tcp_close(ss, now)           # the server closes first: TIME-WAIT on its side
+            for _ in range(20):
+                tick()
+                if sb.tcp_recv(cs) == b"bye":
+                    break
+            for _ in range(20):
+                tick()
+                if sb.tcp_recv(cs) == b"":
+                    break
+            sb.tcp_close(cs, now)
+            for _ in range(5):
+                tick()
+        st = sa.stats()
+        assert st["tcp_conns"] == 8 and st["tcp_time_wait_recycled"] == 30 - 8
+    finally:
+        for s in (sa, sb):
+            s.close()
+        a.close()
+        b.close()

@@ -195,10 +195,56 @@ void rusty_tcp_destroy(struct rusty_stack *s)
 
 /* ------------------------------------------------------------------- TCBs */
 
+/* TIME-WAIT blocks in entry order; all wait 2*MSL, so the head ends first. */
+static void tw_link(struct rusty_tcp_state *ts, struct rusty_tcb *t)
+{
+    if (t->on_twlist)
+        return;
+    t->on_twlist = 1;
+    t->tw_next = NULL;
+    t->tw_prev = ts->tw_tail;
+    if (ts->tw_tail)
+        ts->tw_tail->tw_next = t;
+    else
+        ts->tw_head = t;
+    ts->tw_tail = t;
+}
+
+static void tw_unlink(struct rusty_tcp_state *ts, struct rusty_tcb *t)
+{
+    if (!t->on_twlist)
+        return;
+    t->on_twlist = 0;
+    if (t->tw_prev)
+        t->tw_prev->tw_next = t->tw_next;
+    else
+        ts->tw_head = t->tw_next;
+    if (t->tw_next)
+        t->tw_next->tw_prev = t->tw_prev;
+    else
+        ts->tw_tail = t->tw_prev;
+    t->tw_prev = t->tw_next = NULL;
+}
+
 struct rusty_tcb *tcp_tcb_alloc(struct rusty_stack *s)
 {
     struct rusty_tcp_state *ts = s->tcp;
     struct rusty_tcb *t = ts->free_tcbs;
+    while (!t && ts->tw_head) {
+        /* The table is full and some of it only waits out TIME-WAIT: end the oldest
+           early rather than refuse a connection, as Linux does past
+           tcp_max_tw_buckets. A server that closes first (HTTP "Connection: close")
+           keeps one per request for 2*MSL, far more than the table at a few
+           thousand requests a second; its reuse-on-SYN rule (RFC 6191) cannot
+           help, as every client port is new. */
+        struct rusty_tcb *old = ts->tw_head;
+        if (old->state == TCP_TIME_WAIT) {
+            s->stats.tcp_time_wait_recycled++;
+            tcp_drop(s, old, 0);        /* freed unless the user still holds its handle */
+        }
+        tw_unlink(ts, old);
+        t = ts->free_tcbs;
+    }
     if (!t)
         return NULL;
     ts->free_tcbs = t->fnext;
@@ -384,6 +430,7 @@ static void listener_unlink_tcb(struct rusty_tcb *t)
 
 static void tcb_free(struct rusty_stack *s, struct rusty_tcb *t)
 {
+    tw_unlink(s->tcp, t);
     if (t->on_olist) {
         t->flags |= TF_DEAD;
         return;
@@ -399,6 +446,7 @@ static void tcb_free(struct rusty_stack *s, struct rusty_tcb *t)
 
 void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err)
 {
+    tw_unlink(s->tcp, t);
     if (t->state != TCP_CLOSED && t->state != TCP_LISTEN)
         hash_remove(s, t);
     tcp_timers_stop(s, t);
@@ -424,6 +472,7 @@ void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64
         tcp_timers_stop(s, t);
         tcp_arm_timewait(s, t, now);
         release_quiet_buffers(s, t);
+        tw_link(s->tcp, t);
     }
 }
 

@@ -183,7 +183,9 @@ struct rusty_tcb {
     struct rusty_tcb *qnext;            /* listener accept queue */
     struct rusty_tcp_listener *listener; /* while embryonic or waiting in the accept queue */
     struct rusty_tcb *fnext;            /* free list */
+    struct rusty_tcb *tw_prev, *tw_next; /* TIME-WAIT list, oldest first */
     uint8_t on_olist;
+    uint8_t on_twlist;
 };
 
 struct rusty_tcp_listener {
@@ -225,6 +227,7 @@ struct rusty_tcp_state {
     struct rusty_tcp_listener **lhash;
     uint32_t lhash_mask;
     struct rusty_tcb *olist;            /* TCBs with output or events pending */
+    struct rusty_tcb *tw_head, *tw_tail; /* TIME-WAIT TCBs in the order they entered it */
     struct rusty_tcp_listener *llist;   /* listeners with an ACCEPT event pending */
     uint64_t secret[2];                 /* SipHash key: ISNs, demux hash (RFC 6528) */
     uint64_t cookie_secret[2];          /* SYN cookies */
