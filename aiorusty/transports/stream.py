@@ -405,8 +405,7 @@ class StackStreamTransport(_StackTransport, Transport):
         if not buf:
             if self._closing:
                 if not self._conn_lost:
-                    self._conn_lost += 1
-                    self._call_soon(self._call_connection_lost, None)
+                    self._close_sent()
             elif self._eof:
                 self._shutdown_write()
 
@@ -437,8 +436,20 @@ class StackStreamTransport(_StackTransport, Transport):
             return
         self._closing = True
         if not self._buffer:
-            self._conn_lost += 1
-            self._call_soon(self._call_connection_lost, None)
+            self._close_sent()
+
+    def _close_sent(self):
+        """Everything written is with the stack: queue the FIN now, so it leaves with this
+        tick's data as the kernel's close() sends it at once (a FIN a tick later lets an
+        HTTP client close first and keep a TIME-WAIT per request); the handle goes back
+        with connection_lost, on the next iteration as in asyncio."""
+        if not self._eof and self._handle is not None:
+            try:
+                self._stack.tcp_shutdown(self._handle, socket.SHUT_WR)
+            except OSError:
+                pass                    # reset meanwhile: connection_lost follows anyway
+        self._conn_lost += 1
+        self._call_soon(self._call_connection_lost, None)
 
     def abort(self):
         self._force_close(None)

@@ -12,6 +12,8 @@ import unittest
 from aiorusty.transports.stream import StackStreamTransport
 from aiorusty.transports.zerocopy import ViewProtocol
 
+from aiorusty.loop import RustyEventLoop
+
 from ._base import AsyncioBase, RustyBase, have_tcp
 
 cv = contextvars.ContextVar("cv", default="unset")
@@ -621,3 +623,46 @@ class TestViews_Rusty(_TestViews, RustyBase):
         self.run_loop(main(), timeout=20)
         self.expect_exceptions(1)
         self.assertIn("kept past the call", str(self.handler_calls[0]["exception"]))
+
+
+class TestCloseSendsFinWithData_Rusty(RustyBase):
+    """write() then close() in one callback: the FIN leaves in the segment that carries
+    the data, as the kernel's close() sends it at once. A FIN a tick later lets an HTTP
+    client close first, and then every request leaves a TIME-WAIT on the client."""
+
+    def new_loop(self):
+        from aiorusty.nic import open_pair
+        from aiorusty.tcp import Stack
+        self.devices = open_pair(trace=True)              # the server's frames, decoded
+        self.stacks = [Stack(seed=1, tcp_msl_us=2000), Stack(seed=2, tcp_msl_us=2000)]
+        self.stacks[0].add_interface(self.devices[0], ip=self.HOST + "/24")
+        self.stacks[1].add_interface(self.devices[1], ip=self.PEER_HOST + "/24")
+        return RustyEventLoop(interfaces=(), stack=self.stacks)
+
+    def test_fin_rides_with_the_response(self):
+        class Answer(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                self.transport.write(b"response")
+                self.transport.close()
+
+        async def main():
+            server = await self.loop.create_server(Answer, self.HOST, 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection(self.HOST, port)
+            writer.write(b"request")
+            self.assertEqual(await reader.read(), b"response")
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+            return port
+
+        with self.assertLogs("aiorusty.trace", "INFO") as logs:
+            port = self.run_loop(main())
+        sent = [line for line in logs.output if " tx " in f" {line.split(':', 2)[-1]} "
+                and f"TCP {port}>" in line and "len=8" in line]
+        self.assertEqual(len(sent), 1, logs.output)
+        self.assertIn("F", sent[0].split("[")[1].split("]")[0], sent[0])
