@@ -50,6 +50,7 @@ _EAGAIN = -errno.EAGAIN
 # Looked up once: these run once or twice per request.
 _tcp_recv = lib.rusty_tcp_recv
 _tcp_send = lib.rusty_tcp_send
+_SHUT_WR = socket.SHUT_WR
 _unpack = ffi.unpack
 
 
@@ -87,6 +88,7 @@ class StackStreamTransport(_StackTransport, Transport):
         self._eof = False               # write_eof() called
         self._eof_seen = False          # the peer's FIN was delivered to the protocol
         self._flush_queued = False
+        self._write_tick = -1             # the selector tick of the last write (see _close_sent)
         self._peek_out = (ffi.new("const uint8_t **"), ffi.new("size_t *"))
         self._selector = loop._selector
         self.set_protocol(protocol)
@@ -314,6 +316,7 @@ class StackStreamTransport(_StackTransport, Transport):
                 return None
             n = 0
         self._selector.note_activity()
+        self._write_tick = self._selector.ticks
         return n
 
     def _send_now(self, send, item):
@@ -326,12 +329,14 @@ class StackStreamTransport(_StackTransport, Transport):
             self._fatal_error(exc, "Fatal write error on socket transport")
             return None
         self._selector.note_activity()
+        self._write_tick = self._selector.ticks
         return n
 
     def _enqueue(self, item, size):
         """Queue bytes or a (payload, offset, length) entry for the next tick's hand-over."""
         self._buffer.append(item)
         self._buffer_size += size
+        self._write_tick = self._selector.ticks
         if not self._flush_queued:
             self._flush_queued = True
             self._selector.flush.append(self)
@@ -405,7 +410,7 @@ class StackStreamTransport(_StackTransport, Transport):
         if not buf:
             if self._closing:
                 if not self._conn_lost:
-                    self._close_sent()
+                    self._close_sent(True)      # the FIN goes with the data just handed over
             elif self._eof:
                 self._shutdown_write()
 
@@ -436,18 +441,19 @@ class StackStreamTransport(_StackTransport, Transport):
             return
         self._closing = True
         if not self._buffer:
-            self._close_sent()
+            self._close_sent(self._write_tick == self._selector.ticks)
 
-    def _close_sent(self):
-        """Everything written is with the stack: queue the FIN now, so it leaves with this
-        tick's data as the kernel's close() sends it at once (a FIN a tick later lets an
-        HTTP client close first and keep a TIME-WAIT per request); the handle goes back
-        with connection_lost, on the next iteration as in asyncio."""
-        if not self._eof and self._handle is not None:
-            try:
-                self._stack.tcp_shutdown(self._handle, socket.SHUT_WR)
-            except OSError:
-                pass                    # reset meanwhile: connection_lost follows anyway
+    def _close_sent(self, fin_now):
+        """Everything written is with the stack; the handle goes back with connection_lost,
+        on the next iteration as in asyncio. fin_now (data was written this tick, as a
+        server's response before its close): queue the FIN at once, so it leaves with
+        that data as the kernel's close() sends it. A FIN a tick later lets an HTTP
+        client close first and keep a TIME-WAIT per request; without fresh data there
+        is nothing to ride on, and the FIN goes with the handle."""
+        if fin_now and not self._eof and not self._eof_seen and self._handle is not None \
+                and self._stack._ptr is not None:
+            # An error (reset meanwhile) needs no report: connection_lost follows anyway.
+            lib.rusty_tcp_shutdown(self._stack._ptr, self._handle, _SHUT_WR, self._selector.now_us)
         self._conn_lost += 1
         self._call_soon(self._call_connection_lost, None)
 
