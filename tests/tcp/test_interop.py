@@ -7,8 +7,8 @@ import pytest
 
 from aiorusty._rusty import lib
 
-from _interop import PayloadEndpoint, afpacket_stack, linux_to_rusty, nft_loss, rusty_to_linux, tap_stack
-from _netns import need_tool, needs_root
+from _interop import PayloadEndpoint, afpacket_stack, linux_to_rusty, rusty_to_linux, tap_stack
+from _netns import need_tool, needs_root, sh
 
 pytestmark = [needs_root, pytest.mark.timeout(120)]
 
@@ -186,12 +186,14 @@ def test_static_payload_to_linux_over_tap():
 
 
 def test_static_payload_tso_frames_through_loss():
-    # Linux drops 3% of the TCP packets it receives (nftables, in its input hook:
-    # a TSO frame arrives as one GSO packet, so a whole frame goes). The lost
-    # frames are retransmitted from SND.UNA, again as TSO frames, until every
-    # byte is there. (No fault injector here: a wrapper device offers no TSO.)
+    # Linux drops every 25th TCP packet it receives (nftables `numgen inc`, in its
+    # input hook: a TSO frame arrives as one GSO packet, so a whole frame goes;
+    # a counter, not a random draw, so there is always a loss). The lost frames
+    # are retransmitted from SND.UNA, again as TSO frames, until every byte is
+    # there. (No fault injector here: a wrapper device offers no TSO.)
     with tap_stack() as (stack, ns):
-        nft_loss(ns, 3)
+        sh("nft", "-f", "-", ns=ns, input="table inet rustytso {\n chain in {\n type filter hook input priority 0;\n"
+                                          " meta l4proto tcp numgen inc mod 25 == 0 counter drop\n }\n}\n")
         dev = stack.devices[0]
         before = dev.stats()["tx_frames"]
         rusty_to_linux(stack, ns, 4 * MB, 64 * 1024, endpoint=PayloadEndpoint, timeout=120)
