@@ -45,6 +45,16 @@ class BenchError(RuntimeError):
     pass
 
 
+def _stop(srv):
+    """SIGTERM a server we started (it writes its stats on the way out); kill it after 20 s."""
+    srv.send_signal(signal.SIGTERM)
+    try:
+        srv.wait(20)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+        srv.wait()
+
+
 def _cpu_busy(core):
     """(busy, total) jiffies of one core from /proc/stat."""
     try:
@@ -157,12 +167,7 @@ class Runner:
             c1 = _proc_cpu(srv.pid) if workers == 1 else None
             wall = time.monotonic() - t0
         finally:
-            srv.send_signal(signal.SIGTERM)
-            try:
-                srv.wait(20)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-                srv.wait()
+            _stop(srv)
         if srv.returncode != 0 or not os.path.exists(stats):
             raise BenchError(f"{loop} server failed: {srv.stderr.read().decode(errors='replace')[-2000:]}")
         with open(stats) as f:
@@ -266,12 +271,7 @@ class Runner:
                 load = self._wrk(f"http://{host}:{port}{path}", conns, scenario, ns=client_ns)
             c1 = _proc_cpu(srv.pid)
         finally:
-            srv.send_signal(signal.SIGTERM)
-            try:
-                srv.wait(20)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-                srv.wait()
+            _stop(srv)
         if srv.returncode != 0:
             raise BenchError(f"{loop} server ({self.nic}) failed: {srv.stderr.read().decode(errors='replace')[-1500:]}")
         cpu_per = (c1 - c0) * 1e6 / load["requests"] if load["requests"] and c0 is not None and c1 is not None else None

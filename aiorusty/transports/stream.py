@@ -308,16 +308,23 @@ class StackStreamTransport(_StackTransport, Transport):
             self._fatal_error(exc, "Fatal write error on socket transport")
             return None
         # bytes go to cffi as the const uint8_t * itself; other buffers need a view.
-        n = _tcp_send(ptr, self._handle, data if type(data) is bytes else ffi.from_buffer(data), len(data),
-                      self._selector.now_us)
-        if n < 0:
-            if n != _EAGAIN:
-                self._fatal_error(_send_error(n), "Fatal write error on socket transport")
-                return None
-            n = 0
+        n = self._sent(_tcp_send(ptr, self._handle, data if type(data) is bytes else ffi.from_buffer(data),
+                                 len(data), self._selector.now_us))
+        if n is None:
+            return None
         self._selector.note_activity()
         self._write_tick = self._selector.ticks
         return n
+
+    def _sent(self, ret):
+        """rusty_tcp_send's result as bytes taken: 0 when the send buffer is full, None
+        after an error (made fatal here)."""
+        if ret >= 0:
+            return ret
+        if ret == _EAGAIN:
+            return 0
+        self._fatal_error(_send_error(ret), "Fatal write error on socket transport")
+        return None
 
     def _send_now(self, send, item):
         """Hand `item` to the stack at once: the count it took, None after a fatal error."""
@@ -392,12 +399,9 @@ class StackStreamTransport(_StackTransport, Transport):
                 buf.appendleft(chunk)
             # chunk is bytes (write() keeps only bytes): cffi passes it as the
             # const uint8_t * without a from_buffer object.
-            n = _tcp_send(ptr, handle, chunk, len(chunk), now)
-            if n < 0:
-                if n != _EAGAIN:
-                    self._fatal_error(_send_error(n), "Fatal write error on socket transport")
-                    return
-                n = 0
+            n = self._sent(_tcp_send(ptr, handle, chunk, len(chunk), now))
+            if n is None:
+                return
             self._buffer_size -= n
             if n < len(chunk):
                 if n:

@@ -215,6 +215,37 @@ def test_1000_concurrent_rusty_clients_to_linux():
         assert out.split()[-1] == "1000", err
 
 
+class _Lockstep:
+    """Two stacks (from two_stacks) polled together on a virtual clock, 100 us a tick."""
+
+    def __init__(self, sa, sb):
+        self.sa, self.sb, self.now = sa, sb, 0
+
+    def tick(self, until=None, n=20):
+        """Up to n ticks, stopping once until() is true; n ticks when there is no until."""
+        for _ in range(n):
+            self.now += 100
+            self.sa.poll(self.now)
+            self.sb.poll(self.now)
+            if until is not None and until():
+                return
+
+    def connect(self, lsock):
+        """(client, server) sockets of a new connection from sb to sa's port 80; server is
+        None when sa did not accept it."""
+        cs = self.sb.tcp_connect(("10.1.0.1", 80), now_us=self.now)
+        accepted = []
+
+        def established():
+            if not accepted:
+                ss = self.sa.tcp_accept(lsock)
+                if ss is not None:
+                    accepted.append(ss)
+            return bool(accepted) and self.sb.tcp_info(cs)["state"] == "ESTABLISHED"
+        self.tick(established)
+        return cs, (accepted[0] if accepted else None)
+
+
 def test_time_wait_connections_hold_no_buffers():
     """2*MSL of TIME-WAIT must not pin sndbuf + rcvbuf: with a budget of four
     connections' rings, 50 connections opened and actively closed in a row all
@@ -222,38 +253,18 @@ def test_time_wait_connections_hold_no_buffers():
     ring = 64 * 1024
     sa, sb, a, b = two_stacks(tcp_sndbuf=ring, tcp_rcvbuf=ring, tcp_buffer_budget=8 * ring,
                               tcp_msl_us=60_000_000)
-    now = 0
+    clock = _Lockstep(sa, sb)
     try:
         lsock = sa.tcp_listen(None, 80)
-
-        def tick():
-            nonlocal now
-            now += 100
-            sa.poll(now)
-            sb.poll(now)
-
         for i in range(50):
-            cs = sb.tcp_connect(("10.1.0.1", 80), now_us=now)
-            ss = None
-            for _ in range(20):
-                tick()
-                ss = ss if ss is not None else sa.tcp_accept(lsock)
-                if ss is not None and sb.tcp_info(cs)["state"] == "ESTABLISHED":
-                    break
+            cs, ss = clock.connect(lsock)
             assert ss is not None, f"connection {i} not accepted: {sa.stats()['tcp_buffer_bytes']} bytes held"
-            sb.tcp_send(cs, b"x" * 100, now)
-            for _ in range(20):
-                tick()
-                if sa.tcp_recv(ss) == b"x" * 100:
-                    break
-            sb.tcp_close(cs, now)           # the client closes first: TIME-WAIT on its side
-            for _ in range(20):
-                tick()
-                if sa.tcp_recv(ss) == b"":
-                    break
-            sa.tcp_close(ss, now)
-            for _ in range(5):
-                tick()
+            sb.tcp_send(cs, b"x" * 100, clock.now)
+            clock.tick(lambda: sa.tcp_recv(ss) == b"x" * 100)
+            sb.tcp_close(cs, clock.now)     # the client closes first: TIME-WAIT on its side
+            clock.tick(lambda: sa.tcp_recv(ss) == b"")
+            sa.tcp_close(ss, clock.now)
+            clock.tick(n=5)
         st = sb.stats()
         assert st["tcp_conns"] == 50                # all 50 in TIME-WAIT (2*MSL = 120 s)
         assert st["tcp_buffer_bytes"] == 0
@@ -271,38 +282,18 @@ def test_time_wait_does_not_lock_out_new_connections():
     the oldest TIME-WAIT block is ended early for each new one (counted), as
     Linux does past tcp_max_tw_buckets."""
     sa, sb, a, b = two_stacks(max_tcp_conns=8, tcp_msl_us=60_000_000)
-    now = 0
+    clock = _Lockstep(sa, sb)
     try:
         lsock = sa.tcp_listen(None, 80)
-
-        def tick():
-            nonlocal now
-            now += 100
-            sa.poll(now)
-            sb.poll(now)
-
         for i in range(30):
-            cs = sb.tcp_connect(("10.1.0.1", 80), now_us=now)
-            ss = None
-            for _ in range(20):
-                tick()
-                ss = ss if ss is not None else sa.tcp_accept(lsock)
-                if ss is not None and sb.tcp_info(cs)["state"] == "ESTABLISHED":
-                    break
+            cs, ss = clock.connect(lsock)
             assert ss is not None, f"connection {i} not accepted: {sa.stats()}"
-            sa.tcp_send(ss, b"bye", now)
-            sa.tcp_close(ss, now)           # the server closes first: TIME-WAIT on its side
-            for _ in range(20):
-                tick()
-                if sb.tcp_recv(cs) == b"bye":
-                    break
-            for _ in range(20):
-                tick()
-                if sb.tcp_recv(cs) == b"":
-                    break
-            sb.tcp_close(cs, now)
-            for _ in range(5):
-                tick()
+            sa.tcp_send(ss, b"bye", clock.now)
+            sa.tcp_close(ss, clock.now)     # the server closes first: TIME-WAIT on its side
+            clock.tick(lambda: sb.tcp_recv(cs) == b"bye")
+            clock.tick(lambda: sb.tcp_recv(cs) == b"")
+            sb.tcp_close(cs, clock.now)
+            clock.tick(n=5)
         st = sa.stats()
         assert st["tcp_conns"] == 8 and st["tcp_time_wait_recycled"] == 30 - 8
     finally:

@@ -11,6 +11,19 @@ from aiorusty.testbed.http import generated_body
 from ._util import cli, mask_date, popen
 
 SERVER_IP, CLIENT_IP = "10.81.0.1", "10.81.0.2"
+# A generated page's response header, Date masked (mask_date), up to its Content-Length line.
+OK_HEAD = (b"HTTP/1.1 200 OK\r\nServer: aiorusty\r\nDate: X\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Length: %d\r\n")
+DATE_LEN = 28                           # the real Date value's length over "X"
+
+
+def load_json(name, report, *args, timeout=60, status=0):
+    """`aiorusty load ARGS` on a stack of its own on the link (one worker): its JSON report,
+    after checking its exit status (1: a run that completed no request)."""
+    res = cli("load", *args, "--iface", f"shm:{name},ip={CLIENT_IP}/24", "--workers", "1", "--json", str(report),
+              timeout=timeout)
+    assert res.returncode == status, res.stderr
+    return json.loads(report.read_text())
 
 
 def start_server(name, *extra, workers=1, port=8080):
@@ -63,15 +76,14 @@ def test_two_second_run_and_json_report(tmp_path):
         got = fetch_exact(name, b"GET /1k HTTP/1.1\r\nHost: x\r\n\r\nGET /64 HTTP/1.1\r\nConnection: close\r\n\r\n")
     finally:
         stop_server(srv)
-    head = (b"HTTP/1.1 200 OK\r\nServer: aiorusty\r\nDate: X\r\nContent-Type: application/octet-stream\r\n"
-            b"Content-Length: %d\r\n")
+    head = OK_HEAD
     assert mask_date(got) == (head % 1024 + b"\r\n" + generated_body(1024)
                               + head % 64 + b"Connection: close\r\n\r\n" + generated_body(64))
     r = json.loads(report.read_text())
     s = json.loads(stats.read_text())
     assert r["requests"] > 0 and r["errors"] == {} and r["statuses"] == {"200": r["requests"]}
     assert r["connections"] == 8
-    assert r["bytes"] == r["requests"] * (len(head % 1024) + 28 + 2 + 1024)
+    assert r["bytes"] == r["requests"] * (len(head % 1024) + DATE_LEN + 2 + 1024)
     assert 1.5 < r["duration_s"] < 3.5
     lat = r["latency_us"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
@@ -158,13 +170,12 @@ def test_connect_timeout_is_counted_and_the_run_ends(tmp_path):
     srv = popen("serve", "--iface", f"shm:{name},ip={SERVER_IP}/24,drop=1", "--port", "8080", "--duration", "40")
     try:
         assert "aiorusty serve: http://" in srv.stdout.readline(), srv.stderr.read()
-        res = cli("load", f"http://{SERVER_IP}:8080/64", "--iface", f"shm:{name},ip={CLIENT_IP}/24",
-                  "-d", "3", "-c", "2", "--timeout", "1", "--workers", "1", "--json", str(report), timeout=60)
+        r = load_json(name, report, f"http://{SERVER_IP}:8080/64", "-d", "3", "-c", "2", "--timeout", "1",
+                      status=1)
     finally:
         stop_server(srv)
-    r = json.loads(report.read_text())
     assert r["requests"] == 0 and r["connections"] == 0
-    assert r["errors"].get("connect_timeout", 0) >= 2, (r["errors"], res.stderr)
+    assert r["errors"].get("connect_timeout", 0) >= 2, r["errors"]
     assert set(r["errors"]) == {"connect_timeout"}
 
 
@@ -178,14 +189,10 @@ def test_pipelined_big_and_small_responses_counted_exactly(tmp_path):
     report = tmp_path / "load.json"
     srv = start_server(name)
     try:
-        res = cli("load", "--url-list", str(urls), "--iface", f"shm:{name},ip={CLIENT_IP}/24", "-n", "90",
-                  "-d", "30", "-c", "3", "--pipeline", "3", "--workers", "1", "--json", str(report), timeout=90)
-        assert res.returncode == 0, res.stderr
+        r = load_json(name, report, "--url-list", str(urls), "-n", "90", "-d", "30", "-c", "3", "--pipeline", "3",
+                      timeout=90)
     finally:
         stop_server(srv)
-    r = json.loads(report.read_text())
     assert r["requests"] == 90 and r["errors"] == {} and r["statuses"] == {"200": 90}
-    head = (b"HTTP/1.1 200 OK\r\nServer: aiorusty\r\nDate: X\r\nContent-Type: application/octet-stream\r\n"
-            b"Content-Length: %d\r\n\r\n")
     size = {"/64": 64, "/1k": 1024, "/1m": 1 << 20}
-    assert r["bytes"] == sum(n * (len(head % size[p]) + 28 + size[p]) for p, n in r["per_url"].items())
+    assert r["bytes"] == sum(n * (len(OK_HEAD % size[p]) + DATE_LEN + 2 + size[p]) for p, n in r["per_url"].items())

@@ -97,19 +97,27 @@ static void release_payload(void *owner)
     rusty_payload_free(owner);
 }
 
-/* The most bytes of t's send queue one frame may carry from seq: the MSS, or
-   with TCP segmentation offload (RUSTY_OFF_TSO, which comes with TX_SG) a
-   run of one static payload up to an IPv4 datagram's 64 KiB, cut by the
-   device into MSS segments - one frame and one write per 64 KiB on a tap.
-   Not towards our own addresses: local delivery takes frames linear. */
-static uint32_t segment_limit(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq)
+/* Whether t's segments may be TSO frames: it has static payload queued and
+   its route's device segments (RUSTY_OFF_TSO, which comes with TX_SG). Not
+   towards our own addresses: local delivery takes frames linear. Decided once
+   per tcp_output, not per segment. */
+static int tso_usable(struct rusty_stack *s, struct rusty_tcb *t)
 {
     const uint32_t need = RUSTY_OFF_TSO | RUSTY_OFF_TX_SG | RUSTY_OFF_TX_CSUM;
     if (!t->spay)
-        return t->mss;
-    uint32_t nh, run = 0;
+        return 0;
+    uint32_t nh;
     struct rusty_iface *ifc = rusty_ipv4_route(s, t->rip, &nh);
-    if (!ifc || (ifc->dev->offloads & need) != need || rusty_iface_by_ip(s, t->rip))
+    return ifc && (ifc->dev->offloads & need) == need && !rusty_iface_by_ip(s, t->rip);
+}
+
+/* The most bytes of t's send queue one frame may carry from seq: the MSS, or
+   with TSO a run of one static payload up to an IPv4 datagram's 64 KiB, cut
+   by the device into MSS segments - one frame and one write per 64 KiB on a tap. */
+static uint32_t segment_limit(struct rusty_tcb *t, uint32_t seq, int tso)
+{
+    uint32_t run = 0;
+    if (!tso)
         return t->mss;
     struct rusty_payload *owner;
     if (!tcp_sndq_payload_at(t, seq, &run, &owner) || run <= t->mss)
@@ -288,6 +296,7 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
         s->tcp->cc->on_idle(t, now);
 
     int sent_any = 0;
+    int tso = tso_usable(s, t);
     for (;;) {
         uint32_t data_end = t->sbuf_seq + t->slen;
         int fin_queued = (t->flags & TF_FIN_QUEUED) != 0;
@@ -301,7 +310,7 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
             uint32_t wnd = t->snd_wnd < cw ? t->snd_wnd : cw;
             uint32_t win_end = t->snd_una + wnd;
             uint32_t usable = seq_gt(win_end, t->snd_nxt) ? seq_diff(win_end, t->snd_nxt) : 0;
-            uint32_t limit = segment_limit(s, t, t->snd_nxt);
+            uint32_t limit = segment_limit(t, t->snd_nxt, tso);
             uint32_t len = avail < limit ? avail : limit;
             if (len > usable)
                 len = usable;
