@@ -61,7 +61,7 @@ def run(stack, until, timeout=120):
         stack.poll()
         if until():
             return
-        nd = stack.next_deadline()
+        nd = stack.prepare_sleep()
         if nd is None or nd > stack.now_us():
             select.select(fds, [], [], 0.001)
     raise TimeoutError

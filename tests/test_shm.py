@@ -41,8 +41,9 @@ PEER = textwrap.dedent(r"""
         elif cmd == "recv":
             q = int(args[0])
             frame = dev.recv(queue=q)
-            if frame is None:
+            if frame is None and not dev.arm_wakeup(q):
                 select.select([dev.fileno(q)], [], [], float(args[1]))
+            if frame is None:
                 frame = dev.recv(queue=q)
             print("frame", frame.hex() if frame is not None else "none", flush=True)
         elif cmd == "burst":                    # frames numbered 0..n-1, retried while the ring is full
@@ -148,10 +149,9 @@ def frame(seq, size=60):
 
 def recv_wait(dev, queue=0, timeout=5):
     got = dev.recv(queue)
-    if got is None:
+    if got is None and not dev.arm_wakeup(queue):
         select.select([dev.fileno(queue)], [], [], timeout)
-        got = dev.recv(queue)
-    return got
+    return got if got is not None else dev.recv(queue)
 
 
 def readable(fd, timeout=0):
@@ -194,7 +194,7 @@ def test_a_burst_larger_than_the_ring_arrives_complete_and_in_order(name, peers)
         while expect < n:
             f = a.recv()
             if f is None:
-                assert readable(a.fileno(), timeout=10), f"stalled after {expect} frames"
+                assert a.arm_wakeup() or readable(a.fileno(), timeout=10), f"stalled after {expect} frames"
                 continue
             assert f[14:] == expect.to_bytes(4, "big") * (size // 4), expect
             expect += 1
@@ -211,18 +211,44 @@ def test_wakeup_fd_becomes_readable_when_the_peer_sends(name, peers):
         b = peers(f"shm:{name}")
         fd = a.fileno()
         assert fd >= 0
-        assert a.recv() is None                 # empty: asks for a wakeup
+        assert a.recv() is None
+        assert a.arm_wakeup() is False          # empty: armed for a sleep
         assert not readable(fd)
         b.send(frame(1))
         assert readable(fd, timeout=5)
         assert a.recv() == frame(1)
         assert a.recv() is None
-        assert not readable(fd)                 # drained with the ring
+        assert a.arm_wakeup() is False
+        assert not readable(fd)                 # arming drained the FIFO
         for i in range(3):                      # several frames, one wakeup
             b.send(frame(10 + i))
         assert readable(fd, timeout=5)
         assert [a.recv() for _ in range(3)] == [frame(10 + i) for i in range(3)]
-        assert a.recv() is None and not readable(fd)
+        assert a.recv() is None
+        b.close()
+    finally:
+        a.close()
+
+
+def test_a_busy_polling_consumer_is_never_woken(name, peers):
+    """Event suppression: a consumer that polls without arming costs its producer no
+    write() to the FIFO, and arming with frames waiting says so instead of sleeping."""
+    a = open_device(f"shm:{name}")
+    try:
+        b = peers(f"shm:{name}")
+        fd = a.fileno()
+        for i in range(3):
+            assert a.recv() is None             # an empty poll does not arm
+            b.send(frame(20 + i))
+            assert recv_wait(a, timeout=0) == frame(20 + i)
+        assert not readable(fd, timeout=0.2)    # no wakeup was written
+        b.send(frame(30))
+        b.send(frame(31))
+        assert a.arm_wakeup() is True           # frames wait: do not sleep
+        assert not readable(fd)
+        assert a.recv() == frame(30)
+        assert a.recv() == frame(31)
+        assert a.arm_wakeup() is False and not readable(fd)
         b.close()
     finally:
         a.close()

@@ -123,6 +123,11 @@ int rusty_dev_send_partial(struct rusty_dev *dev, uint16_t queue, const uint8_t 
 /* Absolute time (us) a device next needs a call (delay lines, held frames), -1 if never;
  * wrappers combine their own with their inner device's. */
 int64_t rusty_dev_next_deadline(struct rusty_dev *dev, uint64_t now_us);
+/* Before sleeping on rusty_dev_fd(queue): have the fd become readable when the next
+ * frame arrives. Returns 1 when frames already wait (poll instead of sleeping), 0 when
+ * armed. A poll that finds a ring empty does not arm it, so a busy-polling consumer
+ * costs its producer no wakeup syscalls (shm; taps and AF_PACKET need no arming). */
+int rusty_dev_arm_wakeup(struct rusty_dev *dev, uint16_t queue);
 /* Benchmark loops kept in C: receive and drop up to `max` frames in bursts for at
  * most `budget_us` (by the monotonic clock); transmit `count` copies of a frame. */
 int64_t rusty_dev_bench_rx(struct rusty_dev *dev, uint16_t queue, uint64_t max, uint64_t budget_us, uint64_t *bytes);
@@ -178,8 +183,15 @@ int rusty_stack_add_iface(struct rusty_stack *stack, struct rusty_dev *dev, uint
                           uint8_t prefix_len, uint32_t gateway, uint64_t now_us);
 /* rx bursts from every queue -> protocol processing -> due timers -> tx flush. */
 int rusty_stack_poll(struct rusty_stack *stack, uint64_t now_us, struct rusty_event *events, int max);
+/* The output half of a poll: segments for what the user queued since, handed to the
+ * devices now (the loop calls it amid a long batch of events, so the first answers
+ * leave before the last request is handled). Events it raises come with the next poll. */
+void rusty_stack_output(struct rusty_stack *stack, uint64_t now_us);
 /* Absolute time (us) the stack next needs polling, now_us if it has work pending, -1 if never. */
 int64_t rusty_stack_next_deadline(struct rusty_stack *stack, uint64_t now_us);
+/* The same, for a loop about to sleep on the stack's fds: arms every device queue's
+ * wakeup (rusty_dev_arm_wakeup) and returns now_us if frames arrived meanwhile. */
+int64_t rusty_stack_prepare_sleep(struct rusty_stack *stack, uint64_t now_us);
 /* Does `ip` route through one of the stack's interfaces? 1 = local address, 2 = reachable, 0 = no. */
 int rusty_stack_route(struct rusty_stack *stack, uint32_t ip);
 

@@ -98,6 +98,11 @@ class Device:
     def fileno(self, queue=0):
         return lib.rusty_dev_fd(self.ptr, queue)
 
+    def arm_wakeup(self, queue=0):
+        """Before waiting on fileno(queue): make it readable at the next frame. False when
+        armed, True when frames already wait (recv() them instead of waiting)."""
+        return bool(lib.rusty_dev_arm_wakeup(self.ptr, queue))
+
     def send(self, frame, queue=0):
         """Transmit one raw Ethernet frame (tests and tools)."""
         check(lib.rusty_dev_send(self.ptr, queue, ffi.from_buffer(frame), len(frame)), f"send on {self}")

@@ -143,9 +143,20 @@ class Stack(TcpApi):
             return []
         return list(_EVENT.iter_unpack(self._events_buf[: n * 16]))
 
+    def output(self, now_us):
+        """Send what transports queued since the last poll, without receiving."""
+        lib.rusty_stack_output(self._live(), now_us)
+
     def next_deadline(self, now_us=None):
         """Absolute time (us) the stack wants to be polled again, or None for never."""
         d = lib.rusty_stack_next_deadline(self._live(), self.now_us() if now_us is None else now_us)
+        return None if d < 0 else d
+
+    def prepare_sleep(self, now_us=None):
+        """next_deadline() for a loop about to sleep on fds(): also arms the devices' wakeups
+        (a busy-polling loop never does, so its peer makes no wakeup syscalls); now_us when
+        frames arrived meanwhile."""
+        d = lib.rusty_stack_prepare_sleep(self._live(), self.now_us() if now_us is None else now_us)
         return None if d < 0 else d
 
     def fds(self):

@@ -92,6 +92,15 @@ def wire_bytes(stack):
     return s["eth_rx_bytes"], s["eth_tx_bytes"]
 
 
+def tick_counts(loop):
+    """An aiorusty loop's stack polls, those that found socket events, and its sleeps in
+    epoll (empty dict for other loops): how much of a run was spent spinning."""
+    sel = getattr(loop, "_selector", None)
+    if not hasattr(sel, "event_ticks"):
+        return {}
+    return {"polls": sel.ticks, "polls_with_events": sel.event_ticks, "sleeps": sel.sleeps}
+
+
 def source_ip(stack, dest):
     """The address the stack sends to dest from (what its connections' source will be)."""
     from ..loop import _source_address

@@ -62,6 +62,7 @@ async def _serve(loop, stack, kind, host, index, count, ready, opts):
                          f"pid {os.getpid()}\n")
         sys.stdout.flush()
     wire0 = loops.wire_bytes(stack)
+    ticks0 = loops.tick_counts(loop)
     ready()
     try:
         await stop
@@ -86,6 +87,7 @@ async def _serve(loop, stack, kind, host, index, count, ready, opts):
         out["tcp_retransmits"] = s.get("tcp_retransmits", 0)
         # The stack's nonzero counters, for a run that looks wrong (drops, resets, recycling).
         out["stack"] = {k: v for k, v in s.items() if isinstance(v, int) and v}
+        out["loop_ticks"] = {k: v - ticks0[k] for k, v in loops.tick_counts(loop).items()}
     return out
 
 

@@ -2,7 +2,7 @@
 
 It carries no traffic: tests queue socket events with inject() (from any
 thread; it makes the "device" eventfd readable, as a NIC with frames would),
-choose what next_deadline() answers, and count polls. Transport tests never use
+choose what next_deadline() answers, and count polls and prepared sleeps. Transport tests never use
 it; they run on the real stack.
 """
 
@@ -19,6 +19,7 @@ class FakeStack:
         self.deadline_in_us = None      # next_deadline() = now + this, or None (never)
         self.polls = 0
         self.deadline_calls = 0
+        self.arms = 0                   # prepare_sleep() calls: sleeps the selector prepared
         self.closed = False
 
     def now_us(self):
@@ -47,6 +48,13 @@ class FakeStack:
         if self.deadline_in_us is None:
             return None
         return (now_us if now_us is not None else self.now_us()) + self.deadline_in_us
+
+    def output(self, now_us):
+        pass
+
+    def prepare_sleep(self, now_us=None):
+        self.arms += 1
+        return self.next_deadline(now_us)
 
     def route(self, ip):
         return 0

@@ -100,16 +100,44 @@ class TestBusyPoll(RustyFakeBase):
         self.loop._stack_register(self.fake, 1, FakeTransport([], "t"))
         self.loop.run_until_complete(asyncio.sleep(0.35))     # any start-up activity has aged out
         sel = self.loop._selector
-        sleeps, polls = sel.sleeps, self.fake.polls
+        sleeps, polls, arms = sel.sleeps, self.fake.polls, self.fake.arms
         self.fake.inject((1, 18, 0, 0, 0))
         self.loop.run_until_complete(asyncio.sleep(0.1))
         self.assertGreater(self.fake.polls - polls, 50, "no busy-polling inside the window")
         self.assertLessEqual(sel.sleeps - sleeps, 2)
+        # Wakeups are armed for sleeps only: a spinning tick arms nothing.
+        self.assertLessEqual(self.fake.arms - arms, 2)
         self.loop.run_until_complete(asyncio.sleep(0.3))       # window over: back to sleeping
-        polls = self.fake.polls
+        polls, sleeps, arms = self.fake.polls, sel.sleeps, self.fake.arms
         t0 = time.monotonic()
         self.loop.run_until_complete(asyncio.sleep(0.1))
         self.assertLess(self.fake.polls - polls, 10, f"still spinning {time.monotonic() - t0:.3f}s later")
+        self.assertGreaterEqual(self.fake.arms - arms, sel.sleeps - sleeps, "a sleep without armed wakeups")
+
+
+    def test_busy_ticks_check_kernel_fds_at_a_bounded_rate(self):
+        from aiorusty import _selector
+        self.loop._stack_register(self.fake, 1, FakeTransport([], "t"))
+        sel = self.loop._selector
+        epolls = []
+        inner_select = sel._inner.select
+
+        def counting_select(timeout=None):
+            epolls.append(timeout)
+            return inner_select(timeout)
+        sel._inner.select = counting_select
+        self.fake.inject((1, 18, 0, 0, 0))
+        t0 = time.monotonic()
+        polls = self.fake.polls
+        woken = self.loop.create_future()
+        # A kernel fd (asyncio's self-pipe) made ready while the loop spins is still seen.
+        threading.Timer(0.05, self.loop.call_soon_threadsafe, (woken.set_result, time.monotonic())).start()
+        self.loop.run_until_complete(asyncio.sleep(0.1))
+        elapsed_us = (time.monotonic() - t0) * 1e6
+        self.assertTrue(woken.done())
+        busy = [t for t in epolls if t == 0]
+        self.assertGreater(self.fake.polls - polls, len(busy) + 10, "every busy tick ran epoll")
+        self.assertLessEqual(len(busy), elapsed_us / _selector.KERNEL_FD_POLL_US + 2)
 
 
 class TestNoBusyPoll(RustyFakeBase):

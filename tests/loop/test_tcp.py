@@ -666,3 +666,59 @@ class TestCloseSendsFinWithData_Rusty(RustyBase):
                 and f"TCP {port}>" in line and "len=8" in line]
         self.assertEqual(len(sent), 1, logs.output)
         self.assertIn("F", sent[0].split("[")[1].split("]")[0], sent[0])
+
+
+class TestOutputAmidALongBatch_Rusty(RustyBase):
+    """Requests of several connections arrive in one poll and each takes a while to
+    answer: the first answers leave while the later requests are still handled (the
+    selector hands queued output to the device every OUTPUT_AFTER_US of a batch), so
+    a server and its client work in turns on halves of the connections rather than
+    in lockstep on all of them."""
+
+    CONNS = 4
+
+    def new_loop(self):
+        from aiorusty.nic import open_pair
+        from aiorusty.tcp import Stack
+        self.devices = open_pair()
+        self.stacks = [Stack(seed=1, tcp_msl_us=2000), Stack(seed=2, tcp_msl_us=2000)]
+        self.stacks[0].add_interface(self.devices[0], ip=self.HOST + "/24")
+        self.stacks[1].add_interface(self.devices[1], ip=self.PEER_HOST + "/24")
+        return RustyEventLoop(interfaces=(), stack=self.stacks)
+
+    def test_first_answers_leave_before_the_batch_ends(self):
+        import time
+        from aiorusty import _selector
+        server_stack = self.stacks[0]
+        tx_at_entry = []
+
+        class SlowAnswer(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                tx_at_entry.append(server_stack.stats()["eth_tx_frames"])
+                self.transport.write(b"answer:" + data)
+                time.sleep(2 * _selector.OUTPUT_AFTER_US / 1e6)     # an expensive handler
+
+        async def main():
+            server = await self.loop.create_server(SlowAnswer, self.HOST, 0)
+            port = server.sockets[0].getsockname()[1]
+            conns = [await asyncio.open_connection(self.HOST, port) for _ in range(self.CONNS)]
+            await asyncio.sleep(0.05)       # handshakes and their ACKs are done
+            for i, (_, w) in enumerate(conns):
+                w.write(b"q%d" % i)         # one tick: the server gets them in one poll
+            answers = [await r.readexactly(9) for r, _ in conns]
+            for _, w in conns:
+                w.close()
+                await w.wait_closed()
+            server.close()
+            await server.wait_closed()
+            return answers
+
+        answers = self.run_loop(main())
+        self.assertEqual(answers, [b"answer:q%d" % i for i in range(self.CONNS)])
+        self.assertEqual(len(tx_at_entry), self.CONNS)
+        # Each handler after the first finds the answers before it already sent.
+        self.assertEqual([b - a for a, b in zip(tx_at_entry, tx_at_entry[1:])], [1] * (self.CONNS - 1),
+                         tx_at_entry)

@@ -107,6 +107,13 @@ int64_t rusty_dev_next_deadline(struct rusty_dev *dev, uint64_t now_us)
     return dev->ops->next_deadline ? dev->ops->next_deadline(dev, now_us) : -1;
 }
 
+int rusty_dev_arm_wakeup(struct rusty_dev *dev, uint16_t queue)
+{
+    while (!dev->ops->arm_wakeup && dev->inner)
+        dev = dev->inner;
+    return dev->ops->arm_wakeup ? dev->ops->arm_wakeup(dev, queue) : 0;
+}
+
 void rusty_dev_get_info(struct rusty_dev *dev, struct rusty_dev_info *out)
 {
     memset(out, 0, sizeof(*out));

@@ -25,6 +25,10 @@ struct rusty_dev_ops {
     int (*tx_burst)(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs, int n, uint64_t now_us);
     int (*fd)(struct rusty_dev *dev, uint16_t queue);                   /* NULL: no fd to sleep on */
     int64_t (*next_deadline)(struct rusty_dev *dev, uint64_t now_us);  /* NULL: never (delay lines need it) */
+    /* The loop is about to sleep on fd(queue): make the fd readable when the next
+       frame arrives; 1 if frames already wait (do not sleep). NULL: the fd says
+       so by itself (tap, AF_PACKET); a wrapper without one asks its inner device. */
+    int (*arm_wakeup)(struct rusty_dev *dev, uint16_t queue);
     void (*close)(struct rusty_dev *dev);                               /* free driver state, not the struct */
 };
 

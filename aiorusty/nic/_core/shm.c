@@ -17,14 +17,17 @@
  * Call chain:
  *   tx: rusty_dev_tx -> shm_tx -> copy into slots -> publish head -> wake the peer if it sleeps
  *   rx: rusty_dev_rx -> shm_rx -> copy out of slots into pool buffers -> publish tail
- *       -> ring empty: drain the FIFO, ask for a wakeup, look once more
+ *   sleep: rusty_stack_prepare_sleep -> rusty_dev_arm_wakeup -> shm_arm_wakeup
+ *       -> drain the FIFO, ask for a wakeup, look once more
  *
  * Sleeping: the loop sleeps on a FIFO per ring (/dev/shm/aiorusty-NAME.qQ.D,
  * opened O_RDWR|O_NONBLOCK so it never blocks and never sees EOF). A consumer
- * that finds its ring empty sets wants_wakeup; a producer that published
- * frames and finds the flag set clears it and writes one byte. Both sides
- * order their store before the other's load with a seq_cst fence (the Dekker
- * pattern), so a wakeup is never lost; a spurious one costs one empty poll.
+ * about to sleep sets wants_wakeup; a producer that published frames and
+ * finds the flag set clears it and writes one byte. Both sides order their
+ * store before the other's load with a seq_cst fence (the Dekker pattern), so
+ * a wakeup is never lost; a spurious one costs one empty poll. A consumer
+ * that is busy-polling never sets the flag (virtio's event suppression), so
+ * neither side makes a syscall per frame while both are busy.
  *
  * Attaching: the first opener creates the file (O_CREAT|O_EXCL) and takes
  * side A; the next takes side B; a third gets -EBUSY. Sides are claimed per
@@ -231,7 +234,7 @@ static int create_file(struct shm *s, const struct rusty_dev_config *cfg)
     for (unsigned q = 0; q < queues; q++)
         for (unsigned d = 0; d < 2; d++) {
             char path[128];
-            atomic_store(&ring_at(h, q, d)->wants_wakeup, 1);
+            atomic_store(&ring_at(h, q, d)->wants_wakeup, 0);  /* asked for before a sleep */
             fifo_path(path, sizeof(path), s->name, q, d);
             unlink(path);               /* a leftover of a stale link */
             if (mkfifo(path, 0600) != 0) {
@@ -389,7 +392,7 @@ static int claim(struct shm *s, const struct rusty_dev_config *cfg)
         struct shm_queue *sq = &s->q[i];
         /* A fresh start: what a previous holder of this side never read is discarded. */
         atomic_store(&sq->rx->tail, atomic_load(&sq->rx->head));
-        atomic_store(&sq->rx->wants_wakeup, 1);
+        atomic_store(&sq->rx->wants_wakeup, 0);
         atomic_store(&h->claim[sq->q][side].pid, s->pid);
         h->claim[sq->q][side].attaches++;
     }
@@ -574,23 +577,32 @@ static int shm_rx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
         tail++;
     }
     atomic_store_explicit(&sq->rx->tail, tail, memory_order_release);
-    if (tail == head && n < max) {
-        /* Empty: drain the FIFO, ask for a wakeup, then look once more; a
-           producer that published after this look will see the flag. */
-        char junk[64];
-        while (read(sq->rx_fd, junk, sizeof(junk)) > 0)
-            ;
-        atomic_store(&sq->rx->wants_wakeup, 1);
-        atomic_thread_fence(memory_order_seq_cst);
-        /* Frames published before the flag was seen: make the FIFO readable
-           ourselves, unless the producer took the flag and did it. */
-        if (atomic_load_explicit(&sq->rx->head, memory_order_relaxed) != tail &&
-            atomic_exchange(&sq->rx->wants_wakeup, 0)) {
-            char one = 1;
-            (void)!write(sq->rx_fd, &one, 1);
-        }
-    }
+    /* Awake and taking frames: a wakeup asked for before the last sleep is not
+       needed any more, and the producer would pay a write() for it. */
+    if (n && atomic_load_explicit(&sq->rx->wants_wakeup, memory_order_relaxed))
+        atomic_store_explicit(&sq->rx->wants_wakeup, 0, memory_order_relaxed);
     return n;
+}
+
+/* The loop is about to sleep on rx_fd: drain the FIFO, ask for a wakeup, then
+   look once more - a producer that published after this look sees the flag. */
+static int shm_arm_wakeup(struct rusty_dev *dev, uint16_t queue)
+{
+    struct shm *s = dev->priv;
+    if (queue >= s->nq)
+        return 0;
+    struct shm_queue *sq = &s->q[queue];
+    char junk[64];
+    while (read(sq->rx_fd, junk, sizeof(junk)) > 0)
+        ;
+    atomic_store(&sq->rx->wants_wakeup, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    uint32_t tail = atomic_load_explicit(&sq->rx->tail, memory_order_relaxed);
+    if (atomic_load_explicit(&sq->rx->head, memory_order_acquire) != tail) {
+        atomic_store(&sq->rx->wants_wakeup, 0);     /* frames came first: no sleep */
+        return 1;
+    }
+    return 0;
 }
 
 static int shm_fd(struct rusty_dev *dev, uint16_t queue)
@@ -617,6 +629,7 @@ static const struct rusty_dev_ops shm_ops = {
     .rx_burst = shm_rx,
     .tx_burst = shm_tx,
     .fd = shm_fd,
+    .arm_wakeup = shm_arm_wakeup,
     .close = shm_close,
 };
 

@@ -435,6 +435,13 @@ int rusty_stack_poll(struct rusty_stack *s, uint64_t now_us, struct rusty_event 
     return events_copy(s, events, max);
 }
 
+void rusty_stack_output(struct rusty_stack *s, uint64_t now_us)
+{
+    s->now_us = now_us;
+    rusty_tcp_poll_end(s, now_us);
+    rusty_stack_flush(s, now_us);
+}
+
 static int64_t earliest(int64_t a, int64_t b)
 {
     if (a < 0)
@@ -457,6 +464,21 @@ int64_t rusty_stack_next_deadline(struct rusty_stack *s, uint64_t now_us)
     d = earliest(d, rusty_tcp_next_deadline(s, now_us));
     if (d >= 0 && (uint64_t)d < now_us)
         d = (int64_t)now_us;
+    return d;
+}
+
+int64_t rusty_stack_prepare_sleep(struct rusty_stack *s, uint64_t now_us)
+{
+    int64_t d = rusty_stack_next_deadline(s, now_us);
+    if (d == (int64_t)now_us)
+        return d;                       /* work now: no sleep, nothing to arm */
+    for (uint8_t i = 0; i < s->n_ifaces; i++) {
+        struct rusty_dev *dev = s->ifaces[i].dev;
+        uint16_t queues = dev->queues ? dev->queues : 1;
+        for (uint16_t q = 0; q < queues; q++)
+            if (rusty_dev_arm_wakeup(dev, q))
+                return (int64_t)now_us;
+    }
     return d;
 }
 
