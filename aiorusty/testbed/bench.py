@@ -265,11 +265,13 @@ class Runner:
         try:
             _wait_line(srv, 20, f"{loop} server ({self.nic})")
             c0 = _proc_cpu(srv.pid)
+            k0 = _cpu_busy(args.client_cpu)
             if ours:
                 load = self._our_load_ns(f"http://{host}:{port}{path}", conns, scenario, tag)
             else:
                 load = self._wrk(f"http://{host}:{port}{path}", conns, scenario, ns=client_ns)
             c1 = _proc_cpu(srv.pid)
+            k1 = _cpu_busy(args.client_cpu)
         finally:
             _stop(srv)
         if srv.returncode != 0:
@@ -283,6 +285,9 @@ class Runner:
             "p99_us": load["latency_us"]["p99"], "errors": load.get("errors", {}),
             "server_requests": None, "server_cpu_s": None if cpu_per is None else c1 - c0,
             "server_cpu_us_per_req": cpu_per, "server_core_busy_s": None, "wall_s": None,
+            # The client's core (its kernel receive work too: RPS puts it there), per response.
+            "client_core_us_per_req": ((k1[0] - k0[0]) / os.sysconf("SC_CLK_TCK") * 1e6 / load["requests"]
+                                       if load["requests"] else None),
             "server_cores": str(args.server_cpu), "client_cores": str(args.client_cpu),
         }
 
@@ -511,9 +516,10 @@ def _run_plan(args, runner, rows, failures, loops_, scenarios, workers, use_wrk,
         plan += [("aiorusty", "small", w, "aiorusty-load") for w in workers if w != 1 or "aiorusty" not in loops_]
         if nic_ready:
             plan += [(lp, sc, 1, "nic") for sc in scenarios if sc in ("small", "newconn", "bulk") for lp in loops_]
-            if "uvloop" in loops_ and "small" in scenarios and args.nic == "afpacket":
-                # aiorusty load vs wrk, one core each, against the same uvloop server.
-                plan.append(("uvloop", "small", 1, "nic-ours"))
+            if "small" in scenarios and args.nic == "afpacket":
+                # aiorusty load vs wrk, one core each, against the same server: uvloop's, and
+                # aiorusty's, which is fast enough that the generator is the bottleneck.
+                plan += [(lp, "small", 1, "nic-ours") for lp in ("uvloop", "aiorusty") if lp in loops_]
         for lp, sc, w, client in plan:
             if time.monotonic() > hard_end:
                 failures.append({"loop": lp, "scenario": sc, "workers": w, "client": client,
