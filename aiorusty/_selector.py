@@ -125,7 +125,7 @@ class RustySelector(selectors.BaseSelector):
         self.busy_poll_us = busy_poll_us
         self._inner = inner if inner is not None else selectors.DefaultSelector()
         self._close_stacks = close_stacks
-        self._pending = []              # [(transports of a stack, its events)] not dispatched yet
+        self._pending = []              # [(transports of a stack, its events, the stack)] not dispatched yet
         self._last_activity = 0         # now_us of the last poll that returned events
         self._last_epoll = 0            # now_us of the last epoll of the kernel fds
         self._active = False            # output queued since the last tick (note_activity)
@@ -263,9 +263,11 @@ class RustySelector(selectors.BaseSelector):
             get = transports.get
             due = clock() + OUTPUT_AFTER_NS
             for i, (sock, typ, flags, arg, arg2) in enumerate(events):
-                if i and clock() >= due:
-                    stack.output(self.now_us)
-                    due = clock() + OUTPUT_AFTER_NS
+                if i:
+                    now_ns = clock()
+                    if now_ns >= due:
+                        stack.output(now_ns // 1000)
+                        due = now_ns + OUTPUT_AFTER_NS
                 t = get(sock)
                 if t is None:
                     continue            # socket closed since the event was queued

@@ -379,8 +379,8 @@ class _HttptoolsAdapter:
     def __init__(self, proto):
         self.proto = proto
         self.parser = httptools.HttpRequestParser(self)
-        self.url = None
-        self.out = None
+        self.url = b""                  # of the request being parsed (no on_message_begin: a
+        self.out = None                 # callback less per request; reset when one completes)
         self.head_bytes = 0
         self.bad_header = False
 
@@ -398,10 +398,6 @@ class _HttptoolsAdapter:
         proto._flush(out)
 
     # httptools callbacks
-
-    def on_message_begin(self):
-        self.url = b""
-        self.head_bytes = 0
 
     def on_url(self, url):
         self.url += url
@@ -422,4 +418,5 @@ class _HttptoolsAdapter:
         version = p.get_http_version()
         http10 = version == "1.0"
         proto._respond(self.out, p.get_method(), self.url, p.should_keep_alive(), http10)
-        self.url = None
+        self.url = b""
+        self.head_bytes = 0

@@ -107,8 +107,14 @@ class StackStreamTransport(_StackTransport, Transport):
             self._read_ready()              # data may have arrived before we existed
 
     def set_protocol(self, protocol):
-        self._buffered = isinstance(protocol, BufferedProtocol)
-        self._views = isinstance(protocol, ViewProtocol)
+        # The reader for this kind of protocol, as a plain function: a bound method kept
+        # on self would be a reference cycle.
+        if isinstance(protocol, BufferedProtocol):
+            self._reader = StackStreamTransport._read_ready_buffered
+        elif isinstance(protocol, ViewProtocol):
+            self._reader = StackStreamTransport._read_ready_views
+        else:
+            self._reader = StackStreamTransport._read_ready_data
         super().set_protocol(protocol)
 
     def _close_handle(self, handle):
@@ -122,7 +128,9 @@ class StackStreamTransport(_StackTransport, Transport):
 
     def _stack_event(self, typ, flags, arg, arg2):
         if typ == _EV_READABLE or typ == _EV_EOF:
-            self._read_ready()
+            # _read_ready, inlined: this runs for every read of every connection.
+            if not (self._handle is None or self._eof_seen or self._paused or self._closing):
+                self._reader(self)
         elif typ == _EV_WRITABLE:
             if self._buffer and not self._flush_queued:     # a queued flush will send it anyway
                 self._write_ready()
@@ -138,12 +146,7 @@ class StackStreamTransport(_StackTransport, Transport):
     def _read_ready(self):
         if self._handle is None or self._eof_seen or self._paused or self._closing:
             return
-        if self._buffered:
-            self._read_ready_buffered()
-        elif self._views:
-            self._read_ready_views()
-        else:
-            self._read_ready_data()
+        self._reader(self)
 
     def _read_ready_data(self):
         # One copy out of the stack into the loop's receive buffer, one into bytes.
