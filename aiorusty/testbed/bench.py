@@ -550,7 +550,7 @@ def _finish(args, rows, failures, loops_, scenarios, outdir, t_start):
     info = machine_info()
     meta = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": info,
-        "command": "aiorusty " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "aiorusty bench",
+        "command": "aiorusty " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else "aiorusty bench",
         "loops": loops_, "scenarios": {s: SCENARIOS[s][3] for s in scenarios},
         "duration_s": args.duration, "rounds": args.rounds, "connections": args.connections,
         "pinning": {"server_core": args.server_cpu, "client_core": args.client_cpu},

@@ -45,10 +45,10 @@ class Histogram:
         self.max = 0
 
     def record(self, v):
-        v = int(v)
-        if v < 0:
-            v = 0
+        """Count one value (an int: nanoseconds)."""
         if v < _EXACT:
+            if v < 0:
+                v = 0
             i = v
         else:
             shift = v.bit_length() - (SUB_BITS + 1)

@@ -127,7 +127,8 @@ class HttpServerState:
             raise RuntimeError("--parser httptools: httptools is not installed (pip install httptools)")
         self._static = static_payload           # aiorusty.StaticPayload or None
         self._bodies = {}                       # path -> body object written for big pages
-        self._cache = {}                        # (path, status, flags) -> header (+ body) bytes
+        self._cache = {}                        # (path, HEAD?, keep, http10) -> header (+ body) bytes
+        self._answers = {}                      # (method, target, keep, http10) -> _respond's answer
         self.date = http_date()
         self._date_sec = int(time.time())
         self._timer = None
@@ -154,6 +155,7 @@ class HttpServerState:
             self._date_sec = sec
             self.date = http_date(sec)
             self._cache.clear()
+            self._answers.clear()
         self._timer = self.loop.call_at(self.loop.time() + (sec + 1 - now) + 0.0005, self._tick)
 
     def stop_clock(self):
@@ -313,20 +315,30 @@ class HttpProtocol(asyncio.Protocol):
 
     def _respond(self, out, method, target, keep, http10):
         st = self.state
+        key = (method, target, keep, http10)
+        answer = st._answers.get(key)
+        if answer is None:
+            answer = st._answers[key] = self._answer(method, target, keep, http10)
+            if len(st._answers) > 4096:         # many distinct targets: remember the latest only
+                st._answers.clear()
+        whole, big, status, nbytes = answer
+        out.append(whole)
+        if big is not None:
+            out.append(big)
+        st.count(status, nbytes)
+        if not keep:
+            self._closing = True
+
+    def _answer(self, method, target, keep, http10):
+        """(header or whole response, big body or None, status, bytes) for one request."""
+        st = self.state
         if method == b"GET" or method == b"HEAD":
             q = target.find(b"?")
             path = (target if q < 0 else target[:q]).decode("latin-1")
             whole, big, status = st.response(method == b"HEAD", path, keep, http10)
-            out.append(whole)
-            if big is not None:
-                out.append(big)
-            st.count(status, len(whole) + (getattr(big, "nbytes", None) or len(big) if big is not None else 0))
-        else:
-            whole, _ = st.error(405, keep, http10, head_only=method == b"HEAD")
-            out.append(whole)
-            st.count(405, len(whole))
-        if not keep:
-            self._closing = True
+            return whole, big, status, len(whole) + (getattr(big, "nbytes", None) or len(big) if big is not None else 0)
+        whole, _ = st.error(405, keep, http10, head_only=method == b"HEAD")
+        return whole, None, 405, len(whole)
 
     def _fail(self, out, status):
         whole, _ = self.state.error(status, False, False)
@@ -405,7 +417,7 @@ class _HttptoolsAdapter:
 
     def on_header(self, name, value):
         self.head_bytes += len(name) + len(value) + 4
-        if self.head_bytes > MAX_HEADER or (len(name) == 14 and name.lower() == b"content-length"
+        if self.head_bytes > MAX_HEADER or (len(value) > 6 and len(name) == 14 and name.lower() == b"content-length"
                                             and value.isdigit() and int(value) > MAX_BODY):
             self.bad_header = True
             raise ValueError("request too large")  # httptools turns it into HttpParserCallbackError

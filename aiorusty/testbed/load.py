@@ -28,6 +28,8 @@ from .steer import PortPicker
 from ..transports.zerocopy import ViewProtocol
 
 HEAD_WINDOW = 4096                      # bytes copied out of a view to find a response header
+HEAD_CACHE = 256                        # response headers remembered parsed (a server repeats
+                                        # its headers; Date changes once a second)
 MAX_HEAD = 65536                        # a longer response header is a bad_response
 VIEW_BODY = 64 * 1024                   # a body this big switches a stack connection to views
 DEFAULT_IFACE = "shm:aiorusty,ip=10.77.0.2/24"
@@ -75,6 +77,25 @@ def parse_urls(url=None, url_list=None):
     return out
 
 
+def _parse_head(head):
+    """(status, Content-Length or 0) of a response header without its blank line; None if
+    it is not HTTP/1.x."""
+    if head[:7] != b"HTTP/1." or not head[9:12].isdigit():
+        return None
+    i = head.find(b"Content-Length: ")
+    skip = 16
+    if i < 0:
+        i = head.lower().find(b"content-length:")
+        skip = 15
+    if i < 0:
+        return int(head[9:12]), 0
+    k = head.find(b"\r\n", i)
+    value = head[i + skip:k if k >= 0 else len(head)].strip()
+    if not value.isdigit():
+        return None
+    return int(head[9:12]), int(value)
+
+
 def _window(view, pos, n, size):
     """bytes of view[pos:pos+size] (the whole view without slicing it when it fits)."""
     return view.tobytes() if pos == 0 and n <= size else view[pos:pos + size].tobytes()
@@ -119,7 +140,7 @@ class _Conn(asyncio.Protocol):
         self.done = gen.loop.create_future()
         self.next_t = 0
         self.timer = None
-        self.last_io = time.monotonic()
+        self.last_io = gen.epoch            # the once-a-second tick's count at the last I/O
         self.lost = False
         self.viewing = False
 
@@ -132,7 +153,7 @@ class _Conn(asyncio.Protocol):
         if gen.single and len(stamps) == 1:        # the common case, without a list and a join
             self.sent.append((stamps[0], 0))
             self.transport.write(gen.requests[0])
-            self.last_io = time.monotonic()
+            self.last_io = gen.epoch
             return
         reqs = []
         for stamp in stamps:
@@ -140,7 +161,7 @@ class _Conn(asyncio.Protocol):
             self.sent.append((stamp, i))
             reqs.append(gen.requests[i])
         self.transport.write(reqs[0] if len(reqs) == 1 else b"".join(reqs))
-        self.last_io = time.monotonic()
+        self.last_io = gen.epoch
 
     def data_received(self, data):
         """Kernel loops: a new bytes object per read."""
@@ -150,9 +171,9 @@ class _Conn(asyncio.Protocol):
         """Parse responses from bytes, or from a view of the TCP receive ring valid during
         this call: bodies are only counted, so a big body costs no copy; headers are copied
         out in windows (HEAD_WINDOW bytes, MAX_HEAD for a long header) to be parsed."""
-        self.last_io = time.monotonic()
-        pos, n = 0, len(buf)
         gen = self.gen
+        self.last_io = gen.epoch
+        pos, n = 0, len(buf)
         while pos < n:
             if self.remaining > 0:
                 take = n - pos
@@ -189,24 +210,19 @@ class _Conn(asyncio.Protocol):
                     gen.error("bad_response")       # a response nobody asked for
                     self.transport.abort()
                     return
-                if data[off:off + 7] != b"HTTP/1." or not data[off + 9:off + 12].isdigit():
-                    gen.error("bad_response")
-                    self.transport.abort()
-                    return
-                self.status = int(data[off + 9:off + 12])
-                i = data.find(b"Content-Length: ", off, end)
-                if i < 0:
-                    j = data[off:end].lower().find(b"content-length:")
-                    i = off + j if j >= 0 else -1
-                    skip = 15
-                else:
-                    skip = 16
-                if i >= 0:
-                    k = data.find(b"\r\n", i, end + 2)
-                    length = int(data[i + skip:k])
-                else:
-                    length = 0
-                if gen.is_head[self.sent[0][1]] or self.status in (204, 304):
+                head = data[off:end]
+                parsed = gen.heads.get(head)
+                if parsed is None:
+                    parsed = _parse_head(head)
+                    if parsed is None:
+                        gen.error("bad_response")
+                        self.transport.abort()
+                        return
+                    if len(gen.heads) >= HEAD_CACHE:
+                        gen.heads.clear()
+                    gen.heads[head] = parsed
+                self.status, length = parsed
+                if length and (gen.is_head[self.sent[0][1]] or self.status in (204, 304)):
                     length = 0
                 self.resp_bytes = end + 4 - off
                 self.remaining = length
@@ -283,6 +299,9 @@ class Generator:
         self.rate = opts.rate / workers if opts.rate else 0.0
         self.ports = None
         self._first = self._last = None
+        self.epoch = 0                      # once-a-second ticks so far (connections' last_io)
+        self.heads = {}                     # response header bytes -> (status, length)
+        self.new_connection = bool(opts.new_connection)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -321,16 +340,16 @@ class Generator:
         if status >= 400:
             self.error("bad_status")
         self._last = now
-        if self.opts.new_connection:
+        if self.new_connection:
             conn.transport.close()
         elif self.rate:
             self._pump_rate(conn)
-        else:
-            k = self.take()
-            if k:
-                conn.send((now,))
-            elif not conn.sent:
-                conn.transport.close()
+        elif self.budget < 0 and not self.stopping:     # take(), for the unbounded run
+            conn.send((now,))
+        elif self.take():
+            conn.send((now,))
+        elif not conn.sent:
+            conn.transport.close()
 
     # -- connection slots ----------------------------------------------------------------------
 
@@ -448,6 +467,7 @@ class Generator:
         if ready is not None:
             ready()
         wire0 = loops.wire_bytes(self.stack)
+        ticks0 = loops.tick_counts(self.loop)
         self.start_ns = time.perf_counter_ns()
         t0 = time.monotonic()
         stop_timer = self.loop.call_later(opts.duration, self._stop)
@@ -490,6 +510,7 @@ class Generator:
             rx, tx = loops.wire_bytes(self.stack)
             out["wire_rx_bytes"], out["wire_tx_bytes"] = rx - wire0[0], tx - wire0[1]
             out["tcp_retransmits"] = self.stack.stats().get("tcp_retransmits", 0)
+            out["loop_ticks"] = {k: v - ticks0[k] for k, v in loops.tick_counts(self.loop).items()}
         return out
 
     def _stop(self):
@@ -504,13 +525,14 @@ class Generator:
         show = self.opts.progress_enabled and self.worker == 0
         while True:
             await asyncio.sleep(1.0)
+            self.epoch += 1
             now = time.monotonic()
             for task, t in list(self.connecting.items()):
                 if now - t > self.opts.timeout and task not in self.connect_expired:
                     self.connect_expired.add(task)
                     task.cancel()
             for c in list(self.conns):
-                if c.sent and now - c.last_io > self.opts.timeout and not c.lost:
+                if c.sent and self.epoch - c.last_io > self.opts.timeout and not c.lost:
                     self.error("timeout")
                     self.unanswered += len(c.sent)
                     c.sent.clear()

@@ -92,6 +92,9 @@ def test_two_second_run_and_json_report(tmp_path):
     # The server answered every request the generator counted, plus our two.
     assert s["requests"] == r["requests"] + r["unanswered"] + 2 or s["requests"] == r["requests"] + 2
     assert s["responses"] == {"200": s["requests"]}
+    # Both loops report how they spent their ticks (polls, those that found events, sleeps).
+    for ticks in (r["workers"][0]["loop_ticks"], s["workers"][0]["loop_ticks"]):
+        assert ticks["polls"] >= ticks["polls_with_events"] > 0 and ticks["sleeps"] >= 0, ticks
 
 
 def test_count_bounded_new_connection_run(tmp_path):
