@@ -204,7 +204,8 @@ struct rusty_stats {
     uint64_t eth_rx_not_for_us;
     uint64_t eth_rx_unknown_type;
     uint64_t tx_no_buffer;
-    uint64_t tx_device_full;
+    uint64_t tx_device_full;            /* frames freed: the device queue stayed full */
+    uint64_t tx_device_busy;            /* flushes a device did not take whole (frames kept) */
     uint64_t arp_rx;
     uint64_t arp_tx_requests;
     uint64_t arp_tx_replies;
@@ -245,6 +246,7 @@ struct rusty_stats {
     uint64_t tcp_syn_cookies_ok;
     uint64_t tcp_backlog_drops;
     uint64_t tcp_ooo_segments;
+    uint64_t tcp_rx_past_window;        /* segments cut at the end of the receive ring */
     uint64_t tcp_active_opens;
     uint64_t tcp_passive_opens;
     uint64_t tcp_time_wait_recycled;    /* TIME-WAIT blocks taken early for new connections (table full) */

@@ -509,7 +509,10 @@ class Generator:
         if self.stack is not None:
             rx, tx = loops.wire_bytes(self.stack)
             out["wire_rx_bytes"], out["wire_tx_bytes"] = rx - wire0[0], tx - wire0[1]
-            out["tcp_retransmits"] = self.stack.stats().get("tcp_retransmits", 0)
+            stats = self.stack.stats()
+            out["tcp_retransmits"] = stats.get("tcp_retransmits", 0)
+            # The stack's nonzero counters, for a run that looks wrong (drops, resets, recycling).
+            out["stack"] = {k: v for k, v in stats.items() if isinstance(v, int) and v}
             out["loop_ticks"] = {k: v - ticks0[k] for k, v in loops.tick_counts(self.loop).items()}
         return out
 

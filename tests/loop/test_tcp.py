@@ -722,3 +722,36 @@ class TestOutputAmidALongBatch_Rusty(RustyBase):
         # Each handler after the first finds the answers before it already sent.
         self.assertEqual([b - a for a, b in zip(tx_at_entry, tx_at_entry[1:])], [1] * (self.CONNS - 1),
                          tx_at_entry)
+
+    def test_connections_closed_amid_a_batch_end_cleanly(self):
+        """Answer-and-close handlers that each outlast OUTPUT_AFTER_US: the connections
+        closed early in the batch are sent and freed by the output step between events,
+        and the later events of the same batch still reach their own transports."""
+        import time
+        from aiorusty import _selector
+
+        class AnswerAndClose(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                self.transport.write(b"bye:" + data)
+                self.transport.close()
+                time.sleep(2 * _selector.OUTPUT_AFTER_US / 1e6)
+
+        async def main():
+            server = await self.loop.create_server(AnswerAndClose, self.HOST, 0)
+            port = server.sockets[0].getsockname()[1]
+            conns = [await asyncio.open_connection(self.HOST, port) for _ in range(self.CONNS)]
+            await asyncio.sleep(0.05)
+            for i, (_, w) in enumerate(conns):
+                w.write(b"q%d" % i)
+            answers = [await r.read() for r, _ in conns]    # to EOF: the server closed
+            for _, w in conns:
+                w.close()
+                await w.wait_closed()
+            server.close()
+            await server.wait_closed()
+            return answers
+
+        self.assertEqual(self.run_loop(main()), [b"bye:q%d" % i for i in range(self.CONNS)])

@@ -193,3 +193,25 @@ def test_zero_receive_window_drops_data_keeps_acks(p):
         assert len(q.stack.tcp_recv(c.sock, 10000)) == 4096
     finally:
         q.close()
+
+
+@pytest.mark.parametrize("peer_iss", [5000, 0xFFF00000, 0xFFFF0000, 0x80001000])
+def test_active_open_advertises_the_ring_it_has(peer_iss):
+    """After an active open the window is measured in the peer's sequence space: a
+    full ring advertises 0. (Regression: the right edge our SYN offered stayed where
+    rcv_nxt was before the peer's ISN was known; for half of all ISNs the stack then
+    kept advertising 0xffff over a full ring, and the peer's segments fell off its
+    end - bulk transfers to the load generator retransmitted and stalled.)"""
+    p = Peer(tcp_rcvbuf=8192)
+    try:
+        c = p.active_open(iss=peer_iss)
+        data = bytes(i % 251 for i in range(8192))
+        for off in range(0, len(data), 1024):
+            c.send("A", data[off:off + 1024])
+        p.advance(40_000)                       # past the delayed ACK
+        last = c.segs()[-1]
+        assert last.rack == 8192 and last.window == 0, last
+        assert p.stack.tcp_recv(c.sock, 1 << 20) == data
+        assert p.stack.stats()["tcp_rx_past_window"] == 0
+    finally:
+        p.close()

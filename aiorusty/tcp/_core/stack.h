@@ -36,6 +36,7 @@ struct rusty_iface {
     uint8_t mac[6];
     uint16_t mtu;
     uint16_t txq_len;
+    uint8_t tx_blocked;                 /* the device refused frames at the last flush */
     struct rusty_buf *txq[RUSTY_TXQ_LEN];
 };
 
@@ -100,6 +101,10 @@ int rusty_eth_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
                      const uint8_t dst[6], uint16_t ethertype);
 /* Hand queued frames to the devices (end of poll, or when a queue fills). */
 void rusty_stack_flush(struct rusty_stack *s, uint64_t now_us);
+/* A device refused frames and its queue is more than half full: TCP holds new
+ * segments back (in its send ring) until the next poll. A queue more than half
+ * full is flushed first, so a device with room is never taken for blocked. */
+int rusty_stack_tx_blocked(struct rusty_stack *s);
 
 /* ---- arp.c */
 int rusty_arp_init(struct rusty_stack *s);

@@ -272,8 +272,15 @@ static void syn_sent_input(struct rusty_stack *s, struct rusty_tcb *t, struct tc
     /* Fourth: SYN. */
     if (!(h->flags & RUSTY_TCP_SYN))
         return;
+    /* Our SYN offered a window from the rcv_nxt we had then (meaningless: we did
+       not know the peer's ISN); move that right edge into the peer's sequence
+       space, or rcv_adv - rcv_nxt is a random number and, half the time, huge:
+       "do not shrink the window" then kept advertising 0xffff << wscale over a
+       full ring, and the peer's segments fell off its end. */
+    uint32_t syn_wnd = seq_diff(t->rcv_adv, t->rcv_nxt);
     t->irs = h->seq;
     t->rcv_nxt = h->seq + 1;
+    t->rcv_adv = t->rcv_nxt + (syn_wnd <= 0xffff ? syn_wnd : 0);
     take_options(s, t, seg);
     t->snd_wnd = t->max_snd_wnd = h->window;
     t->snd_wl1 = h->seq;
@@ -350,6 +357,7 @@ static int receive_data(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_s
         uint32_t off = seq_diff(seg->seq, t->rcv_nxt);
         len = off >= space ? 0 : space - off;
         seg->h.flags &= (uint8_t)~RUSTY_TCP_FIN;
+        s->stats.tcp_rx_past_window++;
         if (!len)
             return 0;
     }

@@ -295,7 +295,7 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
     if (t->snd_una == t->snd_max && now - t->last_send_us > t->rto_us)
         s->tcp->cc->on_idle(t, now);
 
-    int sent_any = 0;
+    int sent_any = 0, blocked = 0;
     int tso = tso_usable(s, t);
     for (;;) {
         uint32_t data_end = t->sbuf_seq + t->slen;
@@ -326,6 +326,13 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
                 int last = len == avail && fin_queued;
                 if (!last && !((len == avail && idle) || (idle && len >= t->max_snd_wnd / 2)))
                     break;
+            }
+            if (rusty_stack_tx_blocked(s)) {
+                /* The device is full: the data waits in the send ring, not in a
+                   queue that would drop it (see stack.c, Transmit). */
+                blocked = 1;
+                tcp_want_output(s, t);
+                break;
             }
             uint8_t flags = RUSTY_TCP_ACK;
             if (len >= avail)
@@ -358,7 +365,7 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
     if ((t->flags & TF_ACK_NOW) && !sent_any)
         send_segment(s, t, t->snd_nxt, RUSTY_TCP_ACK, 0, now);
     /* RFC 9293 3.8.6.1: data waiting on a closed window with nothing in flight -> persist. */
-    if (tcp_unsent(t) && tcp_flight(t) == 0 && !rusty_timer_armed(&t->t_rtx))
+    if (!blocked && tcp_unsent(t) && tcp_flight(t) == 0 && !rusty_timer_armed(&t->t_rtx))
         tcp_arm_persist(s, t, now);
 }
 
