@@ -67,7 +67,8 @@ def parse_urls(url=None, url_list=None):
         port = p.port or 80
         path = (p.path or "/") + (f"?{p.query}" if p.query else "")
         hosthdr = p.hostname if port == 80 else f"{p.hostname}:{port}"
-        req = f"GET {path} HTTP/1.1\r\nHost: {hosthdr}\r\nUser-Agent: aiorusty-load\r\n\r\n".encode()
+        # The request wrk sends (no User-Agent): the same work for the server either way.
+        req = f"GET {path} HTTP/1.1\r\nHost: {hosthdr}\r\n\r\n".encode()
         out.append((w, p.hostname, port, req, path))
     targets = {(h, port) for _, h, port, _, _ in out}
     if len(targets) != 1:
