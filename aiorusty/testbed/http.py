@@ -241,10 +241,12 @@ class HttpProtocol(asyncio.Protocol):
         _nodelay(transport)
         if self.state.parser == "httptools":
             self._hp = _HttptoolsAdapter(self)
+            self.data_received = self._hp.feed      # the transport calls the parser directly
 
     def connection_lost(self, exc):
         self.transport = None
         self._hp = None
+        self.__dict__.pop("data_received", None)
         if self._linger_timer is not None:
             self._linger_timer.cancel()
 
@@ -397,7 +399,10 @@ class _HttptoolsAdapter:
         self.bad_header = False
 
     def feed(self, data):
+        """HttpProtocol.data_received with httptools: parse, then write what it answered."""
         proto = self.proto
+        if proto._closing:
+            return
         self.out = out = []
         try:
             self.parser.feed_data(data)
@@ -407,7 +412,11 @@ class _HttptoolsAdapter:
             if not proto._closing:
                 proto._fail(out, 413 if self.bad_header else 400)
         self.out = None
-        proto._flush(out)
+        t = proto.transport
+        if len(out) == 1 and t is not None and not proto._closing:
+            t.write(out[0])                 # the common case of _flush
+        else:
+            proto._flush(out)
 
     # httptools callbacks
 

@@ -164,11 +164,7 @@ class _Conn(asyncio.Protocol):
         self.transport.write(reqs[0] if len(reqs) == 1 else b"".join(reqs))
         self.last_io = gen.epoch
 
-    def data_received(self, data):
-        """Kernel loops: a new bytes object per read."""
-        self._feed(data, False)
-
-    def _feed(self, buf, is_view):
+    def _feed(self, buf, is_view=False):
         """Parse responses from bytes, or from a view of the TCP receive ring valid during
         this call: bodies are only counted, so a big body costs no copy; headers are copied
         out in windows (HEAD_WINDOW bytes, MAX_HEAD for a long header) to be parsed."""
@@ -238,6 +234,8 @@ class _Conn(asyncio.Protocol):
             self.remaining = -1
             gen.complete(self, stamp, i, self.status, self.resp_bytes)
         # (the loop exits with the buffer consumed)
+
+    data_received = _feed               # bytes: a new object per read (is_view False)
 
     def eof_received(self):
         return False

@@ -152,7 +152,10 @@ class StackStreamTransport(_StackTransport, Transport):
         # One copy out of the stack into the loop's receive buffer, one into bytes.
         # A read that does not fill the buffer drained the connection: no second
         # call to learn "nothing more" (a FIN arrives as its own EOF event).
-        ptr, handle = self._stack._live(), self._handle
+        ptr = self._stack._ptr
+        if ptr is None:
+            ptr = self._stack._live()       # raises: the stack is closed
+        handle = self._handle
         sel = self._selector
         buf, chars = sel.recv_buf, sel.recv_chars
         cap = len(buf)
