@@ -55,6 +55,11 @@ def _stop(srv):
         srv.wait()
 
 
+def _core_us_per_req(before, after, requests):
+    """A core's busy time between two _cpu_busy() readings, per response (us); None for none."""
+    return (after[0] - before[0]) / os.sysconf("SC_CLK_TCK") * 1e6 / requests if requests else None
+
+
 def _cpu_busy(core):
     """(busy, total) jiffies of one core from /proc/stat."""
     try:
@@ -189,8 +194,7 @@ class Runner:
             "server_core_busy_s": (b1[0] - b0[0]) / hz, "wall_s": wall,
             # The generator's core, busy time per response (one worker; a busy-polling
             # generator counts its spinning): what load costs to make, aiorusty load vs wrk.
-            "client_core_us_per_req": ((k1[0] - k0[0]) / hz * 1e6 / load["requests"]
-                                       if workers == 1 and load["requests"] else None),
+            "client_core_us_per_req": _core_us_per_req(k0, k1, load["requests"]) if workers == 1 else None,
             "server_cores": scpus, "client_cores": ccpus,
         }
         return row
@@ -286,8 +290,7 @@ class Runner:
             "server_requests": None, "server_cpu_s": None if cpu_per is None else c1 - c0,
             "server_cpu_us_per_req": cpu_per, "server_core_busy_s": None, "wall_s": None,
             # The client's core (its kernel receive work too: RPS puts it there), per response.
-            "client_core_us_per_req": ((k1[0] - k0[0]) / os.sysconf("SC_CLK_TCK") * 1e6 / load["requests"]
-                                       if load["requests"] else None),
+            "client_core_us_per_req": _core_us_per_req(k0, k1, load["requests"]),
             "server_cores": str(args.server_cpu), "client_cores": str(args.client_cpu),
         }
 

@@ -127,7 +127,6 @@ class HttpServerState:
             raise RuntimeError("--parser httptools: httptools is not installed (pip install httptools)")
         self._static = static_payload           # aiorusty.StaticPayload or None
         self._bodies = {}                       # path -> body object written for big pages
-        self._cache = {}                        # (path, HEAD?, keep, http10) -> header (+ body) bytes
         self._answers = {}                      # (method, target, keep, http10) -> _respond's answer
         self.date = http_date()
         self._date_sec = int(time.time())
@@ -154,7 +153,6 @@ class HttpServerState:
         if sec != self._date_sec:
             self._date_sec = sec
             self.date = http_date(sec)
-            self._cache.clear()
             self._answers.clear()
         self._timer = self.loop.call_at(self.loop.time() + (sec + 1 - now) + 0.0005, self._tick)
 
@@ -179,11 +177,8 @@ class HttpServerState:
         return obj
 
     def response(self, method_head, path, keep, http10):
-        """(header_or_whole_response, big_body_or_None, status) for a GET/HEAD of path."""
-        key = (path, method_head, keep, http10)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
+        """(header_or_whole_response, big_body_or_None, status) for a GET/HEAD of path
+        (built once per request line and second: HttpProtocol._respond keeps them)."""
         page = self.pages.pages.get(path)
         if page is None:
             out = self.error(404, keep, http10, head_only=method_head) + (404,)
@@ -196,7 +191,6 @@ class HttpServerState:
                 out = (head, self.body_object(path, body), 200)
             else:
                 out = (head + body, None, 200)
-        self._cache[key] = out
         return out
 
     def error(self, status, keep=False, http10=False, head_only=False):

@@ -465,8 +465,7 @@ class Generator:
             self.ports = PortPicker(src, self.host, self.port, self.worker, self.workers)
         if ready is not None:
             ready()
-        wire0 = loops.wire_bytes(self.stack)
-        ticks0 = loops.tick_counts(self.loop)
+        counters = loops.run_counters(self.loop, self.stack)
         self.start_ns = time.perf_counter_ns()
         t0 = time.monotonic()
         stop_timer = self.loop.call_later(opts.duration, self._stop)
@@ -505,14 +504,7 @@ class Generator:
         }
         if not self.single:
             out["per_url"] = {self.paths[i]: n for i, n in sorted(self.per_path.items())}
-        if self.stack is not None:
-            rx, tx = loops.wire_bytes(self.stack)
-            out["wire_rx_bytes"], out["wire_tx_bytes"] = rx - wire0[0], tx - wire0[1]
-            stats = self.stack.stats()
-            out["tcp_retransmits"] = stats.get("tcp_retransmits", 0)
-            # The stack's nonzero counters, for a run that looks wrong (drops, resets, recycling).
-            out["stack"] = {k: v for k, v in stats.items() if isinstance(v, int) and v}
-            out["loop_ticks"] = {k: v - ticks0[k] for k, v in loops.tick_counts(self.loop).items()}
+        out.update(loops.run_report(self.loop, self.stack, counters))
         return out
 
     def _stop(self):

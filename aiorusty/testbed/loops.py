@@ -84,21 +84,38 @@ def static_payload_class(kind):
     return getattr(aiorusty, "StaticPayload", None)
 
 
-def wire_bytes(stack):
-    """(rx, tx) bytes on the wire from the stack's counters (None without a stack)."""
-    if stack is None:
-        return None
+def _wire_bytes(stack):
     s = stack.stats()
     return s["eth_rx_bytes"], s["eth_tx_bytes"]
 
 
-def tick_counts(loop):
+def _tick_counts(loop):
     """An aiorusty loop's stack polls, those that found socket events, and its sleeps in
-    epoll (empty dict for other loops): how much of a run was spent spinning."""
-    sel = getattr(loop, "_selector", None)
-    if not hasattr(sel, "event_ticks"):
-        return {}
+    epoll: how much of a run was spent spinning."""
+    sel = loop._selector
     return {"polls": sel.ticks, "polls_with_events": sel.event_ticks, "sleeps": sel.sleeps}
+
+
+def run_counters(loop, stack):
+    """The counters a run reports, taken at its start (None without a stack)."""
+    if stack is None:
+        return None
+    return _wire_bytes(stack), _tick_counts(loop)
+
+
+def run_report(loop, stack, start):
+    """What the stack and the loop did since run_counters(): wire bytes, retransmits, the
+    stack's nonzero counters (for a run that looks wrong: drops, resets, recycling) and
+    the loop's ticks. Empty without a stack."""
+    if stack is None:
+        return {}
+    (rx0, tx0), ticks0 = start
+    rx, tx = _wire_bytes(stack)
+    s = stack.stats()
+    return {"wire_rx_bytes": rx - rx0, "wire_tx_bytes": tx - tx0,
+            "tcp_retransmits": s.get("tcp_retransmits", 0),
+            "stack": {k: v for k, v in s.items() if isinstance(v, int) and v},
+            "loop_ticks": {k: v - ticks0[k] for k, v in _tick_counts(loop).items()}}
 
 
 def source_ip(stack, dest):

@@ -61,8 +61,7 @@ async def _serve(loop, stack, kind, host, index, count, ready, opts):
         sys.stdout.write(f"aiorusty serve: http://{host}:{port}/ on {kind} ({where}), worker {index + 1}/{count}, "
                          f"pid {os.getpid()}\n")
         sys.stdout.flush()
-    wire0 = loops.wire_bytes(stack)
-    ticks0 = loops.tick_counts(loop)
+    counters = loops.run_counters(loop, stack)
     ready()
     try:
         await stop
@@ -80,14 +79,7 @@ async def _serve(loop, stack, kind, host, index, count, ready, opts):
         out["cpu_user_s"] = end_cpu.user - t0.user
         out["cpu_sys_s"] = end_cpu.system - t0.system
         out["busy_s"] = end_time - state.first_request_time
-    if stack is not None:
-        rx, tx = loops.wire_bytes(stack)
-        out["wire_rx_bytes"], out["wire_tx_bytes"] = rx - wire0[0], tx - wire0[1]
-        s = stack.stats()
-        out["tcp_retransmits"] = s.get("tcp_retransmits", 0)
-        # The stack's nonzero counters, for a run that looks wrong (drops, resets, recycling).
-        out["stack"] = {k: v for k, v in s.items() if isinstance(v, int) and v}
-        out["loop_ticks"] = {k: v - ticks0[k] for k, v in loops.tick_counts(loop).items()}
+    out.update(loops.run_report(loop, stack, counters))
     return out
 
 

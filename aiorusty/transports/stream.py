@@ -265,25 +265,18 @@ class StackStreamTransport(_StackTransport, Transport):
     # -- writing ----------------------------------------------------------------------------
 
     def write(self, data):
-        if type(data) is bytes and data and not self._buffer and not self._eof and not self._conn_lost:
-            # The common case, _send_bytes inlined: one C call into the send ring.
+        if (type(data) is bytes and data and not self._buffer and not self._eof and not self._conn_lost
+                and self._stack._ptr is not None):
+            # The common case, _send_bytes inlined: one C call into the send ring. Anything
+            # else (the ring took part or none, an error) goes the general way below.
             sel = self._selector
-            try:
-                ret = _tcp_send(self._stack._live(), self._handle, data, len(data), sel.now_us)
-            except ValueError as exc:           # the stack was closed
-                self._fatal_error(exc, "Fatal write error on socket transport")
-                return
+            ret = _tcp_send(self._stack._ptr, self._handle, data, len(data), sel.now_us)
             if ret == len(data):
                 sel._active = True              # sel.note_activity()
                 self._write_tick = sel.ticks
                 return
-            n = self._sent(ret)
-            if n is None:
-                return
-            sel._active = True
-            self._write_tick = sel.ticks
-            self._enqueue(data[n:], len(data) - n)
-            return
+            if ret > 0:
+                data = data[ret:]
         if isinstance(data, StaticPayload):
             self._write_payload(data)
             return

@@ -109,11 +109,12 @@ class RustyBase(_LoopBase):
     HOST = "10.77.0.1"
     PEER_HOST = "10.77.0.2"
     ON_STACK = True
+    TRACE = False                       # decode HOST's frames to the aiorusty.trace logger
 
     def new_loop(self):
         from aiorusty.nic import open_pair
         from aiorusty.tcp import Stack
-        self.devices = open_pair()
+        self.devices = open_pair(trace=self.TRACE)
         # Short MSL: TIME-WAIT ends within the test, so teardown can check that every
         # connection is gone.
         self.stacks = [Stack(seed=1, tcp_msl_us=2000), Stack(seed=2, tcp_msl_us=2000)]

@@ -630,14 +630,7 @@ class TestCloseSendsFinWithData_Rusty(RustyBase):
     the data, as the kernel's close() sends it at once. A FIN a tick later lets an HTTP
     client close first, and then every request leaves a TIME-WAIT on the client."""
 
-    def new_loop(self):
-        from aiorusty.nic import open_pair
-        from aiorusty.tcp import Stack
-        self.devices = open_pair(trace=True)              # the server's frames, decoded
-        self.stacks = [Stack(seed=1, tcp_msl_us=2000), Stack(seed=2, tcp_msl_us=2000)]
-        self.stacks[0].add_interface(self.devices[0], ip=self.HOST + "/24")
-        self.stacks[1].add_interface(self.devices[1], ip=self.PEER_HOST + "/24")
-        return RustyEventLoop(interfaces=(), stack=self.stacks)
+    TRACE = True                        # the server's frames, decoded
 
     def test_fin_rides_with_the_response(self):
         class Answer(asyncio.Protocol):
@@ -677,38 +670,29 @@ class TestOutputAmidALongBatch_Rusty(RustyBase):
 
     CONNS = 4
 
-    def new_loop(self):
-        from aiorusty.nic import open_pair
-        from aiorusty.tcp import Stack
-        self.devices = open_pair()
-        self.stacks = [Stack(seed=1, tcp_msl_us=2000), Stack(seed=2, tcp_msl_us=2000)]
-        self.stacks[0].add_interface(self.devices[0], ip=self.HOST + "/24")
-        self.stacks[1].add_interface(self.devices[1], ip=self.PEER_HOST + "/24")
-        return RustyEventLoop(interfaces=(), stack=self.stacks)
-
-    def test_first_answers_leave_before_the_batch_ends(self):
+    def run_batch(self, answer, read):
+        """CONNS clients each send one request in the same tick to a server whose
+        data_received is answer(transport, data) followed by a handler that outlasts
+        OUTPUT_AFTER_US; their answers, each read by read(reader)."""
         import time
         from aiorusty import _selector
-        server_stack = self.stacks[0]
-        tx_at_entry = []
 
-        class SlowAnswer(asyncio.Protocol):
+        class Slow(asyncio.Protocol):
             def connection_made(self, transport):
                 self.transport = transport
 
             def data_received(self, data):
-                tx_at_entry.append(server_stack.stats()["eth_tx_frames"])
-                self.transport.write(b"answer:" + data)
+                answer(self.transport, data)
                 time.sleep(2 * _selector.OUTPUT_AFTER_US / 1e6)     # an expensive handler
 
         async def main():
-            server = await self.loop.create_server(SlowAnswer, self.HOST, 0)
+            server = await self.loop.create_server(Slow, self.HOST, 0)
             port = server.sockets[0].getsockname()[1]
             conns = [await asyncio.open_connection(self.HOST, port) for _ in range(self.CONNS)]
             await asyncio.sleep(0.05)       # handshakes and their ACKs are done
             for i, (_, w) in enumerate(conns):
                 w.write(b"q%d" % i)         # one tick: the server gets them in one poll
-            answers = [await r.readexactly(9) for r, _ in conns]
+            answers = [await read(r) for r, _ in conns]
             for _, w in conns:
                 w.close()
                 await w.wait_closed()
@@ -716,7 +700,17 @@ class TestOutputAmidALongBatch_Rusty(RustyBase):
             await server.wait_closed()
             return answers
 
-        answers = self.run_loop(main())
+        return self.run_loop(main())
+
+    def test_first_answers_leave_before_the_batch_ends(self):
+        server_stack = self.stacks[0]
+        tx_at_entry = []
+
+        def answer(transport, data):
+            tx_at_entry.append(server_stack.stats()["eth_tx_frames"])
+            transport.write(b"answer:" + data)
+
+        answers = self.run_batch(answer, lambda r: r.readexactly(9))
         self.assertEqual(answers, [b"answer:q%d" % i for i in range(self.CONNS)])
         self.assertEqual(len(tx_at_entry), self.CONNS)
         # Each handler after the first finds the answers before it already sent.
@@ -727,31 +721,9 @@ class TestOutputAmidALongBatch_Rusty(RustyBase):
         """Answer-and-close handlers that each outlast OUTPUT_AFTER_US: the connections
         closed early in the batch are sent and freed by the output step between events,
         and the later events of the same batch still reach their own transports."""
-        import time
-        from aiorusty import _selector
+        def answer(transport, data):
+            transport.write(b"bye:" + data)
+            transport.close()
 
-        class AnswerAndClose(asyncio.Protocol):
-            def connection_made(self, transport):
-                self.transport = transport
-
-            def data_received(self, data):
-                self.transport.write(b"bye:" + data)
-                self.transport.close()
-                time.sleep(2 * _selector.OUTPUT_AFTER_US / 1e6)
-
-        async def main():
-            server = await self.loop.create_server(AnswerAndClose, self.HOST, 0)
-            port = server.sockets[0].getsockname()[1]
-            conns = [await asyncio.open_connection(self.HOST, port) for _ in range(self.CONNS)]
-            await asyncio.sleep(0.05)
-            for i, (_, w) in enumerate(conns):
-                w.write(b"q%d" % i)
-            answers = [await r.read() for r, _ in conns]    # to EOF: the server closed
-            for _, w in conns:
-                w.close()
-                await w.wait_closed()
-            server.close()
-            await server.wait_closed()
-            return answers
-
-        self.assertEqual(self.run_loop(main()), [b"bye:q%d" % i for i in range(self.CONNS)])
+        answers = self.run_batch(answer, lambda r: r.read())     # to EOF: the server closed
+        self.assertEqual(answers, [b"bye:q%d" % i for i in range(self.CONNS)])

@@ -11,6 +11,7 @@ from aiorusty.nic import open_pair
 from aiorusty.tcp import Stack
 
 from _interop import HOST_IP, STACK_IP, pump, tap_stack
+from _lockstep import Lockstep
 from _netns import needs_root
 from _stack_peer import popen_ns
 
@@ -215,37 +216,6 @@ def test_1000_concurrent_rusty_clients_to_linux():
         assert out.split()[-1] == "1000", err
 
 
-class _Lockstep:
-    """Two stacks (from two_stacks) polled together on a virtual clock, 100 us a tick."""
-
-    def __init__(self, sa, sb):
-        self.sa, self.sb, self.now = sa, sb, 0
-
-    def tick(self, until=None, n=20):
-        """Up to n ticks, stopping once until() is true; n ticks when there is no until."""
-        for _ in range(n):
-            self.now += 100
-            self.sa.poll(self.now)
-            self.sb.poll(self.now)
-            if until is not None and until():
-                return
-
-    def connect(self, lsock):
-        """(client, server) sockets of a new connection from sb to sa's port 80; server is
-        None when sa did not accept it."""
-        cs = self.sb.tcp_connect(("10.1.0.1", 80), now_us=self.now)
-        accepted = []
-
-        def established():
-            if not accepted:
-                ss = self.sa.tcp_accept(lsock)
-                if ss is not None:
-                    accepted.append(ss)
-            return bool(accepted) and self.sb.tcp_info(cs)["state"] == "ESTABLISHED"
-        self.tick(established)
-        return cs, (accepted[0] if accepted else None)
-
-
 def test_time_wait_connections_hold_no_buffers():
     """2*MSL of TIME-WAIT must not pin sndbuf + rcvbuf: with a budget of four
     connections' rings, 50 connections opened and actively closed in a row all
@@ -253,7 +223,7 @@ def test_time_wait_connections_hold_no_buffers():
     ring = 64 * 1024
     sa, sb, a, b = two_stacks(tcp_sndbuf=ring, tcp_rcvbuf=ring, tcp_buffer_budget=8 * ring,
                               tcp_msl_us=60_000_000)
-    clock = _Lockstep(sa, sb)
+    clock = Lockstep(sa, sb)
     try:
         lsock = sa.tcp_listen(None, 80)
         for i in range(50):
@@ -282,7 +252,7 @@ def test_time_wait_does_not_lock_out_new_connections():
     the oldest TIME-WAIT block is ended early for each new one (counted), as
     Linux does past tcp_max_tw_buckets."""
     sa, sb, a, b = two_stacks(max_tcp_conns=8, tcp_msl_us=60_000_000)
-    clock = _Lockstep(sa, sb)
+    clock = Lockstep(sa, sb)
     try:
         lsock = sa.tcp_listen(None, 80)
         for i in range(30):

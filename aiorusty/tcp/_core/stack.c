@@ -381,13 +381,19 @@ int rusty_eth_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
     return 0;
 }
 
+/* The device refused frames at the last flush and more than half the queue waits. */
+static int iface_tx_blocked(const struct rusty_iface *ifc)
+{
+    return ifc->tx_blocked && ifc->txq_len > RUSTY_TXQ_LEN / 2;
+}
+
 int rusty_stack_tx_blocked(struct rusty_stack *s)
 {
     for (uint8_t i = 0; i < s->n_ifaces; i++) {
         struct rusty_iface *ifc = &s->ifaces[i];
         if (ifc->txq_len > RUSTY_TXQ_LEN / 2 && !ifc->tx_blocked)
             rusty_stack_flush(s, s->now_us);    /* a long queue: see whether the device takes it */
-        if (ifc->tx_blocked && ifc->txq_len > RUSTY_TXQ_LEN / 2)
+        if (iface_tx_blocked(ifc))
             return 1;
     }
     return 0;
@@ -482,18 +488,20 @@ int64_t rusty_stack_next_deadline(struct rusty_stack *s, uint64_t now_us)
         return (int64_t)now_us;
     int64_t retry = (int64_t)(now_us + TX_RETRY_US);
     int64_t d = rusty_timers_next(&s->timers);
+    int held = 0;                       /* TCP output waits for a full device */
     for (uint8_t i = 0; i < s->n_ifaces; i++) {
-        if (s->ifaces[i].txq_len) {
-            if (!s->ifaces[i].tx_blocked)
+        const struct rusty_iface *ifc = &s->ifaces[i];
+        if (ifc->txq_len) {
+            if (!ifc->tx_blocked)
                 return (int64_t)now_us;
             d = earliest(d, retry);     /* a full device: try again soon, do not spin */
         }
+        held |= iface_tx_blocked(ifc);
+        d = earliest(d, rusty_dev_next_deadline(ifc->dev, now_us));
     }
-    for (uint8_t i = 0; i < s->n_ifaces; i++)
-        d = earliest(d, rusty_dev_next_deadline(s->ifaces[i].dev, now_us));
     int64_t tcp = rusty_tcp_next_deadline(s, now_us);
-    if (tcp == (int64_t)now_us && rusty_stack_tx_blocked(s))
-        tcp = retry;                    /* output held back by a full device */
+    if (tcp == (int64_t)now_us && held)
+        tcp = retry;
     d = earliest(d, tcp);
     if (d >= 0 && (uint64_t)d < now_us)
         d = (int64_t)now_us;
