@@ -132,6 +132,10 @@ int rusty_dev_arm_wakeup(struct rusty_dev *dev, uint16_t queue);
  * most `budget_us` (by the monotonic clock); transmit `count` copies of a frame. */
 int64_t rusty_dev_bench_rx(struct rusty_dev *dev, uint16_t queue, uint64_t max, uint64_t budget_us, uint64_t *bytes);
 int64_t rusty_dev_bench_tx(struct rusty_dev *dev, uint16_t queue, const uint8_t *frame, size_t len, uint64_t count);
+/* The machine's ceiling for an shm link: Gbps two threads pinned to cpu_tx and cpu_rx
+ * copy frame_bytes frames through a ring shaped like the shm link's, over duration_us
+ * (probe.c); -EINVAL for a bad argument or a core the process may not use. */
+double rusty_probe_xcore_gbps(int cpu_tx, int cpu_rx, uint32_t frame_bytes, uint64_t duration_us);
 
 /* ----------------------------------------------------------------- stack */
 
