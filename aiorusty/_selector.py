@@ -19,7 +19,7 @@ One tick (asyncio's _run_once -> RustySelector.select(timeout)):
      costs one epoll_wait(0) instead of that plus a tap read() that finds
      nothing, and faster Python no longer means more empty reads per request.
   2. epoll: timeout 0 when events are queued or the last stack activity is less
-     than busy_poll_us old (adaptive busy-poll); otherwise sleep on the device
+     than the busy-poll window old (adaptive, below); otherwise sleep on the device
      fds + kernel fds, with asyncio's timeout bounded by the deadline that
      stack.prepare_sleep() gives after arming the devices' wakeups (a shm
      ring is only asked to wake us before a sleep, so neither side of a busy
@@ -30,6 +30,8 @@ One tick (asyncio's _run_once -> RustySelector.select(timeout)):
      measured worse: cheaper empty ticks mean more stack polls per request,
      each one a tap read() that finds nothing - bench/http_loops.py
      --syscalls. An empty shm poll makes no syscall.)
+     A sleep shorter than PRECISE_SLEEP_UNDER_S also arms a timerfd at its
+     deadline, because epoll counts whole milliseconds (wake_timer.c).
      After a sleep the stack is polled once more, so the frame (or the timer)
      that woke us is handled in this same tick.
   3. Return kernel events, minus device fds, plus ONE pseudo-event whose reader
@@ -60,27 +62,35 @@ server's CPU per request 7.3 -> 4.1 us (aiorusty bench).
 A kernel fd made ready by call_soon_threadsafe or a signal (asyncio's self-pipe)
 is registered in the same epoll, so both wake a sleeping loop at once.
 
-Busy-poll policy (AIORUSTY_BUSY_POLL_US, default 100; measured with
-bench/http_loops.py, results in bench/results/http_loops*.json): a spinning
-loop burns the idle gaps between requests, so below saturation the CPU per
-request is set by the window, not by the per-tick cost. Server CPU per request
-against uvloop (httptools / streams / aiohttp, quiet 2-core VM):
-  wrk -c32  default 0.66 / 0.48 / 0.80    busy-poll 0: 0.51 / 0.48 / 0.82
-  wrk -c8   default 0.93 / 1.16 / 1.01    busy-poll 0: 0.63 / 0.98 / 0.99
-  wrk -c1   default 1.26 / 1.68 / 1.49    busy-poll 0: 1.20 / 1.38 / 1.46
-With one connection the default answers in half uvloop's p50 (27 vs 59 us)
-at twice its req/s; busy-poll 0 sleeps at the first empty poll (requests
-batch up while it sleeps) and matches uvloop's latency (62 us p50). The
-default stays 100 us (latency first); servers that care about CPU per
-request set AIORUSTY_BUSY_POLL_US=0. An idle server sleeps either way
+Adaptive busy-poll window. busy_poll_us (AIORUSTY_BUSY_POLL_US, default 100)
+is the most the loop spins after activity; the window it spins (window_us)
+follows the gaps between activities, as KVM's halt-polling sizes its poll by
+how long a vCPU stayed halted. When activity arrives after a gap (spin and
+sleep included) longer than the window:
+  - gap <= busy_poll_us: a longer spin would have caught it without a sleep
+    and a wakeup, so the window doubles (from WINDOW_START_US);
+  - gap > busy_poll_us: no allowed spin would have, so the window halves (to
+    0 below WINDOW_START_US).
+A gap the window covered changes nothing. Server CPU per request below
+saturation (bench/busy_poll.py: shm, open-loop generator, 4 connections;
+bench/results/busy_poll.json); in brackets the fixed 100 us window this
+replaced, measured against the same generator:
+  1,000 req/s   20.0 us/req (75.0), as with busy-poll 0 (20.0); uvloop 25.0
+  10,000 req/s   8.0 us/req (32.0), busy-poll 0 7.8; uvloop 13.0
+  50,000 req/s  19.8 us/req (19.9), busy-poll 0 6.9; uvloop 10.8
+At 50k req/s a request arrives every 20 us, inside the window, so the loop
+spins for the latency (p50 24 us against 41 with busy-poll 0); servers that
+care about CPU more than latency set AIORUSTY_BUSY_POLL_US=0. A saturated
+server has no gaps and no idle ticks either way; an idle one sleeps
 (bench/idle_cpu.py: ~0.01% of a core).
 """
 
 import asyncio
+import os
 import selectors
 import time
 
-from ._rusty import ffi
+from ._rusty import ffi, lib
 
 __all__ = ["RustySelector"]
 
@@ -94,7 +104,14 @@ KERNEL_FD_POLL_US = 50
 # far to the devices before it goes on (see "Output amid a batch" above).
 OUTPUT_AFTER_US = 20
 OUTPUT_AFTER_NS = OUTPUT_AFTER_US * 1000
+# The adaptive window's first step up from 0 (see "Adaptive busy-poll window").
+WINDOW_START_US = 10
 _DEVICE = object()          # data of device fds in the inner selector: never returned to asyncio
+_WAKE_TIMER = object()      # data of the wake timer's fd: cleared, never returned either
+# A sleep shorter than this ends on a timerfd armed at its deadline: epoll_wait counts
+# whole milliseconds, so a timer 300 us away would sleep 1 ms (see wake_timer.c).
+# Past it the rounding is noise, and the sleep costs no timerfd_settime.
+PRECISE_SLEEP_UNDER_S = 0.02
 
 
 # Drivers whose fd is readable exactly while received frames wait in the kernel
@@ -122,7 +139,8 @@ class RustySelector(selectors.BaseSelector):
 
     def __init__(self, stacks, busy_poll_us=100, inner=None, close_stacks=True):
         self.stacks = list(stacks)      # usually one; tests drive both ends of a cable
-        self.busy_poll_us = busy_poll_us
+        self.busy_poll_us = busy_poll_us    # the most a window may be
+        self.window_us = busy_poll_us       # the spin after activity now (adaptive)
         self._inner = inner if inner is not None else selectors.DefaultSelector()
         self._close_stacks = close_stacks
         self._pending = []              # [(transports of a stack, its events, the stack)] not dispatched yet
@@ -140,6 +158,11 @@ class RustySelector(selectors.BaseSelector):
         self.ticks = 0                  # stack polls done (for tests and stats)
         self.event_ticks = 0            # of which returned socket events (the rest found nothing)
         self.sleeps = 0                 # epoll waits with a non-zero timeout
+        self.window_changes = [0, 0]    # times the window grew, shrank
+        self._wake_fd = lib.rusty_wake_timer_open()
+        if self._wake_fd < 0:
+            raise OSError(-self._wake_fd, f"timerfd_create: {os.strerror(-self._wake_fd)}")
+        self._inner.register(self._wake_fd, selectors.EVENT_READ, _WAKE_TIMER)
         self.refresh_fds()
 
     # -- wiring ---------------------------------------------------------------
@@ -177,8 +200,21 @@ class RustySelector(selectors.BaseSelector):
             events = st.poll(now)
             if events:
                 self._pending.append((self.transports[id(st)], events, st))
+                gap = now - self._last_activity
+                if gap > self.window_us:
+                    self._adapt(gap)
                 self._last_activity = now
                 self.event_ticks += 1
+
+    def _adapt(self, gap):
+        """Size the busy-poll window by a gap between activities it did not cover."""
+        if gap <= self.busy_poll_us:
+            self.window_us = min(self.busy_poll_us, max(WINDOW_START_US, self.window_us * 2))
+            self.window_changes[0] += 1
+        elif self.window_us:
+            half = self.window_us // 2
+            self.window_us = half if half >= WINDOW_START_US else 0
+            self.window_changes[1] += 1
 
     def _due(self, now):
         """True when a stack has work without a frame arriving: output, events, timers."""
@@ -226,7 +262,7 @@ class RustySelector(selectors.BaseSelector):
         if not self._gated or self._due(now):
             self._poll(now)
             self.ticks += 1
-        if self._pending or now - self._last_activity < self.busy_poll_us:
+        if self._pending or now - self._last_activity < self.window_us:
             timeout = 0
         elif timeout is None or timeout > 0:
             deadline = self._sleep_deadline(now)
@@ -234,6 +270,8 @@ class RustySelector(selectors.BaseSelector):
                 wait = max(0, deadline - now) / 1e6
                 if timeout is None or wait < timeout:
                     timeout = wait
+            if timeout is not None and 0 < timeout < PRECISE_SLEEP_UNDER_S:
+                lib.rusty_wake_timer_arm(self._wake_fd, now + max(1, int(timeout * 1e6)))
         if timeout == 0 and not self._gated and now - self._last_epoll < KERNEL_FD_POLL_US:
             ready = []                  # busy tick of a stack without fds to watch: see KERNEL_FD_POLL_US
         else:
@@ -249,11 +287,21 @@ class RustySelector(selectors.BaseSelector):
         elif self._gated and ready and any(kv[0].data is _DEVICE for kv in ready):
             self._poll(now)             # frames are waiting: take them in this tick
             self.ticks += 1
-        if self._device_fds and ready:
-            ready = [kv for kv in ready if kv[0].data is not _DEVICE]
+        if ready:
+            ready = [kv for kv in ready if kv[0].data is not _DEVICE and not self._wake_timer_fired(kv)]
         if self._pending and self._key is not None:
             ready.append((self._key, selectors.EVENT_READ))
         return ready
+
+    def _wake_timer_fired(self, key_events):
+        """True (and the timer cleared) when an epoll result is the wake timer's."""
+        if key_events[0].data is not _WAKE_TIMER:
+            return False
+        try:
+            os.read(self._wake_fd, 8)
+        except BlockingIOError:
+            pass
+        return True
 
     def _dispatch(self):
         """Run queued stack events on their transports (one Handle run per tick)."""
@@ -307,6 +355,9 @@ class RustySelector(selectors.BaseSelector):
         self.flush = []
         self.transports.clear()
         self._inner.close()
+        if self._wake_fd >= 0:
+            os.close(self._wake_fd)
+            self._wake_fd = -1
         if self._close_stacks:
             for st in self.stacks:
                 st.close()

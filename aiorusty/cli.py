@@ -94,8 +94,8 @@ def _add_loop_flags(p, default_iface, what):
                                               "(default: the available cores; serve from the first, "
                                               "load from the last)")
     p.add_argument("--busy-poll-us", type=int, default=None,
-                   help="aiorusty loop: microseconds of busy-polling after activity "
-                        "(default: AIORUSTY_BUSY_POLL_US or 100)")
+                   help="aiorusty loop: the most microseconds of busy-polling after activity; the window "
+                        "adapts below it (default: AIORUSTY_BUSY_POLL_US or 100)")
 
 
 def build_parser():

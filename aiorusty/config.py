@@ -10,9 +10,10 @@ Environment (read only when the corresponding argument is not given):
     AIORUSTY_IFACE         one interface spec, or several separated by ';'
                            ("tap:rusty0,ip=10.0.0.2/24;shm:demo,ip=10.9.0.2/24").
                            Empty or unset: no interface, a plain asyncio loop.
-    AIORUSTY_BUSY_POLL_US  microseconds the loop keeps polling (epoll timeout 0)
-                           after the last stack activity before it sleeps in epoll
-                           (default 100; 0 never spins).
+    AIORUSTY_BUSY_POLL_US  the most microseconds the loop keeps polling (epoll
+                           timeout 0) after the last stack activity before it
+                           sleeps in epoll; the window adapts to the gaps between
+                           activities below this (default 100; 0 never spins).
 """
 
 import dataclasses

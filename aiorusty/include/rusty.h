@@ -136,6 +136,11 @@ int64_t rusty_dev_bench_tx(struct rusty_dev *dev, uint16_t queue, const uint8_t 
  * copy frame_bytes frames through a ring shaped like the shm link's, over duration_us
  * (probe.c); -EINVAL for a bad argument or a core the process may not use. */
 double rusty_probe_xcore_gbps(int cpu_tx, int cpu_rx, uint32_t frame_bytes, uint64_t duration_us);
+/* A timerfd for sleeps shorter than epoll's millisecond (wake_timer.c): arm it at an
+ * absolute CLOCK_MONOTONIC deadline in us, 0 to disarm; arming also drops
+ * expirations not read yet. Both return -errno on failure. */
+int rusty_wake_timer_open(void);
+int rusty_wake_timer_arm(int fd, uint64_t deadline_us);
 
 /* ----------------------------------------------------------------- stack */
 

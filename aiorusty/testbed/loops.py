@@ -93,7 +93,9 @@ def _tick_counts(loop):
     """An aiorusty loop's stack polls, those that found socket events, and its sleeps in
     epoll: how much of a run was spent spinning."""
     sel = loop._selector
-    return {"polls": sel.ticks, "polls_with_events": sel.event_ticks, "sleeps": sel.sleeps}
+    grew, shrank = sel.window_changes
+    return {"polls": sel.ticks, "polls_with_events": sel.event_ticks, "sleeps": sel.sleeps,
+            "window_grew": grew, "window_shrank": shrank}
 
 
 def run_counters(loop, stack):
