@@ -37,3 +37,35 @@ def test_full_device_ring_holds_segments_back_without_loss():
     finally:
         sa.close()
         sb.close()
+
+
+def test_a_device_that_takes_nothing_is_retried_less_and_less_often():
+    """A stopped peer (never polls): the sender's retries of its full ring back off from
+    TX_RETRY_US to TX_RETRY_MAX_US instead of waking its loop every 50 us; once the
+    peer takes frames again, the next retry comes after 50 us."""
+    name = f"txbo{os.getpid()}"
+    sa = Stack([f"shm:{name},ring=4,ip=10.1.0.1/24"], seed=1)    # the initial window overfills it
+    sb = Stack([f"shm:{name},ring=4,ip=10.1.0.2/24"], seed=2)
+    clock = Lockstep(sa, sb)
+    try:
+        cs, ss = clock.connect(sa.tcp_listen(None, 80))
+        assert ss is not None
+        now = clock.now
+        sb.tcp_send(cs, bytes(200_000), now)
+        gaps = []
+        for _ in range(30):                 # sa is stopped: only sb runs, when it asks to
+            sb.poll(now)
+            deadline = sb.next_deadline(now)
+            assert deadline is not None and deadline > now, "a full device made the stack spin"
+            gaps.append(deadline - now)
+            now = deadline
+        assert sb.stats()["tx_device_busy"] > 0
+        # 50, 50, 100, 200, ... 10 ms, 10 ms, ... (the retransmission timer may come first once)
+        assert gaps[0] == 50 and max(gaps) == 10_000, gaps
+        assert gaps[:12] == sorted(gaps[:12]) and gaps.count(10_000) > 15, gaps
+        sa.poll(now)                        # the peer resumes and drains its ring
+        sb.poll(now + 1)
+        assert sb.next_deadline(now + 1) - (now + 1) == 50
+    finally:
+        sa.close()
+        sb.close()

@@ -19,7 +19,10 @@
  * when a whole window went, an RTO: 16 bulk connections over shm lost ~4k
  * segments and stalled 20-40 times per 3 s run. Only a frame that finds the
  * queue still full after a flush is freed, counted in tx_device_full. A loop
- * whose device stays full polls again every TX_RETRY_US rather than spin.
+ * whose device stays full polls again after as long as the device has taken
+ * nothing, between TX_RETRY_US and TX_RETRY_MAX_US: a slow peer is retried
+ * within 50 us, a stopped one (a SIGSTOPped shm process) every 10 ms rather
+ * than 20,000 times a second.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,7 +30,8 @@
 
 #include "stack.h"
 
-#define TX_RETRY_US 50u                 /* a blocked device is tried again this often */
+#define TX_RETRY_US 50u                 /* a blocked device is tried again after at least */
+#define TX_RETRY_MAX_US 10000u          /* ... and at most this */
 #define DEFAULT_MAX_SOCKETS 4096u
 #define DEFAULT_MAX_TCP 4096u
 #define DEFAULT_EVENTS 4096u
@@ -425,6 +429,8 @@ void rusty_stack_flush(struct rusty_stack *s, uint64_t now_us)
             s->stats.eth_tx_bytes += bytes;
             done = (uint16_t)(done + want);
         }
+        if (done || !ifc->tx_blocked)
+            ifc->tx_blocked_since = now_us; /* the device moves (or has just filled) */
         ifc->tx_blocked = done < ifc->txq_len;
         if (ifc->tx_blocked) {
             s->stats.tx_device_busy++;
@@ -482,11 +488,18 @@ static int64_t earliest(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
+/* A full device is tried again after as long as it has taken nothing, within bounds. */
+static uint64_t tx_retry_after(const struct rusty_iface *ifc, uint64_t now_us)
+{
+    uint64_t stuck = now_us > ifc->tx_blocked_since ? now_us - ifc->tx_blocked_since : 0;
+    return stuck < TX_RETRY_US ? TX_RETRY_US : stuck > TX_RETRY_MAX_US ? TX_RETRY_MAX_US : stuck;
+}
+
 int64_t rusty_stack_next_deadline(struct rusty_stack *s, uint64_t now_us)
 {
     if (s->ev_count || s->local_head)
         return (int64_t)now_us;
-    int64_t retry = (int64_t)(now_us + TX_RETRY_US);
+    int64_t retry = -1;                 /* when a full device is tried again */
     int64_t d = rusty_timers_next(&s->timers);
     int held = 0;                       /* TCP output waits for a full device */
     for (uint8_t i = 0; i < s->n_ifaces; i++) {
@@ -494,7 +507,8 @@ int64_t rusty_stack_next_deadline(struct rusty_stack *s, uint64_t now_us)
         if (ifc->txq_len) {
             if (!ifc->tx_blocked)
                 return (int64_t)now_us;
-            d = earliest(d, retry);     /* a full device: try again soon, do not spin */
+            retry = earliest(retry, (int64_t)(now_us + tx_retry_after(ifc, now_us)));
+            d = earliest(d, retry);     /* try again soon, do not spin */
         }
         held |= iface_tx_blocked(ifc);
         d = earliest(d, rusty_dev_next_deadline(ifc->dev, now_us));

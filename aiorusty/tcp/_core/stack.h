@@ -37,6 +37,7 @@ struct rusty_iface {
     uint16_t mtu;
     uint16_t txq_len;
     uint8_t tx_blocked;                 /* the device refused frames at the last flush */
+    uint64_t tx_blocked_since;          /* now_us of the last flush the device took frames from */
     struct rusty_buf *txq[RUSTY_TXQ_LEN];
 };
 
