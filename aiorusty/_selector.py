@@ -106,6 +106,7 @@ OUTPUT_AFTER_US = 20
 OUTPUT_AFTER_NS = OUTPUT_AFTER_US * 1000
 # The adaptive window's first step up from 0 (see "Adaptive busy-poll window").
 WINDOW_START_US = 10
+_TCP_READABLE = lib.RUSTY_EV_TCP_READABLE
 _DEVICE = object()          # data of device fds in the inner selector: never returned to asyncio
 _WAKE_TIMER = object()      # data of the wake timer's fd: cleared, never returned either
 # A sleep shorter than this ends on a timerfd armed at its deadline: epoll_wait counts
@@ -320,7 +321,10 @@ class RustySelector(selectors.BaseSelector):
                 if t is None:
                     continue            # socket closed since the event was queued
                 try:
-                    t._context.run(t._stack_event, typ, flags, arg, arg2)
+                    if typ == _TCP_READABLE:
+                        t._context.run(t._reader, t)      # most events: one frame less
+                    else:
+                        t._context.run(t._stack_event, typ, flags, arg, arg2)
                 except (SystemExit, KeyboardInterrupt):
                     rest = [(transports, events[i + 1:], stack)] + batches[b + 1:]
                     self._pending[:0] = [x for x in rest if x[1]]

@@ -216,6 +216,10 @@ class _Connecting:
         self.fut = fut
         self._context = contextvars.copy_context()
 
+    @staticmethod
+    def _reader(_):
+        pass                            # data before the transport takes over waits in the stack
+
     def _stack_event(self, typ, flags, arg, arg2):
         if self.fut.done():
             return

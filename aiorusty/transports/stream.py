@@ -17,8 +17,9 @@ it, queue here in order, count in get_write_buffer_size() and are handed
 over once per tick, coalesced, just before the selector polls the stack
 (RustySelector.flush), or on the next WRITABLE event.
 
-Call chains: RustySelector._dispatch -> _stack_event -> _read_ready ->
-rusty_tcp_recv (C) -> protocol.data_received;  write -> rusty_tcp_send (C)
+Call chains: RustySelector._dispatch -> _reader (for a READABLE event; the
+others go through _stack_event) -> rusty_tcp_recv (C) ->
+protocol.data_received;  write -> rusty_tcp_send (C)
 | (queue) -> RustySelector.select -> _write_ready -> rusty_tcp_send (C).
 Errors from protocol callbacks and the stack take asyncio's one path:
 _fatal_error -> _force_close -> _call_connection_lost.
@@ -128,9 +129,7 @@ class StackStreamTransport(_StackTransport, Transport):
 
     def _stack_event(self, typ, flags, arg, arg2):
         if typ == _EV_READABLE or typ == _EV_EOF:
-            # _read_ready, inlined: this runs for every read of every connection.
-            if not (self._handle is None or self._eof_seen or self._paused or self._closing):
-                self._reader(self)
+            self._reader(self)          # (the selector calls _reader itself for a READABLE)
         elif typ == _EV_WRITABLE:
             if self._buffer and not self._flush_queued:     # a queued flush will send it anyway
                 self._write_ready()
@@ -144,18 +143,21 @@ class StackStreamTransport(_StackTransport, Transport):
     # -- reading --------------------------------------------------------------------------
 
     def _read_ready(self):
-        if self._handle is None or self._eof_seen or self._paused or self._closing:
-            return
         self._reader(self)
+
+    # The readers: each returns at once for a transport that may not read now (closed
+    # handle, EOF seen, paused, closing), so the selector can call one straight away.
 
     def _read_ready_data(self):
         # One copy out of the stack into the loop's receive buffer, one into bytes.
         # A read that does not fill the buffer drained the connection: no second
         # call to learn "nothing more" (a FIN arrives as its own EOF event).
+        handle = self._handle
+        if handle is None or self._eof_seen:
+            return
         ptr = self._stack._ptr
         if ptr is None:
             ptr = self._stack._live()       # raises: the stack is closed
-        handle = self._handle
         sel = self._selector
         buf, chars = sel.recv_buf, sel.recv_chars
         cap = len(buf)
@@ -181,6 +183,8 @@ class StackStreamTransport(_StackTransport, Transport):
         # after the callback. A view kept past the call is reported, and the
         # connection moves to a copy of its ring (rusty_tcp_rx_detach) while the
         # old ring lives as long as the kept view: it is never overwritten.
+        if self._handle is None or self._eof_seen:
+            return
         ptr, handle = self._stack._live(), self._handle
         out, size = self._peek_out
         while not self._paused and not self._closing:
@@ -209,6 +213,8 @@ class StackStreamTransport(_StackTransport, Transport):
                     self._protocol.view_received)
 
     def _read_ready_buffered(self):
+        if self._handle is None or self._eof_seen:
+            return
         while not self._paused and not self._closing:
             try:
                 buf = self._protocol.get_buffer(-1)

@@ -9,6 +9,8 @@ import time
 from ._base import RustyFakeBase
 
 cv = contextvars.ContextVar("cv", default="unset")
+EV = 19                 # an event for the scheduling tests (TCP_WRITABLE); READABLE has its own path
+READABLE = 18
 
 
 class FakeTransport:
@@ -24,6 +26,10 @@ class FakeTransport:
         self.log.append((self.name, typ, arg, cv.get()))
         if typ == self.fail_on:
             raise ZeroDivisionError("boom")
+
+    @staticmethod
+    def _reader(self):
+        self.log.append((self.name, "read", None, cv.get()))
 
 
 class TestSelectorScheduling(RustyFakeBase):
@@ -46,15 +52,16 @@ class TestSelectorScheduling(RustyFakeBase):
         def before():
             log.append(("call_soon", 0, 0, cv.get()))
         self.loop.call_soon(before)
-        self.fake.inject((1, 16, 0, 10, 0), (2, 18, 0, 20, 0), (1, 18, 0, 30, 0), (99, 18, 0, 0, 0))
+        # A READABLE goes straight to the transport's reader, in the same order and context.
+        self.fake.inject((1, 16, 0, 10, 0), (2, EV, 0, 20, 0), (1, READABLE, 0, 30, 0), (99, EV, 0, 0, 0))
         self.loop.run_until_complete(asyncio.sleep(0.01))
-        self.assertEqual(log, [("call_soon", 0, 0, "unset"), ("a", 16, 10, "A"), ("b", 18, 20, "B"), ("a", 18, 30, "A")])
+        self.assertEqual(log, [("call_soon", 0, 0, "unset"), ("a", 16, 10, "A"), ("b", EV, 20, "B"), ("a", "read", None, "A")])
 
     def test_event_error_reported_and_batch_continues(self):
         log = []
-        self.loop._stack_register(self.fake, 1, FakeTransport(log, "bad", fail_on=18))
+        self.loop._stack_register(self.fake, 1, FakeTransport(log, "bad", fail_on=EV))
         self.loop._stack_register(self.fake, 2, FakeTransport(log, "good"))
-        self.fake.inject((1, 18, 0, 0, 0), (2, 18, 0, 0, 0))
+        self.fake.inject((1, EV, 0, 0, 0), (2, EV, 0, 0, 0))
         self.loop.run_until_complete(asyncio.sleep(0.01))
         self.assertEqual([n for n, *_ in log], ["bad", "good"])
         self.expect_exceptions(1)
@@ -69,7 +76,7 @@ class TestSelectorScheduling(RustyFakeBase):
                 super()._stack_event(*ev)
                 done.set_result(None)
         self.loop._stack_register(self.fake, 7, T(log, "t"))
-        threading.Timer(0.05, self.fake.inject, ((7, 18, 0, 1, 0),)).start()
+        threading.Timer(0.05, self.fake.inject, ((7, EV, 0, 1, 0),)).start()
         self.run_loop(done, timeout=5)
         self.assertEqual([n for n, *_ in log], ["t"])
 
@@ -101,7 +108,7 @@ class TestBusyPoll(RustyFakeBase):
         self.loop.run_until_complete(asyncio.sleep(0.35))     # any start-up activity has aged out
         sel = self.loop._selector
         sleeps, polls, arms = sel.sleeps, self.fake.polls, self.fake.arms
-        self.fake.inject((1, 18, 0, 0, 0))
+        self.fake.inject((1, EV, 0, 0, 0))
         self.loop.run_until_complete(asyncio.sleep(0.1))
         self.assertGreater(self.fake.polls - polls, 50, "no busy-polling inside the window")
         self.assertLessEqual(sel.sleeps - sleeps, 2)
@@ -126,7 +133,7 @@ class TestBusyPoll(RustyFakeBase):
             epolls.append(timeout)
             return inner_select(timeout)
         sel._inner.select = counting_select
-        self.fake.inject((1, 18, 0, 0, 0))
+        self.fake.inject((1, EV, 0, 0, 0))
         t0 = time.monotonic()
         polls = self.fake.polls
         woken = self.loop.create_future()
@@ -148,7 +155,7 @@ class TestAdaptiveWindow(RustyFakeBase):
         async def main():
             for _ in range(count):
                 await asyncio.sleep(gap_s)
-                self.fake.inject((1, 18, 0, 0, 0))
+                self.fake.inject((1, EV, 0, 0, 0))
             await asyncio.sleep(0)
         self.loop.run_until_complete(main())
 
@@ -156,7 +163,7 @@ class TestAdaptiveWindow(RustyFakeBase):
         """Stack polls in the 10 ms after one more event, that gap first."""
         self.loop.run_until_complete(asyncio.sleep(0.001))
         polls = self.fake.polls
-        self.fake.inject((1, 18, 0, 0, 0))
+        self.fake.inject((1, EV, 0, 0, 0))
         self.loop.run_until_complete(asyncio.sleep(0.01))
         return self.fake.polls - polls
 
@@ -228,7 +235,7 @@ class TestNoBusyPoll(RustyFakeBase):
     def test_no_spin_after_activity(self):
         self.loop._stack_register(self.fake, 1, FakeTransport([], "t"))
         polls = self.fake.polls
-        self.fake.inject((1, 18, 0, 0, 0))
+        self.fake.inject((1, EV, 0, 0, 0))
         self.loop.run_until_complete(asyncio.sleep(0.1))
         self.assertLess(self.fake.polls - polls, 10)
 
@@ -275,8 +282,8 @@ class TestTwoStacks(RustyFakeBase):
             log = []
             loop._stack_register(self.fake, 5, FakeTransport(log, "first"))
             loop._stack_register(other, 5, FakeTransport(log, "second"))
-            other.inject((5, 18, 0, 2, 0))
-            self.fake.inject((5, 18, 0, 1, 0))
+            other.inject((5, EV, 0, 2, 0))
+            self.fake.inject((5, EV, 0, 1, 0))
             loop.run_until_complete(asyncio.sleep(0.01))
             self.assertEqual(sorted((n, a) for n, _, a, _ in log), [("first", 1), ("second", 2)])
             self.assertEqual(loop.stacks, (self.fake, other))
