@@ -181,7 +181,7 @@ struct rusty_event {
 #define RUSTY_EV_TCP_ACCEPT 16          /* a listener has connections to accept */
 #define RUSTY_EV_TCP_CONNECTED 17       /* active open completed */
 #define RUSTY_EV_TCP_READABLE 18        /* data (or a FIN) to read */
-#define RUSTY_EV_TCP_WRITABLE 19        /* send space became available */
+#define RUSTY_EV_TCP_WRITABLE 19        /* send space became available after a send took less than asked */
 #define RUSTY_EV_TCP_EOF 20             /* peer sent FIN, all data before it was read */
 #define RUSTY_EV_TCP_CLOSED 21          /* arg = 0 or -errno (ECONNRESET, ETIMEDOUT, ECONNREFUSED) */
 

@@ -122,6 +122,30 @@ def test_send_respects_peer_window_and_persist(p):
     assert c.state() == "ESTABLISHED"
 
 
+def test_writable_only_after_a_send_that_was_refused_some():
+    """WRITABLE is edge-triggered on a refused send (as EPOLLOUT under EPOLLET): the ACK
+    of data queued in full reports nothing (an event per request otherwise), the first
+    ACK after a short send reports room once, and later ACKs do not repeat it."""
+    p = Peer(tcp_sndbuf=4096)
+    try:
+        c = p.passive_open(window=65535)
+        p.poll()
+        assert ev_types(p.take_events(c.sock)) == [EV["writable"]]    # accepted: room to send
+        assert p.stack.tcp_send(c.sock, b"q" * 100, p.now) == 100      # taken whole
+        p.poll()
+        c.send("A", ack=100)
+        assert EV["writable"] not in ev_types(p.take_events(c.sock))
+        assert p.stack.tcp_send(c.sock, b"a" * 6000, p.now) == 4096    # refused some
+        p.poll()
+        sent = sum(len(s.payload) for s in c.segs())
+        c.send("A", ack=100 + 1460)
+        assert ev_types(p.take_events(c.sock)).count(EV["writable"]) == 1
+        c.send("A", ack=100 + sent)
+        assert EV["writable"] not in ev_types(p.take_events(c.sock)), "reported twice for one refusal"
+    finally:
+        p.close()
+
+
 def test_send_buffer_full_eagain_then_writable():
     p = Peer(tcp_sndbuf=4096)
     try:

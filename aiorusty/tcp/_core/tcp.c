@@ -706,6 +706,8 @@ static int can_send(const struct rusty_tcb *t)
    once the connection is synchronized. */
 static int queued(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n, size_t len)
 {
+    if (n < len)
+        t->flags |= TF_WANT_WRITE;      /* the caller holds the rest: tell it when there is room */
     if (!n && len)
         return -EAGAIN;
     if (t->state != TCP_SYN_SENT && t->state != TCP_SYN_RECEIVED)

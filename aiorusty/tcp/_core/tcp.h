@@ -89,6 +89,7 @@ const char *rusty_tcp_state_name(int state);
 #define TF_DELACK_ONE 0x20000u          /* one full segment received since the last ACK */
 #define TF_IN_ACCQ 0x40000u             /* waiting in its listener's accept queue */
 #define TF_OOO_FIN 0x80000u             /* a FIN arrived out of order at ooo_fin */
+#define TF_WANT_WRITE 0x100000u         /* a send queued less than asked: report WRITABLE once */
 
 /* Pending events, emitted once per poll (bits are 1 << (RUSTY_EV_TCP_* - 16)). */
 #define EVBIT(type) (1u << ((type) - 16))

@@ -509,8 +509,12 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
             rusty_timer_cancel(&s->timers, &t->t_rtx);
         else if (!(t->flags & TF_IN_RECOVERY))
             tcp_arm_rtx(s, t, seg->now);
-        if (dat && !(t->flags & TF_FIN_QUEUED))
+        /* Room reported only to a sender that was refused some (as EPOLLOUT under
+         * EPOLLET): an ACK per response otherwise costs the loop an event per request. */
+        if (dat && (t->flags & TF_WANT_WRITE) && !(t->flags & TF_FIN_QUEUED)) {
+            t->flags &= ~TF_WANT_WRITE;
             tcp_mark_event(s, t, RUSTY_EV_TCP_WRITABLE);
+        }
         tcp_want_output(s, t);
     } else if (ack == t->snd_una && seg->len == 0 && !(h->flags & (RUSTY_TCP_SYN | RUSTY_TCP_FIN)) &&
                scaled == t->snd_wnd && tcp_flight(t) > 0 && seq_lt(t->snd_una, t->snd_max)) {
