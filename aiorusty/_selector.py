@@ -75,11 +75,11 @@ A gap the window covered changes nothing. Server CPU per request below
 saturation (bench/busy_poll.py: shm, open-loop generator, 4 connections;
 bench/results/busy_poll.json); in brackets the fixed 100 us window this
 replaced, measured against the same generator:
-  1,000 req/s   20.0 us/req (75.0), as with busy-poll 0 (20.0); uvloop 25.0
-  10,000 req/s   8.0 us/req (32.0), busy-poll 0 7.8; uvloop 13.0
-  50,000 req/s  19.8 us/req (19.9), busy-poll 0 6.9; uvloop 10.8
+  1,000 req/s   21.9 us/req (75), busy-poll 0 19.0; uvloop 28.5
+  10,000 req/s   6.6 us/req (32), busy-poll 0 7.1; uvloop 13.9
+  50,000 req/s  19.9 us/req (19.9), busy-poll 0 6.3; uvloop 10.6
 At 50k req/s a request arrives every 20 us, inside the window, so the loop
-spins for the latency (p50 24 us against 41 with busy-poll 0); servers that
+spins for the latency (p50 21 us against 40 with busy-poll 0); servers that
 care about CPU more than latency set AIORUSTY_BUSY_POLL_US=0. A saturated
 server has no gaps and no idle ticks either way; an idle one sleeps
 (bench/idle_cpu.py: ~0.01% of a core).
