@@ -69,17 +69,22 @@ how long a vCPU stayed halted. When activity arrives after a gap (spin and
 sleep included) longer than the window:
   - gap <= busy_poll_us: a longer spin would have caught it without a sleep
     and a wakeup, so the window doubles (from WINDOW_START_US);
-  - gap > busy_poll_us: no allowed spin would have, so the window halves (to
-    0 below WINDOW_START_US).
+  - gap > busy_poll_us: no allowed spin would have; once SHRINK_AFTER_GAPS
+    such gaps came in a row, each halves the window (to 0 below
+    WINDOW_START_US). Halving at the first one made traffic that mixes short
+    and long gaps (one request per connection: handshake, request, close)
+    swing between spinning and sleeping, and each sleep's wakeup lengthened
+    the next gap: 10% fewer connections per second over shm (30.2k vs 33.2k).
 A gap the window covered changes nothing. Server CPU per request below
 saturation (bench/busy_poll.py: shm, open-loop generator, 4 connections;
 bench/results/busy_poll.json); in brackets the fixed 100 us window this
 replaced, measured against the same generator:
-  1,000 req/s   21.9 us/req (75), busy-poll 0 19.0; uvloop 28.5
-  10,000 req/s   6.6 us/req (32), busy-poll 0 7.1; uvloop 13.9
-  50,000 req/s  19.9 us/req (19.9), busy-poll 0 6.3; uvloop 10.6
+  1,000 req/s   18.2 us/req (75), busy-poll 0 20.5; uvloop 20.6
+  10,000 req/s   6.2 us/req (32), busy-poll 0 6.2; uvloop 11.6
+  50,000 req/s  19.9 us/req (19.9), busy-poll 0 6.0; uvloop 10.9
+(At 1,000 req/s a run's CPU moves by a third between runs: 16-32 us here.)
 At 50k req/s a request arrives every 20 us, inside the window, so the loop
-spins for the latency (p50 21 us against 40 with busy-poll 0); servers that
+spins for the latency (p50 17 us against 41 with busy-poll 0); servers that
 care about CPU more than latency set AIORUSTY_BUSY_POLL_US=0. A saturated
 server has no gaps and no idle ticks either way; an idle one sleeps
 (bench/idle_cpu.py: ~0.01% of a core).
@@ -104,8 +109,10 @@ KERNEL_FD_POLL_US = 50
 # far to the devices before it goes on (see "Output amid a batch" above).
 OUTPUT_AFTER_US = 20
 OUTPUT_AFTER_NS = OUTPUT_AFTER_US * 1000
-# The adaptive window's first step up from 0 (see "Adaptive busy-poll window").
+# The adaptive window's first step up from 0, and how many gaps in a row past the
+# limit it takes before it shrinks (see "Adaptive busy-poll window").
 WINDOW_START_US = 10
+SHRINK_AFTER_GAPS = 4
 _TCP_READABLE = lib.RUSTY_EV_TCP_READABLE
 _DEVICE = object()          # data of device fds in the inner selector: never returned to asyncio
 _WAKE_TIMER = object()      # data of the wake timer's fd: cleared, never returned either
@@ -160,6 +167,7 @@ class RustySelector(selectors.BaseSelector):
         self.event_ticks = 0            # of which returned socket events (the rest found nothing)
         self.sleeps = 0                 # epoll waits with a non-zero timeout
         self.window_changes = [0, 0]    # times the window grew, shrank
+        self._long_gaps = 0             # gaps in a row past busy_poll_us
         self._wake_fd = lib.rusty_wake_timer_open()
         if self._wake_fd < 0:
             raise OSError(-self._wake_fd, f"timerfd_create: {os.strerror(-self._wake_fd)}")
@@ -210,9 +218,12 @@ class RustySelector(selectors.BaseSelector):
     def _adapt(self, gap):
         """Size the busy-poll window by a gap between activities it did not cover."""
         if gap <= self.busy_poll_us:
+            self._long_gaps = 0
             self.window_us = min(self.busy_poll_us, max(WINDOW_START_US, self.window_us * 2))
             self.window_changes[0] += 1
-        elif self.window_us:
+            return
+        self._long_gaps += 1
+        if self.window_us and self._long_gaps >= SHRINK_AFTER_GAPS:
             half = self.window_us // 2
             self.window_us = half if half >= WINDOW_START_US else 0
             self.window_changes[1] += 1

@@ -171,7 +171,7 @@ class TestAdaptiveWindow(RustyFakeBase):
         self.loop._stack_register(self.fake, 1, FakeTransport([], "t"))
         sel = self.loop._selector
         self.assertEqual(sel.window_us, self.BUSY_POLL_US)
-        self._events_every(0.03, 10)        # every gap longer than any allowed spin
+        self._events_every(0.03, 14)        # every gap longer than any allowed spin
         self.assertEqual(sel.window_us, 0)
         self.assertGreaterEqual(sel.window_changes[1], 8)
         self.assertLess(self._polls_after_one_event(), 20, "still spinning after activity")
