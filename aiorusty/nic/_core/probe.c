@@ -45,19 +45,25 @@ static int pin_self(int cpu)
     return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+/* A side's start: pinned to its core with its 1 MiB span, or NULL (and the run stopped). */
+static uint8_t *side_begin(struct probe *p, int cpu)
+{
+    uint8_t *span = NULL;
+    if (pin_self(cpu))
+        p->pin_error = 1;
+    else
+        span = malloc(PROBE_SPAN);
+    if (!span)
+        atomic_store(&p->stop, 1);
+    return span;
+}
+
 static void *producer(void *arg)
 {
     struct probe *p = arg;
-    if (pin_self(p->cpu_tx)) {
-        p->pin_error = 1;
-        atomic_store(&p->stop, 1);
+    uint8_t *src = side_begin(p, p->cpu_tx);
+    if (!src)
         return NULL;
-    }
-    uint8_t *src = malloc(PROBE_SPAN);
-    if (!src) {
-        atomic_store(&p->stop, 1);
-        return NULL;
-    }
     memset(src, 0x5a, PROBE_SPAN);
     uint32_t off = 0;
     while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
@@ -75,16 +81,9 @@ static void *producer(void *arg)
 static void *consumer(void *arg)
 {
     struct probe *p = arg;
-    if (pin_self(p->cpu_rx)) {
-        p->pin_error = 1;
-        atomic_store(&p->stop, 1);
+    uint8_t *dst = side_begin(p, p->cpu_rx);
+    if (!dst)
         return NULL;
-    }
-    uint8_t *dst = malloc(PROBE_SPAN);
-    if (!dst) {
-        atomic_store(&p->stop, 1);
-        return NULL;
-    }
     uint32_t off = 0;
     uint64_t frames = 0;
     while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
