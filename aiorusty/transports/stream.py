@@ -90,7 +90,7 @@ class StackStreamTransport(_StackTransport, Transport):
         self._eof_seen = False          # the peer's FIN was delivered to the protocol
         self._flush_queued = False
         self._write_tick = -1             # the selector tick of the last write (see _close_sent)
-        self._peek_out = (ffi.new("const uint8_t **"), ffi.new("size_t *"))
+        self._peek_out = None           # rusty_tcp_peek's out-arguments, for a ViewProtocol only
         self._selector = loop._selector
         self.set_protocol(protocol)
         if server is not None:
@@ -114,6 +114,8 @@ class StackStreamTransport(_StackTransport, Transport):
             self._reader = StackStreamTransport._read_ready_buffered
         elif isinstance(protocol, ViewProtocol):
             self._reader = StackStreamTransport._read_ready_views
+            if self._peek_out is None:
+                self._peek_out = (ffi.new("const uint8_t **"), ffi.new("size_t *"))
         else:
             self._reader = StackStreamTransport._read_ready_data
         super().set_protocol(protocol)

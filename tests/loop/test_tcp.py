@@ -601,6 +601,39 @@ class _TestViews(_TCPHelpers):
         self.run_loop(main(), timeout=20)
 
 
+    def test_switching_to_a_view_protocol_mid_connection(self):
+        """set_protocol() from a bytes protocol to a ViewProtocol: what follows arrives as views."""
+        loop = self.loop
+        views = Views(loop)
+
+        class First(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                views.data += data
+                views.transport = self.transport
+                self.transport.set_protocol(views)
+
+            def connection_lost(self, exc):
+                views.connection_lost(exc)
+
+        async def main():
+            server, sp, ct, cp = await self._pair(server_proto=First)
+            head = b"switch!"
+            ct.write(head)
+            while not views.data:
+                await asyncio.sleep(0.01)
+            payload = os.urandom(256 * 1024)
+            ct.write(payload)
+            ct.write_eof()
+            await views.lost
+            self.assertEqual(bytes(views.data), head + payload)
+            self.assertEqual(views.types, {memoryview})
+            await self._finish(server, cp)
+        self.run_loop(main(), timeout=20)
+
+
 @unittest.skipUnless(have_tcp(), "TCP layer not merged")
 class TestViews_AIO(_TestViews, AsyncioBase):
     pass
