@@ -49,7 +49,10 @@ def _load(args):
     _workers(args)
     if args.duration <= 0:
         raise SystemExit("aiorusty load: -d must be positive (every run is bounded in time)")
-    load.parse_urls(args.url, args.url_list)            # fail early on a bad URL
+    try:
+        load.parse_urls(args.url, args.url_list, args.header)  # fail early on a bad URL or header
+    except ValueError as e:
+        raise SystemExit(f"aiorusty load: {e}") from None
     args.progress_enabled = args.progress or (sys.stderr.isatty() and not args.quiet)
     # Default cores from the last one down, so `serve -w 1` (core 0 first) and `load -w 1` do not
     # share a core.
@@ -152,6 +155,9 @@ def build_parser():
     _add_loop_flags(load, LOAD_IFACE, "(connections open from its ip=)")
     load.add_argument("--url-list", default="", help="file of 'WEIGHT URL' lines (same host and port) "
                                                      "to pick requests from, by weight (default: none)")
+    load.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                      help="a header sent with every request, as wrk's -H; repeatable; a Host header "
+                           "replaces the one from the URL (default: none)")
     load.add_argument("-c", "--connections", type=int, default=32, help="connections kept open, across all "
                                                                          "workers (default: %(default)s)")
     load.add_argument("-d", "--duration", type=float, default=10.0, help="seconds to run (default: %(default)s)")

@@ -38,8 +38,37 @@ ERROR_KINDS = ("connect_refused", "connect_timeout", "connect_error", "reset", "
                "bad_status", "short_body", "bad_response")
 
 
-def parse_urls(url=None, url_list=None):
-    """[(weight, host, port, request bytes, path)] from one URL or a 'weight url' file."""
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def parse_headers(headers):
+    """'Name: value' strings (wrk's -H) as request header lines; a bad one is a ValueError
+    naming it. RFC 9110 5.1: a name is a token; a value holds no CR, LF or NUL."""
+    lines, host = [], None
+    for h in headers or ():
+        name, sep, value = h.partition(":")
+        name, value = name.strip(), value.strip()
+        raw = name.encode("latin-1", "replace")
+        if not sep or not raw or not all(c in _TOKEN for c in raw):
+            raise ValueError(f"header {h!r}: expected 'Name: value' with a name of letters, digits or "
+                             "!#$%&'*+-.^_`|~ (RFC 9110 5.1)")
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"header {h!r}: a value may not hold CR, LF or NUL")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"header {h!r}: a value must be ISO-8859-1 (RFC 9110 5.5)") from None
+        if name.lower() == "host":
+            host = value                # replaces the one made from the URL, as wrk's -H does
+        else:
+            lines.append(f"{name}: {value}\r\n")
+    return "".join(lines), host
+
+
+def parse_urls(url=None, url_list=None, headers=()):
+    """[(weight, host, port, request bytes, path)] from one URL or a 'weight url' file; headers
+    are -H's 'Name: value' strings, sent with every request."""
+    extra, host_override = parse_headers(headers)
     entries = []
     if url_list:
         with open(url_list) as f:
@@ -66,9 +95,9 @@ def parse_urls(url=None, url_list=None):
             raise ValueError(f"URL {u!r}: expected http://HOST[:PORT]/PATH (https is not supported)")
         port = p.port or 80
         path = (p.path or "/") + (f"?{p.query}" if p.query else "")
-        hosthdr = p.hostname if port == 80 else f"{p.hostname}:{port}"
+        hosthdr = host_override or (p.hostname if port == 80 else f"{p.hostname}:{port}")
         # The request wrk sends (no User-Agent): the same work for the server either way.
-        req = f"GET {path} HTTP/1.1\r\nHost: {hosthdr}\r\n\r\n".encode()
+        req = f"GET {path} HTTP/1.1\r\nHost: {hosthdr}\r\n{extra}\r\n".encode("latin-1")
         out.append((w, p.hostname, port, req, path))
     targets = {(h, port) for _, h, port, _, _ in out}
     if len(targets) != 1:
@@ -545,7 +574,7 @@ class Generator:
 
 def load_worker(index, count, ready, opts):
     """One load worker (see workers.run_workers): its result dict."""
-    urls = parse_urls(opts.url, opts.url_list)
+    urls = parse_urls(opts.url, opts.url_list, opts.header)
     kind = opts.loop
     iface = None
     stack_opts = {}
