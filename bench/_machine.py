@@ -1,6 +1,7 @@
 """What every benchmark records beside its figures: the machine, kernel, CPU, Python, date."""
 
 import datetime
+import json
 import os
 import platform
 import sys
@@ -12,6 +13,15 @@ def cpu_model():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor()
+
+
+def write_json(path, record, indent=2):
+    """Write a results record to path, making its folder; nothing when path is empty."""
+    if not path:
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(record, f, indent=indent)
 
 
 def describe(**extra):

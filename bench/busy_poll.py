@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from _machine import describe  # noqa: E402
+from _machine import describe, write_json  # noqa: E402
 from aiorusty.testbed.bench import _stop, _wait_line  # noqa: E402
 
 SERVER_IP, CLIENT_IP, PORT = "10.79.0.1", "10.79.0.2", 18090
@@ -94,8 +94,7 @@ def main():
     if args.json:
         res = describe(device="shm (aiorusty), 127.0.0.1 (uvloop)", loop="aiorusty serve vs uvloop serve",
                        pinning="server core 0, generator core 1", command=" ".join(sys.argv), runs=rows)
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+        write_json(args.json, res, indent=1)
 
 
 if __name__ == "__main__":

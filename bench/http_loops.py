@@ -53,6 +53,8 @@ import subprocess
 import sys
 import time
 
+from _machine import cpu_model, write_json     # bench/, the script's own directory
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 APPS = os.path.join(HERE, "apps")
@@ -113,14 +115,6 @@ def versions():
         out["wrk"] = "?"
     out["aiorusty"] = sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD", check=False).stdout.strip()
     return out
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 # -- loop variants ---------------------------------------------------------------------
@@ -431,9 +425,7 @@ def main():
         "results": results,
     }
     if not args.no_json:
-        os.makedirs(os.path.dirname(args.json), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=1)
+        write_json(args.json, record, indent=1)
         print(f"wrote {args.json}")
 
 

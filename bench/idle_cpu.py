@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import json
 import os
 import platform
 import resource
@@ -30,6 +29,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from _machine import write_json  # noqa: E402  (bench/, the script's own directory)
 from aiorusty import config as _config  # noqa: E402
 from aiorusty.loop import RustyEventLoop  # noqa: E402
 
@@ -196,9 +196,7 @@ def main():
               "cores": os.cpu_count(), "pinning": "none (one process)", "seconds": args.seconds,
               "default_busy_poll_us": bp, "target": "idle server under 5% of a core", "rows": rows}
     if not args.no_json:
-        os.makedirs(os.path.dirname(args.json), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=1)
+        write_json(args.json, record, indent=1)
         print(f"wrote {args.json}")
 
 

@@ -33,7 +33,6 @@ Run: python bench/nic_frames.py [--reps 4] [--devices tap,afpacket]
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import re
@@ -49,7 +48,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from _netns import in_netns, netns, sh, unique, veth_pair  # noqa: E402
 from aiorusty._rusty import ffi, lib  # noqa: E402
-from _machine import cpu_model  # noqa: E402
+from _machine import cpu_model, write_json  # noqa: E402
 
 BARE = os.path.join(ROOT, "bench", "bare")
 RESULTS = os.path.join(ROOT, "bench", "results", "nic_frames.json")
@@ -306,9 +305,7 @@ def main():
         "results": rows,
         "seconds": round(time.time() - started, 1),
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(args.out, report)
     for r in live_rows:
         print(f"afpacket {r['frame_bytes']:>5} rx while a {r['flood_fps']:,} frames/s flood runs (default 8 MiB ring): "
               f"driver got {r['driver_kept_up']:.2%}, bare {r['bare_kept_up']:.2%} (worst of 2)")

@@ -28,7 +28,7 @@ from aiorusty._payload import StaticPayload  # noqa: E402
 from aiorusty.nic import open_device  # noqa: E402
 from aiorusty.nic._host import configure_host_side  # noqa: E402
 from aiorusty.tcp import Stack  # noqa: E402
-from _machine import describe  # noqa: E402
+from _machine import describe, write_json  # noqa: E402
 
 PEER = r"""
 import socket, sys, time
@@ -207,10 +207,7 @@ def main():
     results["linux_to_linux_veth_gbps"] = linux_baseline(n)
     results["linux_to_linux_veth_no_offload_gbps"] = linux_baseline(n, offloads=False)
     print(json.dumps(results, indent=2))
-    if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aiorusty.nic import open_pair  # noqa: E402
 from aiorusty.tcp import Stack  # noqa: E402
-from _machine import describe  # noqa: E402
+from _machine import describe, write_json  # noqa: E402
 
 
 def rss_kib():
@@ -88,10 +88,7 @@ def main():
     a.close()
     b.close()
     print(json.dumps(res, indent=2))
-    if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    write_json(args.json, res)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from aiorusty._payload import StaticPayload  # noqa: E402
 from aiorusty.nic import open_pair  # noqa: E402
 from aiorusty.tcp import Stack  # noqa: E402
-from _machine import describe  # noqa: E402
+from _machine import describe, write_json  # noqa: E402
 
 
 def one_run(n, use_payload):
@@ -87,10 +87,7 @@ def main():
                "bytes_gbps": round(statistics.median(runs["bytes"]), 3),
                "payload_gbps": round(statistics.median(runs["payload"]), 3)}
     print(json.dumps(results, indent=2))
-    if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":
