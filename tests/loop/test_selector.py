@@ -149,7 +149,7 @@ class TestBusyPoll(RustyFakeBase):
 
 class TestAdaptiveWindow(RustyFakeBase):
     """The spin after activity follows the gaps between activities (see _selector.py)."""
-    BUSY_POLL_US = 2_000            # gaps of 30 ms and 0.5 ms are far on either side of it
+    BUSY_POLL_US = 2_000            # gaps of 30 ms and 1.5 ms fall on either side of it
 
     def _events_every(self, gap_s, count):
         async def main():
@@ -175,8 +175,8 @@ class TestAdaptiveWindow(RustyFakeBase):
         self.assertEqual(sel.window_us, 0)
         self.assertGreaterEqual(sel.window_changes[1], 8)
         self.assertLess(self._polls_after_one_event(), 20, "still spinning after activity")
-        self._events_every(0.0005, 40)      # gaps a spin within the limit would catch
-        self.assertGreaterEqual(sel.window_us, 500)
+        self._events_every(0.0015, 30)      # gaps a spin within the limit would catch
+        self.assertGreaterEqual(sel.window_us, 1000)
         self.assertLessEqual(sel.window_us, self.BUSY_POLL_US)
         self.assertGreater(self._polls_after_one_event(), 50, "no spin after activity")
 
