@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 
-from .report import machine_info, xcore_gbps
+from .report import machine_info
 
 SCENARIOS = {
     # name: (path, load flags, connections cap, what)
@@ -62,6 +62,17 @@ def _stop(srv):
 def _core_us_per_req(before, after, requests):
     """A core's busy time between two _cpu_busy() readings, per response (us); None for none."""
     return (after[0] - before[0]) / os.sysconf("SC_CLK_TCK") * 1e6 / requests if requests else None
+
+
+def xcore_gbps(cpu_tx, cpu_rx, seconds=0.2):
+    """Gbps two threads pinned to cpu_tx and cpu_rx copy 1500-byte frames through an
+    shm-shaped ring (nic/_core/probe.c): the machine's ceiling for an shm bulk run, which
+    on this VM changes over minutes. None if it cannot be measured (one core, no pinning)."""
+    from .._rusty import lib
+    if cpu_tx == cpu_rx:
+        return None
+    gbps = lib.rusty_probe_xcore_gbps(cpu_tx, cpu_rx, 1500, int(seconds * 1e6))
+    return gbps if gbps >= 0 else None
 
 
 def _cpu_busy(core):
@@ -543,7 +554,7 @@ def _run_plan(args, runner, rows, failures, loops_, scenarios, workers, use_wrk,
                                  "error": "skipped: the bench ran past its time budget"})
                 continue
             # The cores' copy ceiling right before the run: it explains a bulk figure that
-            # jumps between rounds (the hypervisor moved a vCPU), see xcore_gbps.
+            # jumps between rounds (the machine changed speed), see xcore_gbps.
             xcore = xcore_gbps(args.server_cpu, args.client_cpu)
             try:
                 if client == "nic":
@@ -607,8 +618,8 @@ def _finish(args, rows, failures, loops_, scenarios, outdir, t_start):
                 "on uvloop. Server CPU = the server process's user+system time from its first request to "
                 "its stop, per request answered. xcore Gbps = what two threads on the server's and the "
                 "generator's cores copy through an shm-shaped ring just before each run (median): the "
-                "ceiling of an shm bulk run; on a VM it moves with the hypervisor's placement of the "
-                "vCPUs, and bulk figures move with it.\n\n")
+                "ceiling of an shm bulk run; on a VM it can change over minutes, and bulk figures (and "
+                "the kernel loops') move with it.\n\n")
         f.write(md_table(lines) + "\n\n" + (MIXED_NOTE + "\n\n" if mixed else ""))
         for s in SCENARIOS:
             if s in scenarios:

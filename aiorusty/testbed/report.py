@@ -53,17 +53,6 @@ def merge_load(parts, opts=None):
     return total
 
 
-def xcore_gbps(cpu_tx, cpu_rx, seconds=0.2):
-    """Gbps two threads pinned to cpu_tx and cpu_rx copy 1500-byte frames through an
-    shm-shaped ring: the machine's ceiling for an shm bulk run, which on a VM moves
-    with where the hypervisor runs the vCPUs (probe.c). None if it cannot be measured."""
-    from .._rusty import lib
-    if cpu_tx == cpu_rx:
-        return None
-    gbps = lib.rusty_probe_xcore_gbps(cpu_tx, cpu_rx, 1500, int(seconds * 1e6))
-    return gbps if gbps >= 0 else None
-
-
 def machine_info():
     cpu = platform.processor() or ""
     try:

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from aiorusty._rusty import lib
-from aiorusty.testbed.report import xcore_gbps
+from aiorusty.testbed.bench import xcore_gbps
 
 CORES = sorted(os.sched_getaffinity(0))
 EINVAL = 22

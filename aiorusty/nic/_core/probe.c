@@ -6,9 +6,9 @@
  * ring laid out like the shm link's default (512 slots of 2 KiB); a consumer
  * pinned to another copies them out into a 1 MiB destination. That is the shm
  * data path with the stack taken away: every frame's cache lines cross from one
- * core to the other. On a VM the rate moves with where the hypervisor runs the
- * two vCPUs (seen here: 180 Gbps for minutes, then 47), and an shm bulk run
- * moves with it, so the bench records it before and after its runs.
+ * core to the other. On this VM the rate changes over minutes (seen here: 180-280
+ * Gbps, then 30-47, apparently after sustained load on both cores), and an shm
+ * bulk run moves with it, so the bench records it before each run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
