@@ -114,6 +114,7 @@ OUTPUT_AFTER_NS = OUTPUT_AFTER_US * 1000
 WINDOW_START_US = 10
 SHRINK_AFTER_GAPS = 4
 _TCP_READABLE = lib.RUSTY_EV_TCP_READABLE
+_LIMIT = lib.RUSTY_EV_LIMIT
 _DEVICE = object()          # data of device fds in the inner selector: never returned to asyncio
 _WAKE_TIMER = object()      # data of the wake timer's fd: cleared, never returned either
 # A sleep shorter than this ends on a timerfd armed at its deadline: epoll_wait counts
@@ -330,6 +331,8 @@ class RustySelector(selectors.BaseSelector):
                         due = now_ns + OUTPUT_AFTER_NS
                 t = get(sock)
                 if t is None:
+                    if typ == _LIMIT and not sock:
+                        stack.report_limit(arg)
                     continue            # socket closed since the event was queued
                 try:
                     if typ == _TCP_READABLE:

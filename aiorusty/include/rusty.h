@@ -155,9 +155,10 @@ struct rusty_stack_config {
     uint32_t arp_cache;                 /* ARP entries (default 256) */
     uint32_t arp_timeout_us;            /* reachable time of an entry (default 60 s) */
     uint32_t udp_rx_queue;              /* datagrams queued per UDP socket (default 256) */
-    uint32_t tcp_rcvbuf;                /* per connection (default 256 KiB) */
-    uint32_t tcp_sndbuf;                /* per connection (default 256 KiB) */
-    uint32_t tcp_buffer_budget;         /* bytes of TCP buffers in all (default 256 MiB) */
+    uint32_t tcp_rcvbuf;                /* initial receive buffer (window) per connection (default 64 KiB) */
+    uint32_t tcp_sndbuf;                /* send buffer maximum per connection (default 4 MiB, Linux tcp_wmem[2]) */
+    uint32_t tcp_rcvbuf_max;            /* receive buffer auto-tuning ceiling (default 6 MiB, Linux tcp_rmem[2]) */
+    uint64_t tcp_mem;                   /* bytes of TCP buffers and open windows in all (default 1/8 of RAM) */
     uint32_t tcp_msl_us;                /* maximum segment lifetime; TIME-WAIT is 2*MSL (default 30 s) */
     uint16_t ephemeral_lo;              /* default 49152 */
     uint16_t ephemeral_hi;              /* default 65535 */
@@ -178,6 +179,10 @@ struct rusty_event {
 #define RUSTY_EV_UDP_READABLE 1         /* datagrams queued on sock (once per poll: drain with recvfrom until -EAGAIN) */
 #define RUSTY_EV_UDP_ERROR 2            /* ICMP error for sock, arg = -errno, arg2 = peer ip */
 #define RUSTY_EV_ICMP_ECHO_REPLY 3      /* sock = identifier, arg = sequence, arg2 = source ip */
+#define RUSTY_EV_LIMIT 8                /* a limit refused work for the first time: arg = RUSTY_LIMIT_* (sock 0) */
+#define RUSTY_LIMIT_TCP_MEM 1           /* cfg.tcp_mem: a connection was refused (ENOBUFS) */
+#define RUSTY_LIMIT_TCP_CONNS 2         /* cfg.max_tcp_conns: a connection was refused (EMFILE) */
+#define RUSTY_LIMIT_SOCKETS 3           /* cfg.max_sockets: a socket was refused (EMFILE) */
 #define RUSTY_EV_TCP_ACCEPT 16          /* a listener has connections to accept */
 #define RUSTY_EV_TCP_CONNECTED 17       /* active open completed */
 #define RUSTY_EV_TCP_READABLE 18        /* data (or a FIN) to read */
@@ -260,13 +265,21 @@ struct rusty_stats {
     uint64_t tcp_passive_opens;
     uint64_t tcp_time_wait_recycled;    /* TIME-WAIT blocks taken early for new connections (table full) */
     uint64_t tcp_conns;                 /* gauge: control blocks in use */
-    uint64_t tcp_buffer_bytes;          /* gauge: bytes held in TCP buffers */
+    uint64_t tcp_buffer_bytes;          /* gauge: bytes allocated to TCP rings */
+    uint64_t tcp_mem_bytes;             /* gauge: bytes charged against tcp_mem (rings and open windows) */
+    uint64_t tcp_mem_pressure;          /* windows or buffer growth clamped by tcp_mem */
+    uint64_t tcp_mem_refused;           /* connections refused by tcp_mem (ENOBUFS, dropped SYNs) */
+    uint64_t tcp_rx_mem_drops;          /* segments dropped: no memory for the receive ring */
+    uint64_t tcp_rcvbuf_grown;          /* receive auto-tuning steps */
+    uint64_t tcp_listen_overflows;      /* handshakes completed on a full accept queue (dropped, the peer retries) */
     uint64_t sockets;                   /* gauge: socket table slots in use */
     uint64_t timers;                    /* gauge: armed timers */
     uint64_t pool_free;                 /* gauge: free frame buffers, all interfaces */
     uint64_t events_dropped;
 };
 void rusty_stack_get_stats(struct rusty_stack *stack, struct rusty_stats *out);
+/* The configuration in force (defaults filled in). */
+void rusty_stack_get_config(struct rusty_stack *stack, struct rusty_stack_config *out);
 
 /* Test entries for the wire formats (tests/test_wire.py): parse one header of
  * `proto` (RUSTY_WIRE_*) from data and emit it again into out; returns the
@@ -326,8 +339,9 @@ uint16_t rusty_payload_sum(const struct rusty_payload *p, size_t off, size_t len
 #define RUSTY_TCP_KEEPIDLE 3            /* idle time before the first probe (default 2 h) */
 #define RUSTY_TCP_KEEPINTVL 4           /* between probes (default 75 s) */
 #define RUSTY_TCP_KEEPCNT 5             /* unanswered probes before ETIMEDOUT (default 9) */
-#define RUSTY_TCP_SNDBUF 6              /* bytes; while the buffer is empty */
-#define RUSTY_TCP_RCVBUF 7              /* bytes; set on a listener (or before data) for window scaling */
+#define RUSTY_TCP_SNDBUF 6              /* bytes: the send buffer's maximum (SO_SNDBUF) */
+#define RUSTY_TCP_RCVBUF 7              /* bytes: the receive buffer, fixed (no auto-tuning; the window never
+                                           shrinks); on a listener or before the SYN it also sets window scaling */
 #define RUSTY_TCP_RETRIES 8             /* retransmissions before ETIMEDOUT (default 15; SYN 6) */
 
 /* state: 0 CLOSED, 1 LISTEN, 2 SYN-SENT, 3 SYN-RECEIVED, 4 ESTABLISHED, 5 FIN-WAIT-1,
@@ -376,7 +390,8 @@ int rusty_tcp_peek(struct rusty_stack *stack, uint32_t sock, const uint8_t **dat
 int rusty_tcp_consume(struct rusty_stack *stack, uint32_t sock, size_t n, uint64_t now_us);
 /* For a peeked view kept past its use: the connection moves to a copy of its
  * receive ring and the old ring (still holding the view's bytes) becomes the
- * caller's, to free with rusty_tcp_ring_free once the view is gone. */
+ * caller's, to free with rusty_tcp_ring_free once the view is gone. Call it
+ * before rusty_tcp_consume: consuming the last readable bytes gives the ring back. */
 int rusty_tcp_rx_detach(struct rusty_stack *stack, uint32_t sock, uint8_t **old_ring);
 void rusty_tcp_ring_free(uint8_t *ring);
 /* how: 0 read side, 1 write side (FIN after queued data), 2 both. */

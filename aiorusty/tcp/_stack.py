@@ -31,6 +31,15 @@ _EVENTS_PER_POLL = 1024
 _CONFIG_FIELDS = {name for name, _ in ffi.typeof("struct rusty_stack_config").fields}
 
 
+# RUSTY_LIMIT_* -> (option, errno name, what it refuses)
+_LIMITS = {
+    lib.RUSTY_LIMIT_TCP_MEM: ("tcp_mem", "ENOBUFS", "new connections"),
+    lib.RUSTY_LIMIT_TCP_CONNS: ("max_tcp_conns", "EMFILE", "new connections"),
+    lib.RUSTY_LIMIT_SOCKETS: ("max_sockets", "EMFILE", "new sockets"),
+}
+_LIMIT_NAMES = {"tcp_mem": "TCP memory limit", "max_tcp_conns": "TCP connection limit",
+                "max_sockets": "socket limit"}
+
 ip_to_int = _ipv4.to_int
 int_to_ip = _ipv4.to_str
 
@@ -74,6 +83,7 @@ class Stack(TcpApi):
         self._src = ffi.new("uint32_t *")
         self._port = ffi.new("uint16_t *")
         self._traced = []
+        self._limits_logged = set()
         self.interfaces = []
         try:
             for spec in interfaces:
@@ -173,6 +183,28 @@ class Stack(TcpApi):
     def route(self, ip):
         """1: one of our addresses, 2: reachable through an interface, 0: not ours to send."""
         return lib.rusty_stack_route(self._live(), ip_to_int(ip))
+
+    def config(self):
+        """The configuration in force, C defaults filled in: {option: value}."""
+        out = ffi.new("struct rusty_stack_config *")
+        lib.rusty_stack_get_config(self._live(), out)
+        return {name: getattr(out, name) for name, _ in ffi.typeof("struct rusty_stack_config").fields}
+
+    def report_limit(self, limit):
+        """Log, once per stack and limit, that a limit refused work (RUSTY_EV_LIMIT)."""
+        if limit in self._limits_logged:
+            return
+        self._limits_logged.add(limit)
+        cfg = self.config()
+        option, errname, effect = _LIMITS.get(limit, (None, "", ""))
+        if option is None:
+            log.warning("stack limit %d reached", limit)
+            return
+        value = cfg[option]
+        shown = f"{value / (1 << 20):.0f} MiB" if option == "tcp_mem" else f"{value:,}"
+        log.warning("%s reached (%s = %s): %s fail with %s; raise it with AIORUSTY_%s=... in the environment "
+                    "or %s=... to aiorusty.new_event_loop()", _LIMIT_NAMES[option], option, shown, effect, errname,
+                    option.upper(), option)
 
     def stats(self):
         out = ffi.new("struct rusty_stats *")

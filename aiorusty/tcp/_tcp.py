@@ -17,6 +17,12 @@ from .. import _ipv4
 from .._errors import check
 from .._rusty import ffi, lib
 
+_CONNECT_HINTS = {
+    errno.ENOBUFS: "the stack's TCP memory limit is used up: raise AIORUSTY_TCP_MEM or tcp_mem=",
+    errno.EMFILE: "the stack's connection or socket limit is reached: raise AIORUSTY_MAX_TCP_CONNS / "
+                  "AIORUSTY_MAX_SOCKETS or max_tcp_conns= / max_sockets=",
+}
+
 STATES = ("CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
           "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT")
 
@@ -72,8 +78,8 @@ class TcpApi:
         ip, port = addr
         src_ip, src_port = (src if isinstance(src, tuple) else (src, 0)) if src else (0, 0)
         out = ffi.new("uint32_t *")
-        check(lib.rusty_tcp_connect(self._ptr, _ip(src_ip), _ip(ip), port, src_port or 0,
-                                    self._tcp_now(now_us), out), f"tcp connect {ip}:{port}")
+        ret = lib.rusty_tcp_connect(self._ptr, _ip(src_ip), _ip(ip), port, src_port or 0, self._tcp_now(now_us), out)
+        check(ret, f"tcp connect {ip}:{port}", _CONNECT_HINTS.get(-ret))
         return out[0]
 
     def tcp_send(self, h, data, now_us=None):

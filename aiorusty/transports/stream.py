@@ -206,9 +206,13 @@ class StackStreamTransport(_StackTransport, Transport):
                 return
             finally:
                 view.release()
+                # A kept view moves the connection to a copy before the bytes are
+                # consumed: consuming the last of them gives the ring back.
+                kept = sys.getrefcount(region) > base
+                if kept:
+                    weakref.finalize(region, _keep_alive, self._stack.tcp_rx_detach(handle))
                 lib.rusty_tcp_consume(ptr, handle, n, 0)
-            if sys.getrefcount(region) > base:
-                weakref.finalize(region, _keep_alive, self._stack.tcp_rx_detach(handle))
+            if kept:
                 self._report_callback_error(
                     RuntimeError("a memoryview from view_received() was kept past the call; copy what you "
                                  "keep (bytes(view[a:b])). It stays valid: the connection moved to a new buffer."),

@@ -158,6 +158,8 @@ class Endpoint:
 
     def step(self):
         st = self.stack
+        if st.tcp_info(self.sock)["state"] == "SYN-SENT":
+            return                          # shutdown() in SYN-SENT closes (as in Linux): wait
         while self.sent < len(self.data):
             n = st.tcp_send(self.sock, memoryview(self.data)[self.sent:self.sent + 262144])
             if not n:

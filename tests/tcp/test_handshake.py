@@ -5,6 +5,7 @@ import errno
 
 import pytest
 
+from aiorusty._rusty import lib
 from _script import ACK, EV, RST, SYN, M32, Conn, Peer, ev_types, tcp_options
 
 
@@ -184,12 +185,29 @@ def test_syn_cookies_when_backlog_full(p):
     assert p.stack.tcp_recv(s) == b"GET /"
 
 
-def test_accept_queue_full_drops_syn(p):
+def test_accept_queue_full_answers_with_a_cookie_and_overflow_is_retried(p):
+    """A full accept queue costs no state and sends no RST (as Linux with
+    syncookies): the SYN gets a cookie; the ACK completing it while the queue is
+    still full is dropped (tcp_listen_overflows), and the peer's next segment
+    completes the handshake once the app has accepted."""
     lsock = p.listen(80, backlog=1)
-    p.passive_open(80, peer_port=42000, listener=lsock, accept=False)
-    Conn(p, 80, 42001, peer_iss=1).inject_abs(1, 0, "S")
-    p.nothing()
-    assert p.stack.stats()["tcp_backlog_drops"] == 1
+    first = p.passive_open(80, peer_port=42000, listener=lsock, accept=False)
+    c = Conn(p, 80, 42001, peer_iss=1)
+    c.inject_abs(1, 0, "S")
+    (sa,) = p.segments()
+    assert sa.flags == SYN | ACK and p.stack.stats()["tcp_syn_cookies_sent"] == 1
+    c.stack_iss = sa.seq
+    c.send("A", b"hello")
+    p.nothing()                                                 # queue full: dropped, no RST
+    st = p.stack.stats()
+    assert st["tcp_listen_overflows"] == 1 and st["tcp_rst_tx"] == 0
+    assert p.stack.tcp_accept(lsock) is not None                # the app makes room
+    c.send("A", b"hello", seq=0)                                # the peer's retransmission
+    s2 = p.stack.tcp_accept(lsock)
+    assert p.stack.tcp_info(s2)["remote"] == ("10.0.0.2", 42001)
+    p.advance(40_000)
+    assert p.stack.tcp_recv(s2) == b"hello"
+    assert first is not None
 
 
 def test_connection_limit_emfile():
@@ -204,14 +222,31 @@ def test_connection_limit_emfile():
         p.close()
 
 
-def test_buffer_budget_enobufs():
-    p = Peer(tcp_buffer_budget=100_000, tcp_sndbuf=32768, tcp_rcvbuf=32768)
+def test_tcp_mem_refuses_new_connections_with_enobufs():
+    """At cfg.tcp_mem a connect fails with ENOBUFS, counted and reported once
+    (RUSTY_EV_LIMIT); the connection that holds the memory keeps working."""
+    p = Peer(tcp_mem=100_000, tcp_rcvbuf=32768)
     try:
-        p.stack.tcp_connect(("10.0.0.2", 1), now_us=0)
-        with pytest.raises(OSError) as e:
-            p.stack.tcp_connect(("10.0.0.2", 1), now_us=0)
-        assert e.value.errno == errno.ENOBUFS
-        assert p.stack.stats()["tcp_buffer_bytes"] == 65536
+        c = p.passive_open()
+        assert p.stack.stats()["tcp_mem_bytes"] == 32768            # its open window, no ring yet
+        assert p.stack.tcp_send(c.sock, b"s" * 65536, p.now) == 65536   # send ring: 64 KiB more
+        for _ in range(2):
+            with pytest.raises(OSError) as e:
+                p.stack.tcp_connect(("10.0.0.2", 1), now_us=p.now)
+            assert e.value.errno == errno.ENOBUFS and "tcp_mem" in str(e.value)
+        p.poll()
+        limits = [e for e in p.events if e[1] == lib.RUSTY_EV_LIMIT]
+        assert [(e[0], e[3]) for e in limits] == [(0, lib.RUSTY_LIMIT_TCP_MEM)]   # once
+        assert p.stack.stats()["tcp_mem_refused"] == 2
+        got = b""
+        while len(got) < 65536:                                    # the old connection still delivers
+            segs = c.segs()
+            assert segs, "the connection stalled"
+            got += b"".join(s.payload for s in segs)
+            c.send("A", ack=len(got))
+            p.poll()
+        assert got == b"s" * 65536
+        assert p.stack.stats()["tcp_buffer_bytes"] == 0              # acknowledged: the ring went back
     finally:
         p.close()
 
@@ -307,26 +342,34 @@ def test_ephemeral_range_and_exhaustion():
         p.close()
 
 
-def test_embryo_holds_no_buffers_and_budget_refuses():
-    p = Peer(tcp_buffer_budget=80_000, tcp_sndbuf=32768, tcp_rcvbuf=32768)
+def test_windows_are_charged_and_clamped_under_memory_pressure():
+    """A connection holds no ring until bytes arrive, but the window it offers is
+    charged to tcp_mem (RFC 9293 3.8.6.2.2: an offered window is not taken back).
+    From half of tcp_mem new windows start at 4 KiB; at the limit a SYN is dropped."""
+    p = Peer(tcp_mem=80_000, tcp_rcvbuf=32768)
     try:
         lsock = p.listen(80)
-        c1 = Conn(p, 80, 43000, peer_iss=1)
-        c1.inject_abs(1, 0, "S")
-        (sa1,) = p.segments()
-        assert sa1.window == 32768
-        assert p.stack.stats()["tcp_buffer_bytes"] == 0        # SYN-RECEIVED: a TCB only
-        c2 = Conn(p, 80, 43001, peer_iss=1)
-        c2.inject_abs(1, 0, "S")
-        (sa2,) = p.segments()
-        c1.stack_iss, c2.stack_iss = sa1.seq, sa2.seq
-        c1.send("A")
-        p.nothing()
-        assert p.stack.stats()["tcp_buffer_bytes"] == 65536
-        c2.send("A")                                           # over budget: refused
-        (rst,) = p.segments()
-        assert rst.flags & RST
-        assert p.stack.tcp_accept(lsock) is not None and p.stack.tcp_accept(lsock) is None
-        assert p.stack.stats()["tcp_conns"] == 1
+        windows = []
+        for port in range(43000, 43006):
+            Conn(p, 80, port, peer_iss=1).inject_abs(1, 0, "S")
+            segs = p.segments()
+            windows.append(segs[0].window if segs else None)
+        assert windows == [32768, 32768, 4096, 4096, 4096, None]   # the sixth: no memory, dropped
+        st = p.stack.stats()
+        assert st["tcp_buffer_bytes"] == 0 and st["tcp_mem_bytes"] == 2 * 32768 + 3 * 4096
+        assert st["tcp_mem_refused"] == 1 and st["tcp_mem_pressure"] >= 2 and st["tcp_rst_tx"] == 0
+        assert p.stack.tcp_accept(lsock) is None
     finally:
         p.close()
+
+
+def test_receive_ring_comes_with_data_and_goes_when_read(p):
+    c = p.passive_open()
+    assert p.stack.stats()["tcp_buffer_bytes"] == 0
+    c.send("A", b"x" * 100)
+    assert p.stack.stats()["tcp_buffer_bytes"] == 4096             # the smallest ring
+    for _ in range(3):
+        c.send("A", b"y" * 1400)                                    # past 4 KiB: grows (doubling)
+    assert p.stack.stats()["tcp_buffer_bytes"] == 8192
+    assert p.stack.tcp_recv(c.sock, 1 << 20) == b"x" * 100 + b"y" * 4200
+    assert p.stack.stats()["tcp_buffer_bytes"] == 0

@@ -28,16 +28,16 @@ def test_no_mss_option_means_536(p):
 
 def test_window_scaling_negotiated(p):
     c = p.passive_open(options=tcp_options(mss=1460, wscale=2))
-    assert c.synack.opts["wscale"] == 3       # 256 KiB receive buffer -> shift 3
+    assert c.synack.opts["wscale"] == 7       # auto-tuning up to 6 MiB -> shift 7
     assert c.synack.window == 65535           # never scaled in a SYN
     info = c.info()
-    assert (info["snd_wscale"], info["rcv_wscale"]) == (2, 3)
+    assert (info["snd_wscale"], info["rcv_wscale"]) == (2, 7)
     c.send("A", window=1000)                  # 1000 << 2 = 4000 bytes
     assert c.info()["snd_wnd"] == 4000
     c.send("A", b"x" * 10)
     p.advance(40_000)
     s = c.expect("A", ack=10)
-    assert s.window == (262144 - 10) >> 3
+    assert s.window == (65536 - 10) >> 7     # the initial 64 KiB buffer, 10 bytes unread
 
 
 def test_window_scale_capped_at_14(p):

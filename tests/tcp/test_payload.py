@@ -185,11 +185,19 @@ def test_connection_closed_with_payload_queued_releases_it(p):
     gc.collect()
 
 
-def test_payload_queue_bounds_and_writable(p):
+@pytest.fixture(params=["copy", "gather"])
+def p256k(request):
+    peer = Peer(gather=request.param == "gather", tcp_sndbuf=256 << 10)
+    yield peer
+    peer.close()
+
+
+def test_payload_queue_bounds_and_writable(p256k):
+    p = p256k
     c = p.passive_open()
     st = p.stack
     pl = StaticPayload(b"p" * (8 << 20))
-    # Bound: max(4 MiB, 4 x sndbuf) = 4 MiB for the default 256 KiB buffer.
+    # Bound: max(4 MiB, 4 x sndbuf) = 4 MiB for a 256 KiB send buffer.
     assert st.tcp_send_payload(c.sock, pl, 0, 5 << 20, now_us=p.now) == 4 << 20
     assert st.tcp_send_payload(c.sock, pl, 4 << 20, 10, now_us=p.now) == 0
     # The byte buffer is separate: bytes are still accepted.

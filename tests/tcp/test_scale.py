@@ -217,12 +217,11 @@ def test_1000_concurrent_rusty_clients_to_linux():
 
 
 def test_time_wait_connections_hold_no_buffers():
-    """2*MSL of TIME-WAIT must not pin sndbuf + rcvbuf: with a budget of four
-    connections' rings, 50 connections opened and actively closed in a row all
+    """2*MSL of TIME-WAIT must not pin memory: with a tcp_mem of a few
+    connections' windows, 50 connections opened and actively closed in a row all
     succeed while every one of them still lingers in TIME-WAIT."""
     ring = 64 * 1024
-    sa, sb, a, b = two_stacks(tcp_sndbuf=ring, tcp_rcvbuf=ring, tcp_buffer_budget=8 * ring,
-                              tcp_msl_us=60_000_000)
+    sa, sb, a, b = two_stacks(tcp_sndbuf=ring, tcp_rcvbuf=ring, tcp_mem=8 * ring, tcp_msl_us=60_000_000)
     clock = Lockstep(sa, sb)
     try:
         lsock = sa.tcp_listen(None, 80)
@@ -237,8 +236,9 @@ def test_time_wait_connections_hold_no_buffers():
             clock.tick(n=5)
         st = sb.stats()
         assert st["tcp_conns"] == 50                # all 50 in TIME-WAIT (2*MSL = 120 s)
-        assert st["tcp_buffer_bytes"] == 0
+        assert st["tcp_buffer_bytes"] == 0 and st["tcp_mem_bytes"] == 0
         assert sa.stats()["tcp_buffer_bytes"] == 0 and sa.stats()["tcp_conns"] == 0
+        assert sa.stats()["tcp_mem_bytes"] == 0
     finally:
         sa.close()
         sb.close()

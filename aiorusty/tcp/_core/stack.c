@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "stack.h"
 
@@ -38,8 +39,10 @@
 #define DEFAULT_ARP_CACHE 256u
 #define DEFAULT_ARP_TIMEOUT_US 60000000u
 #define DEFAULT_UDP_RXQ 256u
-#define DEFAULT_TCP_BUF (256u * 1024u)
-#define DEFAULT_TCP_BUDGET (256u * 1024u * 1024u)
+#define DEFAULT_TCP_RCVBUF (64u << 10)       /* the window Linux offers a new connection */
+#define DEFAULT_TCP_SNDBUF_MAX (4u << 20)    /* Linux tcp_wmem[2] */
+#define DEFAULT_TCP_RCVBUF_MAX (6u << 20)    /* Linux tcp_rmem[2] */
+#define MIN_TCP_MEM (16ull << 20)
 #define DEFAULT_MSL_US 30000000u
 #define DEFAULT_EPH_LO 49152u
 #define DEFAULT_EPH_HI 65535u
@@ -53,6 +56,16 @@
 #define SOCK_GEN_MASK ((1u << (32 - RUSTY_SOCK_SLOT_BITS)) - 1)
 
 static const uint8_t eth_broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+/* Like Linux's tcp_mem, a fraction of the machine's memory (1/8: 3 GiB of 24). Read
+   once at start-up; it is configuration, not a clock. */
+static uint64_t default_tcp_mem(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t ram = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : (1ull << 30);
+    uint64_t mem = ram / 8;
+    return mem < MIN_TCP_MEM ? MIN_TCP_MEM : mem;
+}
 
 static void apply_defaults(struct rusty_stack_config *c)
 {
@@ -74,11 +87,15 @@ static void apply_defaults(struct rusty_stack_config *c)
     if (!c->udp_rx_queue)
         c->udp_rx_queue = DEFAULT_UDP_RXQ;
     if (!c->tcp_rcvbuf)
-        c->tcp_rcvbuf = DEFAULT_TCP_BUF;
+        c->tcp_rcvbuf = DEFAULT_TCP_RCVBUF;
     if (!c->tcp_sndbuf)
-        c->tcp_sndbuf = DEFAULT_TCP_BUF;
-    if (!c->tcp_buffer_budget)
-        c->tcp_buffer_budget = DEFAULT_TCP_BUDGET;
+        c->tcp_sndbuf = DEFAULT_TCP_SNDBUF_MAX;
+    if (!c->tcp_rcvbuf_max)
+        c->tcp_rcvbuf_max = DEFAULT_TCP_RCVBUF_MAX;
+    if (c->tcp_rcvbuf_max < c->tcp_rcvbuf)
+        c->tcp_rcvbuf_max = c->tcp_rcvbuf;
+    if (!c->tcp_mem)
+        c->tcp_mem = default_tcp_mem();
     if (!c->tcp_msl_us)
         c->tcp_msl_us = DEFAULT_MSL_US;
     if (!c->ephemeral_lo)
@@ -535,6 +552,11 @@ int64_t rusty_stack_prepare_sleep(struct rusty_stack *s, uint64_t now_us)
                 return (int64_t)now_us;
     }
     return d;
+}
+
+void rusty_stack_get_config(struct rusty_stack *s, struct rusty_stack_config *out)
+{
+    *out = s->cfg;
 }
 
 void rusty_stack_get_stats(struct rusty_stack *s, struct rusty_stats *out)

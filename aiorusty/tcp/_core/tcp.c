@@ -20,11 +20,10 @@
  * recv/send keep answering like a kernel socket (0 / -EPIPE / the error).
  * Without a handle (closed by the user, or not yet accepted) it is freed.
  *
- * Buffers: each connection has a send and a receive ring, allocated when it
- * opens (never per segment), charged to cfg.tcp_buffer_budget (-ENOBUFS), and
- * recycled through a bounded cache of default-size rings when it ends. The
- * send queue (tcp_sndq.c) also holds static payload ranges, which are not
- * copied into the ring; the receive ring is also read in place
+ * Buffers: a connection's send and receive rings come and go with the bytes
+ * in them, within cfg.tcp_mem (tcp_buf.c); opening a connection allocates
+ * none. The send queue (tcp_sndq.c) also holds static payload ranges, which
+ * are not copied into the ring; the receive ring is also read in place
  * (rusty_tcp_peek / rusty_tcp_consume, the zero-copy receive).
  */
 #include <errno.h>
@@ -102,8 +101,6 @@ uint32_t tcp_isn(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t r
 
 /* ------------------------------------------------------------------- init */
 
-static void ring_cache_drain(struct ring_cache *c);
-
 static uint32_t pow2_at_least(uint32_t n)
 {
     uint32_t p = 16;
@@ -162,11 +159,7 @@ int rusty_tcp_init(struct rusty_stack *s)
     ts->cookie_secret[0] = rusty_random(s);
     ts->cookie_secret[1] = rusty_random(s);
     ts->cc = &tcp_newreno;
-    /* Reuse up to 1/8 of the connection count's worth of default-size rings
-       (at least 16): churn costs no malloc, an idle stack holds little. */
-    ts->snd_cache.size = c->tcp_sndbuf;
-    ts->rcv_cache.size = c->tcp_rcvbuf;
-    ts->snd_cache.cap = ts->rcv_cache.cap = ts->n_tcbs / 8 < 16 ? 16 : ts->n_tcbs / 8;
+    tcp_buf_init(s);
     uint32_t span = (uint32_t)c->ephemeral_hi - c->ephemeral_lo + 1;
     ts->next_port = (uint16_t)(c->ephemeral_lo + rusty_random(s) % span);
     return 0;
@@ -179,12 +172,10 @@ void rusty_tcp_destroy(struct rusty_stack *s)
         return;
     for (uint32_t i = 0; i < ts->n_tcbs; i++) {
         tcp_timers_stop(s, &ts->tcbs[i]);   /* the heap outlives us: leave no pointer into it */
-        tcp_sndq_clear(&ts->tcbs[i]);       /* payload references */
-        free(ts->tcbs[i].sbuf);
-        free(ts->tcbs[i].rbuf);
+        tcp_sndq_clear(s, &ts->tcbs[i]);    /* payload references */
+        tcp_buf_release_all(s, &ts->tcbs[i]);
     }
-    ring_cache_drain(&ts->snd_cache);
-    ring_cache_drain(&ts->rcv_cache);
+    tcp_buf_destroy(s);
     free(ts->tcbs);
     free(ts->hash);
     free(ts->listeners);
@@ -252,8 +243,9 @@ struct rusty_tcb *tcp_tcb_alloc(struct rusty_stack *s)
     tcp_timers_init(t);
     t->rto_us = TCP_RTO_INIT_US;
     t->mss = TCP_DEFAULT_MSS;
-    t->want_sndbuf = s->cfg.tcp_sndbuf;
-    t->want_rcvbuf = s->cfg.tcp_rcvbuf;
+    t->sndbuf_max = s->cfg.tcp_sndbuf;
+    t->rcvbuf = s->cfg.tcp_rcvbuf;
+    t->rcvbuf_max = s->cfg.tcp_rcvbuf_max;
     t->keep_idle_us = TCP_KEEP_IDLE_US;
     t->keep_intvl_us = TCP_KEEP_INTVL_US;
     t->keep_cnt = TCP_KEEP_CNT;
@@ -311,98 +303,6 @@ struct rusty_tcp_listener *tcp_listener_lookup(struct rusty_stack *s, uint32_t i
     return any;
 }
 
-static void *ring_get(struct ring_cache *c, uint32_t size)
-{
-    if (size == c->size && c->head) {
-        void *r = c->head;
-        memcpy(&c->head, r, sizeof(void *));
-        c->count--;
-        return r;
-    }
-    return malloc(size);
-}
-
-static void ring_put(struct ring_cache *c, void *r, uint32_t size)
-{
-    if (!r)
-        return;
-    if (size != c->size || c->count >= c->cap) {
-        free(r);
-        return;
-    }
-    memcpy(r, &c->head, sizeof(void *));
-    c->head = r;
-    c->count++;
-}
-
-static void ring_cache_drain(struct ring_cache *c)
-{
-    while (c->head) {
-        void *r = c->head;
-        memcpy(&c->head, r, sizeof(void *));
-        free(r);
-    }
-    c->count = 0;
-}
-
-/* Give one of a connection's rings back to the cache and the budget. The
-   capacity stays as it was, so window arithmetic on a connection that lingers
-   without rings (TIME-WAIT) still reads sane values. */
-static void ring_release(struct rusty_stack *s, struct ring_cache *c, uint8_t **ring, uint32_t cap)
-{
-    if (!*ring)
-        return;
-    ring_put(c, *ring, cap);
-    *ring = NULL;
-    s->tcp->buffer_bytes -= cap;
-    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
-}
-
-static void buffers_free(struct rusty_stack *s, struct rusty_tcb *t)
-{
-    ring_release(s, &s->tcp->snd_cache, &t->sbuf, t->scap);
-    ring_release(s, &s->tcp->rcv_cache, &t->rbuf, t->rcap);
-}
-
-/* TIME-WAIT holds no data: our FIN was acknowledged, so nothing is left to
-   send, and text after the peer's FIN is ignored (RFC 9293 3.10.7.4, seventh
-   check). The rings go back as soon as nothing unread is left in them, or a
-   generator's TIME-WAIT connections (2*MSL each) would pin sndbuf + rcvbuf
-   apiece and exhaust the buffer budget after a few hundred connections. */
-static void release_quiet_buffers(struct rusty_stack *s, struct rusty_tcb *t)
-{
-    if (t->state != TCP_TIME_WAIT)
-        return;
-    if (t->slen == 0)
-        ring_release(s, &s->tcp->snd_cache, &t->sbuf, t->scap);
-    if (t->rlen == 0)
-        ring_release(s, &s->tcp->rcv_cache, &t->rbuf, t->rcap);
-}
-
-/* Per-connection rings, allocated once when a connection opens (never per segment)
-   and charged to cfg.tcp_buffer_budget. */
-int tcp_alloc_buffers(struct rusty_stack *s, struct rusty_tcb *t)
-{
-    if (t->sbuf)
-        return 0;
-    uint64_t need = (uint64_t)t->want_sndbuf + t->want_rcvbuf;
-    if (s->tcp->buffer_bytes + need > s->cfg.tcp_buffer_budget)
-        return -ENOBUFS;
-    t->sbuf = ring_get(&s->tcp->snd_cache, t->want_sndbuf);
-    t->rbuf = ring_get(&s->tcp->rcv_cache, t->want_rcvbuf);
-    if (!t->sbuf || !t->rbuf) {
-        ring_put(&s->tcp->snd_cache, t->sbuf, t->want_sndbuf);
-        ring_put(&s->tcp->rcv_cache, t->rbuf, t->want_rcvbuf);
-        t->sbuf = t->rbuf = NULL;
-        return -ENOBUFS;
-    }
-    t->scap = t->want_sndbuf;
-    t->rcap = t->want_rcvbuf;
-    s->tcp->buffer_bytes += need;
-    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
-    return 0;
-}
-
 static void listener_unlink_tcb(struct rusty_tcb *t)
 {
     struct rusty_tcp_listener *l = t->listener;
@@ -436,8 +336,8 @@ static void tcb_free(struct rusty_stack *s, struct rusty_tcb *t)
         return;
     }
     tcp_timers_stop(s, t);
-    tcp_sndq_clear(t);
-    buffers_free(s, t);
+    tcp_sndq_clear(s, t);
+    tcp_buf_release_all(s, t);
     t->state = TCP_CLOSED;
     t->fnext = s->tcp->free_tcbs;
     s->tcp->free_tcbs = t;
@@ -456,7 +356,8 @@ void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err)
         /* Zombie until the user closes the handle; the send ring is no longer needed. */
         if (err && !t->error)
             t->error = err;
-        tcp_sndq_clear(t);
+        tcp_sndq_clear(s, t);
+        tcp_rcv_recharge(s, t);         /* no window is open any more: only unread bytes are held */
         tcp_mark_event(s, t, RUSTY_EV_TCP_CLOSED);
         if (t->rlen)
             tcp_mark_event(s, t, RUSTY_EV_TCP_READABLE);
@@ -468,10 +369,10 @@ void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err)
 void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64_t now)
 {
     t->state = (uint8_t)state;
+    tcp_rcv_recharge(s, t);             /* a state that can no longer receive holds no window */
     if (state == TCP_TIME_WAIT) {
         tcp_timers_stop(s, t);
         tcp_arm_timewait(s, t, now);
-        release_quiet_buffers(s, t);
         tw_link(s->tcp, t);
     }
 }
@@ -510,6 +411,10 @@ static void listener_mark_accept(struct rusty_stack *s, struct rusty_tcp_listene
 void tcp_established(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
 {
     tcp_set_state(s, t, TCP_ESTABLISHED, now);
+    /* Auto-tuning's first high mark: what an initial window of 10 segments brings
+       in one RTT (as Linux), so a trickle does not grow the buffer. */
+    t->rcvq_time_us = now;
+    t->rcvq_space = 10u * t->mss < t->rcvbuf ? 10u * t->mss : t->rcvbuf;
     if (t->flags & TF_KEEPALIVE)
         tcp_arm_keepalive(s, t, now);
     struct rusty_tcp_listener *l = t->listener;
@@ -528,7 +433,7 @@ void tcp_established(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
         listener_mark_accept(s, l);
     } else if (t->sock) {
         tcp_mark_event(s, t, RUSTY_EV_TCP_CONNECTED);
-        if (tcp_unsent(t) < t->scap)
+        if (tcp_sndq_ring_space(t))
             tcp_mark_event(s, t, RUSTY_EV_TCP_WRITABLE);
     }
 }
@@ -579,8 +484,9 @@ int rusty_tcp_listen(struct rusty_stack *s, uint32_t ip, uint16_t port, uint32_t
     l->ip = ip;
     l->port = port;
     l->backlog = backlog ? backlog : 1;
-    l->want_sndbuf = s->cfg.tcp_sndbuf;
-    l->want_rcvbuf = s->cfg.tcp_rcvbuf;
+    l->sndbuf_max = s->cfg.tcp_sndbuf;
+    l->rcvbuf = s->cfg.tcp_rcvbuf;
+    l->rcvbuf_max = s->cfg.tcp_rcvbuf_max;
     l->keep_idle_us = TCP_KEEP_IDLE_US;
     l->keep_intvl_us = TCP_KEEP_INTVL_US;
     l->keep_cnt = TCP_KEEP_CNT;
@@ -619,7 +525,7 @@ int rusty_tcp_accept(struct rusty_stack *s, uint32_t lsock, uint32_t *sock)
         tcp_mark_event(s, t, RUSTY_EV_TCP_READABLE);
     if (t->flags & TF_EOF_SEEN && !t->rlen)
         tcp_mark_event(s, t, RUSTY_EV_TCP_EOF);
-    if (tcp_unsent(t) < t->scap)
+    if (tcp_sndq_ring_space(t))
         tcp_mark_event(s, t, RUSTY_EV_TCP_WRITABLE);
     if (t->state == TCP_CLOSED)
         tcp_mark_event(s, t, RUSTY_EV_TCP_CLOSED);
@@ -661,12 +567,13 @@ int rusty_tcp_connect(struct rusty_stack *s, uint32_t src_ip, uint32_t dst, uint
         if (!src_port)
             return -EADDRNOTAVAIL;
     }
+    int err = tcp_mem_admit(s);
+    if (err)
+        return err;
     struct rusty_tcb *t = tcp_tcb_alloc(s);
     if (!t)
         return -EMFILE;
-    int err = tcp_alloc_buffers(s, t);
-    if (!err)
-        err = rusty_sock_alloc(s, RUSTY_SOCK_TCP, t, sock);
+    err = rusty_sock_alloc(s, RUSTY_SOCK_TCP, t, sock);
     if (err) {
         tcb_free(s, t);
         return err;
@@ -681,7 +588,7 @@ int rusty_tcp_connect(struct rusty_stack *s, uint32_t src_ip, uint32_t dst, uint
     t->snd_una = t->snd_nxt = t->snd_max = t->iss;
     t->sbuf_seq = t->iss + 1;
     t->mss = tcp_mss_for(s, dst);
-    t->rcv_wscale = tcp_pick_wscale(t->rcap);
+    t->rcv_wscale = tcp_pick_wscale(t->rcvbuf_max);
     t->max_retries = TCP_SYN_RETRIES;
     t->state = TCP_SYN_SENT;
     tcp_hash_insert(s, t);
@@ -726,7 +633,7 @@ int rusty_tcp_send(struct rusty_stack *s, uint32_t sock, const uint8_t *data, si
         return err;
     if (len > INT32_MAX)
         len = INT32_MAX;
-    return queued(s, t, tcp_sndq_push_bytes(t, data, (uint32_t)len), len);
+    return queued(s, t, tcp_sndq_push_bytes(s, t, data, (uint32_t)len), len);
 }
 
 int rusty_tcp_send_payload(struct rusty_stack *s, uint32_t sock, struct rusty_payload *p, size_t off, size_t len,
@@ -765,15 +672,14 @@ static void recv_release(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n)
 {
     t->rhead = (t->rhead + n) % t->rcap;
     t->rlen -= n;
-    if (t->rlen == 0 && t->n_ooo == 0)
-        t->rhead = 0;
+    tcp_rcv_consumed(s, t, n);          /* auto-tuning; an emptied ring goes back */
     /* RFC 1122 4.2.3.3: a window update once the window opened by enough; not
        after the peer's FIN (it sends nothing more: a late update would only
        draw a RST from a peer that has closed). */
     if (t->state != TCP_CLOSED && !(t->flags & TF_EOF_SEEN)) {
         uint32_t wnd = tcp_rcv_window(t);
         uint32_t adv = seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
-        uint32_t thresh = t->rcap / 2 < t->mss ? t->rcap / 2 : t->mss;
+        uint32_t thresh = t->rcvbuf / 2 < t->mss ? t->rcvbuf / 2 : t->mss;
         if (wnd >= adv + thresh) {
             t->flags |= TF_ACK_NOW;
             tcp_want_output(s, t);
@@ -781,7 +687,6 @@ static void recv_release(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n)
     }
     if (t->rlen == 0 && (t->flags & TF_EOF_SEEN))
         tcp_mark_event(s, t, RUSTY_EV_TCP_EOF);
-    release_quiet_buffers(s, t);
 }
 
 int rusty_tcp_recv(struct rusty_stack *s, uint32_t sock, uint8_t *buf, size_t cap)
@@ -1027,38 +932,18 @@ int rusty_tcp_get_info(struct rusty_stack *s, uint32_t sock, struct rusty_tcp_in
     return 0;
 }
 
-static int resize_ring(struct rusty_stack *s, struct rusty_tcb *t, int snd, uint32_t size)
+/* SO_SNDBUF / SO_RCVBUF on a connection. The send ring keeps what it holds and
+   shrinks when it drains; the receive buffer is fixed at `size` (auto-tuning
+   off), while a window already offered stays open (RFC 9293 3.8.6.2.2). Before
+   the SYN is sent the receive size also picks the window scale. */
+static int set_buffer(struct rusty_tcb *t, int snd, uint32_t size)
 {
-    if (!t->sbuf) {
-        if (snd)
-            t->want_sndbuf = size;
-        else
-            t->want_rcvbuf = size;
+    if (snd) {
+        t->sndbuf_max = size;
         return 0;
     }
-    uint8_t **ring = snd ? &t->sbuf : &t->rbuf;
-    uint32_t *cap = snd ? &t->scap : &t->rcap;
-    if (snd ? t->slen != 0 : (t->rlen != 0 || t->n_ooo != 0))
-        return -EBUSY;
-    if (!snd && size < *cap && t->state != TCP_CLOSED && seq_gt(t->rcv_adv, t->rcv_nxt))
-        return -EBUSY;                  /* RFC 9293 3.8.6: a window must not shrink */
-    if (size > *cap && s->tcp->buffer_bytes + (size - *cap) > s->cfg.tcp_buffer_budget)
-        return -ENOBUFS;
-    uint8_t *n = malloc(size);
-    if (!n)
-        return -ENOBUFS;
-    free(*ring);
-    s->tcp->buffer_bytes = s->tcp->buffer_bytes - *cap + size;
-    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
-    *ring = n;
-    *cap = size;
-    if (snd) {
-        t->shead = 0;
-        t->want_sndbuf = size;
-    } else {
-        t->rhead = 0;
-        t->want_rcvbuf = size;
-    }
+    t->rcvbuf = t->rcvbuf_max = size;
+    t->flags |= TF_RCVBUF_LOCK;
     return 0;
 }
 
@@ -1113,13 +998,15 @@ int rusty_tcp_set_option(struct rusty_stack *s, uint32_t sock, int opt, int64_t 
         if (value < 2048 || value > (1 << 30))
             return -EINVAL;
         if (l) {
-            if (opt == RUSTY_TCP_SNDBUF)
-                l->want_sndbuf = (uint32_t)value;
-            else
-                l->want_rcvbuf = (uint32_t)value;
+            if (opt == RUSTY_TCP_SNDBUF) {
+                l->sndbuf_max = (uint32_t)value;
+            } else {
+                l->rcvbuf = l->rcvbuf_max = (uint32_t)value;
+                l->flags |= TF_RCVBUF_LOCK;
+            }
             return 0;
         }
-        return resize_ring(s, t, opt == RUSTY_TCP_SNDBUF, (uint32_t)value);
+        return set_buffer(t, opt == RUSTY_TCP_SNDBUF, (uint32_t)value);
     case RUSTY_TCP_RETRIES:
         if (!t || value <= 0 || value > 255)
             return -EINVAL;

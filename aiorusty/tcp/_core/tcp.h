@@ -67,6 +67,9 @@ const char *rusty_tcp_state_name(int state);
 #define TCP_CHALLENGE_ACK_LIMIT 1000    /* per second (RFC 5961 7; Linux tcp_challenge_ack_limit) */
 #define TCP_SND_CHUNKS 16               /* send-queue descriptors per connection (bytes + payload ranges) */
 #define TCP_PAYLOAD_QUEUE_MIN (4u << 20) /* payload bytes queued per connection: max(this, 4 x sndbuf) */
+#define TCP_BUF_MIN 4096u               /* per side, granted even past tcp_mem (Linux tcp_rmem[0]/tcp_wmem[0]) */
+#define TCP_BUF_PRESSURE_CAP (64u << 10) /* under memory pressure no buffer grows past this */
+#define TCP_RCV_RTT_DEFAULT_US 1000u    /* receive auto-tuning period before an RTT is measured */
 
 /* tcb->flags */
 #define TF_ACK_NOW 0x0001u              /* send an ACK at the next output */
@@ -90,6 +93,7 @@ const char *rusty_tcp_state_name(int state);
 #define TF_IN_ACCQ 0x40000u             /* waiting in its listener's accept queue */
 #define TF_OOO_FIN 0x80000u             /* a FIN arrived out of order at ooo_fin */
 #define TF_WANT_WRITE 0x100000u         /* a send queued less than asked: report WRITABLE once */
+#define TF_RCVBUF_LOCK 0x200000u        /* SO_RCVBUF set by the user: no receive auto-tuning */
 
 /* Pending events, emitted once per poll (bits are 1 << (RUSTY_EV_TCP_* - 16)). */
 #define EVBIT(type) (1u << ((type) - 16))
@@ -141,19 +145,27 @@ struct rusty_tcb {
 
     /* send queue: slen bytes of sequence space from sbuf_seq (unacked + unsent),
        described in order by the chunks (ring bytes and payload ranges). The ring
-       holds sring bytes from shead; payload ranges hold spay bytes. */
+       (scap bytes, none while sring is 0) holds sring bytes from shead; payload
+       ranges hold spay bytes. The ring grows on demand up to sndbuf_max (tcp_buf.c). */
     uint8_t *sbuf;
     uint32_t scap, shead, slen, sbuf_seq;
     uint32_t sring, spay;
     uint8_t chead, ccount;              /* chunk ring: first and number in use */
     struct snd_chunk chunks[TCP_SND_CHUNKS];
-    /* receive buffer: ring; rlen in-order unread bytes at rhead, out-of-order bytes stored past them */
+    /* receive buffer: ring of rcap bytes (none while empty); rlen in-order unread
+       bytes at rhead, out-of-order bytes stored past them. The window offered is at
+       most rcvbuf - rlen; rcvbuf is auto-tuned up to rcvbuf_max (tcp_buf.c). */
     uint8_t *rbuf;
     uint32_t rcap, rhead, rlen;
     struct ooo_range ooo[TCP_MAX_OOO];  /* sorted, disjoint */
     uint32_t ooo_fin;
     uint32_t rcv_mss;                   /* largest payload received (delayed-ACK "full segment") */
-    uint32_t want_sndbuf, want_rcvbuf;
+    uint32_t sndbuf_max;                /* send ring ceiling (SO_SNDBUF) */
+    uint32_t rcvbuf, rcvbuf_max;        /* receive buffer now, and its auto-tuning ceiling */
+    uint32_t rcv_charge;                /* bytes of tcp_mem this receive side holds: max(ring, unread + window) */
+    uint32_t rcvq_copied;               /* read by the app since rcvq_time_us (auto-tuning) */
+    uint32_t rcvq_space;                /* the most read in one measuring period */
+    uint64_t rcvq_time_us;
 
     /* RFC 6298 RTT estimation */
     uint32_t srtt_us, rttvar_us, rto_us;
@@ -198,8 +210,8 @@ struct rusty_tcp_listener {
     uint32_t syn_count;                 /* embryonic connections (SYN-RECEIVED) */
     uint32_t acc_count;
     struct rusty_tcb *acc_head, *acc_tail;
-    uint32_t want_sndbuf, want_rcvbuf;
-    uint32_t flags;                     /* TF_NODELAY/TF_KEEPALIVE inherited */
+    uint32_t sndbuf_max, rcvbuf, rcvbuf_max;   /* inherited by its connections */
+    uint32_t flags;                     /* TF_NODELAY/TF_KEEPALIVE/TF_RCVBUF_LOCK inherited */
     uint64_t keep_idle_us, keep_intvl_us;
     uint8_t keep_cnt;
     uint8_t ev_accept, on_olist;
@@ -209,15 +221,16 @@ struct rusty_tcp_listener {
 
 struct tcp_cc_ops;
 
-/* Rings of the default size are kept for reuse when a connection ends, so a
-   steady churn of connections does not call malloc (bounded; see tcp.c). */
+/* Small rings are kept for reuse when a connection drains, so request/response
+   traffic does not call malloc per message (bounded; see tcp_buf.c). */
+#define TCP_RING_CACHE_CLASSES 5        /* 4, 8, 16, 32 and 64 KiB */
 struct ring_cache {
-    void *head;                         /* free rings, linked through their first bytes */
-    uint32_t size, count, cap;
+    void *head[TCP_RING_CACHE_CLASSES]; /* free rings, linked through their first bytes */
+    uint32_t count[TCP_RING_CACHE_CLASSES];
 };
 
 struct rusty_tcp_state {
-    struct ring_cache snd_cache, rcv_cache;
+    struct ring_cache rings;
     struct rusty_tcb *tcbs;
     struct rusty_tcb *free_tcbs;
     uint32_t n_tcbs;
@@ -232,7 +245,9 @@ struct rusty_tcp_state {
     struct rusty_tcp_listener *llist;   /* listeners with an ACCEPT event pending */
     uint64_t secret[2];                 /* SipHash key: ISNs, demux hash (RFC 6528) */
     uint64_t cookie_secret[2];          /* SYN cookies */
-    uint64_t buffer_bytes;
+    uint64_t buffer_bytes;              /* allocated to rings */
+    uint64_t mem_bytes;                 /* charged against cfg.tcp_mem: rings and open windows */
+    uint32_t limits_reported;           /* RUSTY_LIMIT_* bits already reported with an event */
     const struct tcp_cc_ops *cc;
     uint16_t next_port;
     uint64_t challenge_start_us;        /* RFC 5961 7: challenge ACKs per second, stack-wide */
@@ -260,7 +275,6 @@ void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err);
 void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64_t now);
 void tcp_mark_event(struct rusty_stack *s, struct rusty_tcb *t, uint16_t type);
 void tcp_want_output(struct rusty_stack *s, struct rusty_tcb *t);
-int tcp_alloc_buffers(struct rusty_stack *s, struct rusty_tcb *t);
 uint32_t tcp_isn(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport, uint64_t now);
 uint64_t tcp_siphash(const uint64_t key[2], const uint32_t *words, int n);
 /* The connection became ESTABLISHED (both directions). */
@@ -269,16 +283,39 @@ void tcp_established(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
 uint8_t tcp_pick_wscale(uint32_t rcvbuf);
 uint16_t tcp_mss_for(struct rusty_stack *s, uint32_t rip);
 
+/* ---- tcp_buf.c: per-connection buffers and the stack-wide memory limit (cfg.tcp_mem) */
+void tcp_buf_init(struct rusty_stack *s);
+void tcp_buf_destroy(struct rusty_stack *s);
+/* A new connection may be opened: 0, or -ENOBUFS (counted, reported) when tcp_mem is used up. */
+int tcp_mem_admit(struct rusty_stack *s);
+/* Report a refused limit once per stack (RUSTY_EV_LIMIT). */
+void tcp_limit_report(struct rusty_stack *s, int limit);
+/* The receive ring holds at least `end` bytes from rhead: 0, or -ENOMEM. */
+int tcp_rcv_reserve(struct rusty_stack *s, struct rusty_tcb *t, uint32_t end);
+/* Re-read what the receive side holds of tcp_mem after rcv_adv, rlen, the ring or the state changed. */
+void tcp_rcv_recharge(struct rusty_stack *s, struct rusty_tcb *t);
+/* The app read n bytes: auto-tune rcvbuf, give the ring back once empty. */
+void tcp_rcv_consumed(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n);
+/* The largest window t may offer now within tcp_mem, given it wants `want` (never less than open). */
+uint32_t tcp_rcv_window_grant(struct rusty_stack *s, struct rusty_tcb *t, uint32_t want);
+/* The send ring holds at least `need` bytes (grown within sndbuf_max and tcp_mem); returns its capacity. */
+uint32_t tcp_snd_reserve(struct rusty_stack *s, struct rusty_tcb *t, uint32_t need);
+/* The send ring is empty: give it back. */
+void tcp_snd_release(struct rusty_stack *s, struct rusty_tcb *t);
+/* Both rings back, charges dropped (the connection ends or lingers without data). */
+void tcp_buf_release_all(struct rusty_stack *s, struct rusty_tcb *t);
+
 /* ---- tcp_sndq.c: the send queue (ring bytes and static payload ranges) */
+/* Bytes the app may still queue into the ring (up to sndbuf_max; memory permitting). */
 uint32_t tcp_sndq_ring_space(const struct rusty_tcb *t);
 uint32_t tcp_sndq_payload_limit(const struct rusty_tcb *t);
-/* Bytes accepted (0: ring full or no descriptor left). */
-uint32_t tcp_sndq_push_bytes(struct rusty_tcb *t, const uint8_t *data, uint32_t len);
+/* Bytes accepted (0: ring full, memory refused, or no descriptor left). */
+uint32_t tcp_sndq_push_bytes(struct rusty_stack *s, struct rusty_tcb *t, const uint8_t *data, uint32_t len);
 uint32_t tcp_sndq_push_payload(struct rusty_tcb *t, struct rusty_payload *p, size_t off, uint32_t len);
-/* The first `n` queued bytes were acknowledged. */
-void tcp_sndq_advance(struct rusty_tcb *t, uint32_t n);
-/* Empty the queue, releasing payload references. */
-void tcp_sndq_clear(struct rusty_tcb *t);
+/* The first `n` queued bytes were acknowledged (an emptied ring goes back). */
+void tcp_sndq_advance(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n);
+/* Empty the queue, releasing payload references and the ring. */
+void tcp_sndq_clear(struct rusty_stack *s, struct rusty_tcb *t);
 /* Copy [seq, seq+len) out; 1 and *sum = their ones'-complement sum when computed in software. */
 int tcp_sndq_copy(struct rusty_tcb *t, uint32_t seq, uint32_t len, uint8_t *out, uint64_t *sum, int want_sum);
 const uint8_t *tcp_sndq_payload_at(struct rusty_tcb *t, uint32_t seq, uint32_t *run, struct rusty_payload **owner);
@@ -296,6 +333,7 @@ void tcp_send_probe(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now, in
 /* Persist timer on a small open window: send what fits (1 if sent). */
 int tcp_send_window_filler(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
 uint32_t tcp_rcv_window(const struct rusty_tcb *t);
+uint32_t tcp_rcv_open(const struct rusty_tcb *t);   /* rcv_adv - rcv_nxt, 0 if behind */
 uint32_t tcp_flight(const struct rusty_tcb *t);
 uint32_t tcp_unsent(const struct rusty_tcb *t);
 uint32_t tcp_ts_now(uint64_t now);

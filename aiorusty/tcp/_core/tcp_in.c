@@ -154,14 +154,15 @@ static struct rusty_tcb *new_passive(struct rusty_stack *s, struct rusty_tcp_lis
     struct rusty_tcb *t = tcp_tcb_alloc(s);
     if (!t)
         return NULL;
-    /* Buffers come when the handshake completes (ack_process): an embryo costs a TCB only. */
-    t->want_sndbuf = l->want_sndbuf;
-    t->want_rcvbuf = l->want_rcvbuf;
+    /* Rings come with the first bytes (tcp_buf.c): a connection costs a TCB only. */
+    t->sndbuf_max = l->sndbuf_max;
+    t->rcvbuf = l->rcvbuf;
+    t->rcvbuf_max = l->rcvbuf_max;
     t->lip = seg->dst;
     t->rip = seg->src;
     t->lport = seg->h.dst_port;
     t->rport = seg->h.src_port;
-    t->flags |= l->flags & (TF_NODELAY | TF_KEEPALIVE);
+    t->flags |= l->flags & (TF_NODELAY | TF_KEEPALIVE | TF_RCVBUF_LOCK);
     t->keep_idle_us = l->keep_idle_us;
     t->keep_intvl_us = l->keep_intvl_us;
     t->keep_cnt = l->keep_cnt;
@@ -181,13 +182,18 @@ static void listen_input(struct rusty_stack *s, struct rusty_tcp_listener *l, st
     if (h->flags & RUSTY_TCP_ACK) {
         /* Second: an ACK to a listener is bad, unless it completes a SYN cookie. */
         uint16_t mss = (h->flags & RUSTY_TCP_SYN) ? 0 : cookie_check(s, seg);
-        if (!mss || l->acc_count >= l->backlog) {
-            if (!mss)
-                tcp_reply_rst(s, seg);
-            else
-                s->stats.tcp_backlog_drops++;
+        if (!mss) {
+            tcp_reply_rst(s, seg);
             return;
         }
+        if (l->acc_count >= l->backlog) {
+            /* As Linux's ListenOverflows: drop, and the peer's next segment (its
+               data, or this ACK again) finds room once the app has accepted. */
+            s->stats.tcp_listen_overflows++;
+            return;
+        }
+        if (tcp_mem_admit(s))
+            return;
         struct rusty_tcb *t = new_passive(s, l, seg);
         if (!t)
             return;
@@ -201,6 +207,7 @@ static void listen_input(struct rusty_stack *s, struct rusty_tcp_listener *l, st
         t->irs = h->seq - 1;
         t->rcv_nxt = h->seq;
         t->rcv_adv = t->rcv_nxt + (s->cfg.tcp_rcvbuf > 0xffff ? 0xffff : s->cfg.tcp_rcvbuf);
+        tcp_rcv_recharge(s, t);         /* the window the cookie's SYN-ACK offered */
         t->peer_mss = mss;
         uint16_t ours = tcp_mss_for(s, t->rip);
         t->mss = mss < ours ? mss : ours;
@@ -212,12 +219,12 @@ static void listen_input(struct rusty_stack *s, struct rusty_tcp_listener *l, st
     }
     if (!(h->flags & RUSTY_TCP_SYN))
         return;                         /* fourth: other text or control, drop */
-    /* Third: a SYN. */
-    if (l->acc_count >= l->backlog) {
-        s->stats.tcp_backlog_drops++;   /* accept queue full: drop, the peer retries */
+    /* Third: a SYN. A full SYN queue, or a full accept queue, answers with a
+       cookie and keeps no state: the handshake completes once the app has made
+       room (a full accept queue then drops the cookie's ACK, see above). */
+    if (tcp_mem_admit(s))
         return;
-    }
-    if (l->syn_count >= l->backlog && !reuse) {
+    if ((l->syn_count >= l->backlog || l->acc_count >= l->backlog) && !reuse) {
         uint16_t mss;
         uint32_t isn = cookie_make(s, seg, &mss);
         s->stats.tcp_syn_cookies_sent++;
@@ -230,10 +237,11 @@ static void listen_input(struct rusty_stack *s, struct rusty_tcp_listener *l, st
         return;
     }
     s->stats.tcp_passive_opens++;
-    t->rcv_wscale = tcp_pick_wscale(t->want_rcvbuf);
+    t->rcv_wscale = tcp_pick_wscale(t->rcvbuf_max);
     take_options(s, t, seg);
     t->irs = h->seq;
     t->rcv_nxt = h->seq + 1;
+    t->rcv_adv = t->rcv_nxt;            /* no window offered until the SYN-ACK */
     t->iss = tcp_isn(s, t->lip, t->lport, t->rip, t->rport, seg->now);
     if (reuse && seq_lt(t->iss, min_isn))
         t->iss = min_isn;               /* RFC 9293 3.10.7.4 / RFC 6191: above the old incarnation */
@@ -351,7 +359,9 @@ static int receive_data(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_s
     uint32_t len = seg->len;
     if (!len)
         return 1;
-    uint32_t space = t->rcap - t->rlen;
+    /* What may be stored: the window offered, or more where the ring has room. */
+    uint32_t open = tcp_rcv_open(t), ring_free = t->rcap > t->rlen ? t->rcap - t->rlen : 0;
+    uint32_t space = open > ring_free ? open : ring_free;
     if (seq_diff(seg->seq, t->rcv_nxt) + len > space) {
         /* Past the end of the ring (the peer overran our window): keep what fits. */
         uint32_t off = seq_diff(seg->seq, t->rcv_nxt);
@@ -361,6 +371,8 @@ static int receive_data(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_s
         if (!len)
             return 0;
     }
+    if (tcp_rcv_reserve(s, t, t->rlen + seq_diff(seg->seq, t->rcv_nxt) + len))
+        return 0;                       /* no memory for the ring (counted): the peer sends it again */
     if (len > t->rcv_mss)
         t->rcv_mss = len;
     if (seg->seq != t->rcv_nxt) {
@@ -390,6 +402,7 @@ static int receive_data(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_s
         t->n_ooo--;
         filled = 1;
     }
+    tcp_rcv_recharge(s, t);
     tcp_mark_event(s, t, RUSTY_EV_TCP_READABLE);
     /* RFC 1122 4.2.3.2 / RFC 5681 4.2: ACK at least every second full-sized
        segment, at once when a hole was filled, otherwise within 40 ms.
@@ -469,12 +482,6 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
         return 0;
     }
     if (t->state == TCP_SYN_RECEIVED) {
-        if (tcp_alloc_buffers(s, t)) {
-            /* Over the buffer budget: refuse the connection rather than hold it half-open. */
-            tcp_reply_rst(s, seg);
-            tcp_drop(s, t, 0);
-            return 0;
-        }
         t->snd_wnd = (uint32_t)h->window << ((t->flags & TF_WSCALE) ? t->snd_wscale : 0);
         t->max_snd_wnd = t->snd_wnd;
         t->snd_wl1 = seg->seq;
@@ -496,7 +503,7 @@ static int ack_process(struct rusty_stack *s, struct rusty_tcb *t, struct tcp_se
             dat = seq_diff(ack, t->sbuf_seq);
             if (dat > t->slen)
                 dat = t->slen;
-            tcp_sndq_advance(t, dat);
+            tcp_sndq_advance(s, t, dat);
         }
         rtt_from_ack(t, seg, ack);
         t->snd_una = ack;

@@ -46,26 +46,32 @@ uint32_t tcp_unsent(const struct rusty_tcb *t)
     return seq_lt(t->snd_nxt, end) ? seq_diff(end, t->snd_nxt) : 0;
 }
 
-/* Free receive space, the most we could advertise. */
+/* Free receive buffer, the most we would advertise (before tcp_mem has its say). */
 uint32_t tcp_rcv_window(const struct rusty_tcb *t)
 {
-    uint32_t free_space = t->rcap > t->rlen ? t->rcap - t->rlen : 0;
+    uint32_t free_space = t->rcvbuf > t->rlen ? t->rcvbuf - t->rlen : 0;
     uint32_t max = (t->flags & TF_WSCALE) ? (uint32_t)0xffff << t->rcv_wscale : 0xffff;
     return free_space < max ? free_space : max;
 }
 
+uint32_t tcp_rcv_open(const struct rusty_tcb *t)
+{
+    return seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
+}
+
 /* The window to put in the next segment (bytes, before scaling): RFC 1122 4.2.3.3
-   receiver SWS avoidance, and RFC 9293 3.8.6 "do not shrink the window". */
-static uint32_t window_to_advertise(const struct rusty_tcb *t)
+   receiver SWS avoidance, RFC 9293 3.8.6 "do not shrink the window", and no
+   more than tcp_mem can back (tcp_buf.c). */
+static uint32_t window_to_advertise(struct rusty_stack *s, struct rusty_tcb *t)
 {
     uint32_t wnd = tcp_rcv_window(t);
-    uint32_t cur = seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
+    uint32_t cur = tcp_rcv_open(t);
     if (wnd <= cur)
         return cur;
-    uint32_t thresh = t->rcap / 2 < t->mss ? t->rcap / 2 : t->mss;
-    if (wnd - cur < thresh && wnd < t->rcap)
+    uint32_t thresh = t->rcvbuf / 2 < t->mss ? t->rcvbuf / 2 : t->mss;
+    if (wnd - cur < thresh && wnd < t->rcvbuf)
         return cur;
-    return wnd;
+    return tcp_rcv_window_grant(s, t, wnd);
 }
 
 static void set_checksum(struct rusty_buf *b, uint8_t *tcp, uint32_t src, uint32_t dst, uint16_t len)
@@ -196,9 +202,10 @@ static int send_segment(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq
     uint32_t wnd;
     if (syn) {
         /* RFC 7323 2.2: the window in a SYN is never scaled. */
-        wnd = t->rbuf ? tcp_rcv_window(t) : t->want_rcvbuf;   /* embryos have no ring yet */
+        wnd = tcp_rcv_window(t);
         if (wnd > 0xffff)
             wnd = 0xffff;
+        wnd = tcp_rcv_window_grant(s, t, wnd);
         h.window = (uint16_t)wnd;
         h.mss = tcp_mss_for(s, t->rip);
         /* Active open offers WS and TS; passive open answers what the SYN offered. */
@@ -209,7 +216,7 @@ static int send_segment(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq
         if ((t->flags & TF_ACTIVE) || (t->flags & TF_TS))
             h.has_timestamps = 1;
     } else {
-        wnd = window_to_advertise(t);
+        wnd = window_to_advertise(s, t);
         uint8_t shift = (t->flags & TF_WSCALE) ? t->rcv_wscale : 0;
         uint32_t field = wnd >> shift;
         if (field > 0xffff)
@@ -233,6 +240,7 @@ static int send_segment(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq
             t->rcv_adv = t->rcv_nxt + wnd;
         else if (syn)
             t->rcv_adv = t->rcv_nxt + wnd;
+        tcp_rcv_recharge(s, t);
     }
     t->last_send_us = now;
     return err;

@@ -12,7 +12,8 @@
  * frame, and the segment's payload checksum from the payloads' prefix tables
  * (Rusty's precomputed checksums: no pass over payload bytes).
  * Not: when to send (tcp_out.c), acknowledgement processing (tcp_in.c calls
- * tcp_sndq_advance), the user calls (tcp.c).
+ * tcp_sndq_advance), the user calls (tcp.c), the ring's memory (tcp_buf.c:
+ * it grows as bytes are pushed and goes back when the last is acknowledged).
  *
  * Call chains: rusty_tcp_send / rusty_tcp_send_payload -> tcp_sndq_push_*;
  *              tcp_out.c send_segment -> tcp_sndq_copy;
@@ -48,12 +49,12 @@ static struct snd_chunk *new_chunk(struct rusty_tcb *t)
 
 uint32_t tcp_sndq_ring_space(const struct rusty_tcb *t)
 {
-    return t->scap - t->sring;
+    return t->sndbuf_max > t->sring ? t->sndbuf_max - t->sring : 0;
 }
 
 uint32_t tcp_sndq_payload_limit(const struct rusty_tcb *t)
 {
-    uint64_t lim = (uint64_t)t->scap * 4;
+    uint64_t lim = (uint64_t)t->sndbuf_max * 4;
     if (lim < TCP_PAYLOAD_QUEUE_MIN)
         lim = TCP_PAYLOAD_QUEUE_MIN;
     if (lim > INT32_MAX)
@@ -61,7 +62,7 @@ uint32_t tcp_sndq_payload_limit(const struct rusty_tcb *t)
     return (uint32_t)lim;
 }
 
-uint32_t tcp_sndq_push_bytes(struct rusty_tcb *t, const uint8_t *data, uint32_t len)
+uint32_t tcp_sndq_push_bytes(struct rusty_stack *s, struct rusty_tcb *t, const uint8_t *data, uint32_t len)
 {
     uint32_t space = tcp_sndq_ring_space(t);
     if (len > space)
@@ -73,6 +74,14 @@ uint32_t tcp_sndq_push_bytes(struct rusty_tcb *t, const uint8_t *data, uint32_t 
         c = new_chunk(t);
     if (!c)
         return 0;                       /* every descriptor holds a payload range */
+    uint32_t cap = tcp_snd_reserve(s, t, t->sring + len);
+    if (len > cap - t->sring)
+        len = cap - t->sring;           /* tcp_mem allowed less */
+    if (!len) {
+        if (!c->len)
+            t->ccount--;                /* the descriptor just taken stays free */
+        return 0;
+    }
     uint32_t tail = (t->shead + t->sring) % t->scap;
     uint32_t first = t->scap - tail < len ? t->scap - tail : len;
     memcpy(t->sbuf + tail, data, first);
@@ -108,7 +117,7 @@ uint32_t tcp_sndq_push_payload(struct rusty_tcb *t, struct rusty_payload *p, siz
     return len;
 }
 
-void tcp_sndq_advance(struct rusty_tcb *t, uint32_t n)
+void tcp_sndq_advance(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n)
 {
     if (n > t->slen)
         n = t->slen;
@@ -134,10 +143,10 @@ void tcp_sndq_advance(struct rusty_tcb *t, uint32_t n)
         }
     }
     if (!t->sring)
-        t->shead = 0;
+        tcp_snd_release(s, t);
 }
 
-void tcp_sndq_clear(struct rusty_tcb *t)
+void tcp_sndq_clear(struct rusty_stack *s, struct rusty_tcb *t)
 {
     while (t->ccount) {
         struct snd_chunk *c = chunk_at(t, 0);
@@ -148,7 +157,7 @@ void tcp_sndq_clear(struct rusty_tcb *t)
     }
     t->chead = 0;
     t->slen = t->sring = t->spay = 0;
-    t->shead = 0;
+    tcp_snd_release(s, t);
 }
 
 /* Where the queue's byte at seq lies when it is in a static payload range: its
