@@ -67,6 +67,7 @@ const char *rusty_tcp_state_name(int state);
 #define TCP_CHALLENGE_ACK_LIMIT 1000    /* per second (RFC 5961 7; Linux tcp_challenge_ack_limit) */
 #define TCP_SND_CHUNKS 16               /* send-queue descriptors per connection (bytes + payload ranges) */
 #define TCP_PAYLOAD_QUEUE_MIN (4u << 20) /* payload bytes queued per connection: max(this, 4 x sndbuf) */
+#define TCP_TCB_SLAB 1024u              /* control blocks allocated at a time */
 
 /* tcb->flags */
 #define TF_ACK_NOW 0x0001u              /* send an ACK at the next output */
@@ -218,11 +219,18 @@ struct ring_cache {
 
 struct rusty_tcp_state {
     struct ring_cache snd_cache, rcv_cache;
-    struct rusty_tcb *tcbs;
+    /* Control blocks come in slabs of TCP_TCB_SLAB, added on demand up to
+       cfg.max_tcp_conns and never moved or freed before the stack: a TCB's
+       address is stable. Blocks are carved from the newest slab as needed
+       (untouched memory costs nothing); freed ones go on the free list. */
+    struct rusty_tcb **slabs;
+    uint32_t n_slabs;
+    uint32_t n_tcbs;                    /* blocks carved so far (free or in use) */
+    uint32_t tcb_room;                  /* blocks not carved yet in the newest slab */
     struct rusty_tcb *free_tcbs;
-    uint32_t n_tcbs;
-    struct rusty_tcb **hash;
+    struct rusty_tcb **hash;            /* 4-tuple hash: doubles when it holds more than its buckets */
     uint32_t hash_mask;
+    uint32_t hash_count;
     struct rusty_tcp_listener *listeners;
     uint32_t n_listeners;
     struct rusty_tcp_listener **lhash;
