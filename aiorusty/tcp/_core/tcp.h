@@ -119,6 +119,9 @@ struct rusty_tcb {
     uint8_t keep_probes;
     uint8_t max_retries;
     uint8_t persist_backoff;            /* persist interval exponent (kept while the peer answers) */
+    uint8_t keep_cnt;                   /* keep-alive probes before ETIMEDOUT */
+    uint8_t on_olist;
+    uint8_t on_twlist;
     uint32_t flags;                     /* TF_* */
     uint32_t events;                    /* EVBIT(RUSTY_EV_TCP_*) pending */
     int32_t error;                      /* -errno for the CLOSED event */
@@ -172,7 +175,6 @@ struct rusty_tcb {
 
     /* keep-alive settings */
     uint64_t keep_idle_us, keep_intvl_us;
-    uint8_t keep_cnt;
 
     uint32_t retransmits;               /* total, for rusty_tcp_info */
 
@@ -180,14 +182,14 @@ struct rusty_tcb {
     struct rusty_timer t_delack;
     struct rusty_timer t_keep;
 
-    struct rusty_tcb *hnext;            /* 4-tuple hash chain */
+    union {                             /* a free block is in no hash chain */
+        struct rusty_tcb *hnext;        /* 4-tuple hash chain */
+        struct rusty_tcb *fnext;        /* free list */
+    };
     struct rusty_tcb *onext;            /* output/event list */
     struct rusty_tcb *qnext;            /* listener accept queue */
     struct rusty_tcp_listener *listener; /* while embryonic or waiting in the accept queue */
-    struct rusty_tcb *fnext;            /* free list */
     struct rusty_tcb *tw_prev, *tw_next; /* TIME-WAIT list, oldest first */
-    uint8_t on_olist;
-    uint8_t on_twlist;
 };
 
 struct rusty_tcp_listener {
