@@ -10,8 +10,7 @@
  * double when full, up to cfg.max_sockets and cfg.event_queue (TCP's control
  * blocks and hash grow the same way, tcp.c), so an idle stack is small and a
  * busy one is limited by memory rather than by a size fixed at start-up.
- * They grow at most O(log n) times and are never shrunk; a slot costs 16
- * bytes, an event 16.
+ * They grow O(log n) times and are never shrunk.
  *
  * Call chain: rusty_stack_poll -> rusty_dev_rx -> rusty_eth_input -> {arp, ipv4}_input
  *             -> rusty_timers_run -> rusty_tcp_poll_end -> rusty_stack_flush -> rusty_dev_tx
@@ -39,7 +38,7 @@
 #define TX_RETRY_US 50u                 /* a blocked device is tried again after at least */
 #define TX_RETRY_MAX_US 10000u          /* ... and at most this */
 #define DEFAULT_MAX_TCP 1000000u
-#define DEFAULT_EVENTS (1u << 20)       /* a few per connection in one poll, at the default limit */
+#define DEFAULT_EVENTS (1u << 20)       /* about one per connection at the default limit */
 #define FIRST_SOCKETS 64u               /* socket slots at start */
 #define FIRST_EVENTS 1024u              /* event ring at start: one Python poll's worth */
 #define DEFAULT_ARP_CACHE 256u

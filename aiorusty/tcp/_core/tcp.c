@@ -133,10 +133,13 @@ int rusty_tcp_init(struct rusty_stack *s)
        so a heap with a slot for each can never be full; a smaller one would let
        an arm fail and a connection silently lose its retransmission timer.
        The ARP entries' slots are reserved here, each slab's when it is added. */
-    if (timers_needed(s, c->max_tcp_conns) > UINT32_MAX ||
-        rusty_timers_reserve(&s->timers, (uint32_t)timers_needed(s, 0)) != 0) {
+    if (timers_needed(s, c->max_tcp_conns) > UINT32_MAX) {
         free(ts);
-        return timers_needed(s, c->max_tcp_conns) > UINT32_MAX ? -EINVAL : -ENOMEM;
+        return -EINVAL;
+    }
+    if (rusty_timers_reserve(&s->timers, (uint32_t)timers_needed(s, 0)) != 0) {
+        free(ts);
+        return -ENOMEM;
     }
     /* The slab table itself is small (a pointer per 1024 blocks) and made whole now. */
     ts->slabs = calloc((c->max_tcp_conns + TCP_TCB_SLAB - 1) / TCP_TCB_SLAB, sizeof(*ts->slabs));
