@@ -148,10 +148,10 @@ struct rusty_stack;
 
 struct rusty_stack_config {
     uint64_t seed;                      /* ISNs, ephemeral ports, ARP jitter */
-    uint32_t max_sockets;               /* socket table size (default 4096) */
-    uint32_t max_tcp_conns;             /* TCP control blocks (default 4096) */
-    uint32_t max_timers;                /* default derived from the above */
-    uint32_t event_queue;               /* events held between polls (default 4096) */
+    uint32_t max_sockets;               /* socket table slots, grown on use (default and most 1048575) */
+    uint32_t max_tcp_conns;             /* TCP control blocks, grown on use (default 1000000) */
+    uint32_t max_timers;                /* timer heap slots at start; it grows with the blocks (default 320) */
+    uint32_t event_queue;               /* most events held between polls, grown on use (default 1048576) */
     uint32_t arp_cache;                 /* ARP entries (default 256) */
     uint32_t arp_timeout_us;            /* reachable time of an entry (default 60 s) */
     uint32_t udp_rx_queue;              /* datagrams queued per UDP socket (default 256) */
@@ -264,6 +264,7 @@ struct rusty_stats {
     uint64_t tcp_active_opens;
     uint64_t tcp_passive_opens;
     uint64_t tcp_time_wait_recycled;    /* TIME-WAIT blocks taken early for new connections (table full) */
+    uint64_t tcp_conns_refused;         /* connections refused (connect EMFILE, SYN dropped): max_tcp_conns in use */
     uint64_t tcp_conns;                 /* gauge: control blocks in use */
     uint64_t tcp_buffer_bytes;          /* gauge: bytes allocated to TCP rings */
     uint64_t tcp_mem_bytes;             /* gauge: bytes charged against tcp_mem (rings and open windows) */

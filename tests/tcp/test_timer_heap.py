@@ -1,13 +1,15 @@
 """The timer heap cannot be full: every TCP timer is embedded in its TCB and the
-heap gets a slot for each (3 per connection + 1 per ARP entry) even when the
-configuration asks for fewer, so no arm is ever refused and no timer lost."""
+heap gets a slot for each (1 per ARP entry at start, 3 per control block as
+slabs of blocks are added), whatever max_timers asks for at start, so no arm
+is ever refused and no timer lost. (test_table_growth.py: a retransmission on a
+connection in the second slab.)"""
 
 from _script import Peer
 
 
 def test_small_max_timers_loses_no_timer():
-    # max_timers=2 would hold the peer's ARP entry and one TCP timer: with the
-    # heap that small, most connections below would never retransmit.
+    # A heap of max_timers=2 would hold the peer's ARP entry and one TCP timer:
+    # if it stayed that small, most connections below would never retransmit.
     p = Peer(max_timers=2, max_tcp_conns=8)
     try:
         conns = []

@@ -2,10 +2,15 @@
  * stack.c - the stack object: creation, interfaces, the poll loop, sockets,
  * events, randomness, and the Ethernet layer.
  *
- * Owns: every table and pool a stack has (allocated once in rusty_stack_new;
- * nothing is allocated after), the socket handle table, the event ring, the
- * per-interface tx queues, Ethernet II input/output. Not: what ARP, IP, UDP
- * and TCP do with frames (arp.c, ipv4.c, icmp.c, udp.c, tcp*.c).
+ * Owns: the socket handle table, the event ring, the per-interface tx
+ * queues, Ethernet II input/output. Not: what ARP, IP, UDP and TCP do with
+ * frames (arp.c, ipv4.c, icmp.c, udp.c, tcp*.c).
+ *
+ * Tables follow use: the socket table and the event ring start small and
+ * double when full, up to cfg.max_sockets and cfg.event_queue (TCP's control
+ * blocks and hash grow the same way, tcp.c), so an idle stack is small and a
+ * busy one is limited by memory rather than by a size fixed at start-up.
+ * They grow O(log n) times and are never shrunk.
  *
  * Call chain: rusty_stack_poll -> rusty_dev_rx -> rusty_eth_input -> {arp, ipv4}_input
  *             -> rusty_timers_run -> rusty_tcp_poll_end -> rusty_stack_flush -> rusty_dev_tx
@@ -33,9 +38,10 @@
 
 #define TX_RETRY_US 50u                 /* a blocked device is tried again after at least */
 #define TX_RETRY_MAX_US 10000u          /* ... and at most this */
-#define DEFAULT_MAX_SOCKETS 4096u
-#define DEFAULT_MAX_TCP 4096u
-#define DEFAULT_EVENTS 4096u
+#define DEFAULT_MAX_TCP 1000000u
+#define DEFAULT_EVENTS (1u << 20)       /* about one per connection at the default limit */
+#define FIRST_SOCKETS 64u               /* socket slots at start */
+#define FIRST_EVENTS 1024u              /* event ring at start: one Python poll's worth */
 #define DEFAULT_ARP_CACHE 256u
 #define DEFAULT_ARP_TIMEOUT_US 60000000u
 #define DEFAULT_UDP_RXQ 256u
@@ -69,17 +75,17 @@ static uint64_t default_tcp_mem(void)
 
 static void apply_defaults(struct rusty_stack_config *c)
 {
-    if (!c->max_sockets)
-        c->max_sockets = DEFAULT_MAX_SOCKETS;
-    if (c->max_sockets > MAX_SOCKETS - 1)
+    /* Handles have 20 bits of slot: every one of them by default. */
+    if (!c->max_sockets || c->max_sockets > MAX_SOCKETS - 1)
         c->max_sockets = MAX_SOCKETS - 1;
     if (!c->max_tcp_conns)
         c->max_tcp_conns = DEFAULT_MAX_TCP;
     if (!c->arp_cache)
         c->arp_cache = DEFAULT_ARP_CACHE;
-    /* Timers are embedded in their owners: a few per TCP connection, one per ARP entry. */
+    /* Timers are embedded in their owners: one per ARP entry, three per TCP
+       control block, reserved as blocks are added (tcp.c); this presizes. */
     if (!c->max_timers)
-        c->max_timers = c->max_tcp_conns * 4 + c->arp_cache + 64;
+        c->max_timers = c->arp_cache + 64;
     if (!c->event_queue)
         c->event_queue = DEFAULT_EVENTS;
     if (!c->arp_timeout_us)
@@ -135,6 +141,8 @@ uint64_t rusty_random(struct rusty_stack *s)
     return x * 0x2545f4914f6cdd1dull;
 }
 
+static int socks_grow(struct rusty_stack *s);
+
 int rusty_stack_new(const struct rusty_stack_config *cfg, struct rusty_stack **out)
 {
     struct rusty_stack *s = calloc(1, sizeof(*s));
@@ -152,18 +160,10 @@ int rusty_stack_new(const struct rusty_stack_config *cfg, struct rusty_stack **o
     s->ip_ident = (uint16_t)rusty_random(s);
 
     int err = -ENOMEM;
-    s->sock_cap = s->cfg.max_sockets;
-    s->socks = calloc(s->sock_cap, sizeof(*s->socks));
-    s->ev_cap = s->cfg.event_queue;
+    s->ev_cap = s->cfg.event_queue < FIRST_EVENTS ? s->cfg.event_queue : FIRST_EVENTS;
     s->events = calloc(s->ev_cap, sizeof(*s->events));
-    if (!s->socks || !s->events)
+    if (!s->events || socks_grow(s) != 0)
         goto fail;
-    /* Free list in slot order; slot numbers are stored +1 so 0 ends the list. */
-    for (uint32_t i = 0; i < s->sock_cap; i++) {
-        s->socks[i].gen = 1;
-        s->socks[i].next_free = i + 2 <= s->sock_cap ? i + 2 : 0;
-    }
-    s->sock_free = s->sock_cap ? 1 : 0;
     if ((err = rusty_timers_init(&s->timers, s->cfg.max_timers)) != 0)
         goto fail;
     if ((err = rusty_arp_init(s)) != 0)
@@ -261,12 +261,54 @@ int rusty_stack_route(struct rusty_stack *s, uint32_t ip)
     return rusty_ipv4_route(s, ip, &hop) ? 2 : 0;
 }
 
+/* ---- limits */
+
+void rusty_limit_report(struct rusty_stack *s, int limit)
+{
+    uint32_t bit = 1u << limit;
+    if (s->limits_reported & bit)
+        return;
+    s->limits_reported |= bit;
+    rusty_event_push(s, 0, RUSTY_EV_LIMIT, limit, 0);
+}
+
 /* ---- sockets */
+
+/* Double the socket table (FIRST_SOCKETS at first), at most to cfg.max_sockets;
+   the new slots become the free list, in slot order. A handle is a slot index,
+   never a pointer, so moving the table invalidates none. -EMFILE at the limit. */
+static int socks_grow(struct rusty_stack *s)
+{
+    uint32_t old = s->sock_cap, cap = old ? old * 2 : FIRST_SOCKETS;
+    if (cap > s->cfg.max_sockets)
+        cap = s->cfg.max_sockets;
+    if (cap <= old) {
+        rusty_limit_report(s, RUSTY_LIMIT_SOCKETS);
+        return -EMFILE;
+    }
+    struct rusty_sock *n = realloc(s->socks, (size_t)cap * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    /* Slot numbers are stored +1 in next_free so 0 ends the list. */
+    for (uint32_t i = old; i < cap; i++) {
+        n[i].kind = RUSTY_SOCK_FREE;
+        n[i].gen = 1;
+        n[i].impl = NULL;
+        n[i].next_free = i + 2 <= cap ? i + 2 : 0;
+    }
+    s->socks = n;
+    s->sock_cap = cap;
+    s->sock_free = old + 1;
+    return 0;
+}
 
 int rusty_sock_alloc(struct rusty_stack *s, uint8_t kind, void *impl, uint32_t *handle)
 {
-    if (!s->sock_free)
-        return -EMFILE;
+    if (!s->sock_free) {
+        int err = socks_grow(s);
+        if (err)
+            return err;
+    }
     uint32_t slot = s->sock_free - 1;
     struct rusty_sock *k = &s->socks[slot];
     s->sock_free = k->next_free;
@@ -315,9 +357,32 @@ void rusty_sock_release(struct rusty_stack *s, uint32_t handle)
 
 /* ---- events */
 
+/* Double the event ring, at most to cfg.event_queue, keeping the pending
+   events in order (the copy starts at ev_head, so the new ring is unwrapped). */
+static int events_grow(struct rusty_stack *s)
+{
+    uint64_t want = 2ull * s->ev_cap;
+    uint32_t cap = want > s->cfg.event_queue ? s->cfg.event_queue : (uint32_t)want;
+    if (cap <= s->ev_cap)
+        return -ENOSPC;
+    struct rusty_event *n = malloc((size_t)cap * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    uint32_t first = s->ev_cap - s->ev_head < s->ev_count ? s->ev_cap - s->ev_head : s->ev_count;
+    memcpy(n, s->events + s->ev_head, first * sizeof(*n));
+    memcpy(n + first, s->events, (s->ev_count - first) * sizeof(*n));
+    free(s->events);
+    s->events = n;
+    s->ev_cap = cap;
+    s->ev_head = 0;
+    return 0;
+}
+
+/* Events are never dropped while the ring can grow; past cfg.event_queue (or
+   out of memory) they are, counted: the user's poll falls that far behind. */
 void rusty_event_push(struct rusty_stack *s, uint32_t sock, uint16_t type, int32_t arg, uint32_t arg2)
 {
-    if (s->ev_count >= s->ev_cap) {
+    if (s->ev_count >= s->ev_cap && events_grow(s) != 0) {
         s->stats.events_dropped++;
         return;
     }

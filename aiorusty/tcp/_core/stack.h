@@ -80,6 +80,7 @@ struct rusty_stack {
     uint32_t icmp_tokens;               /* rate limit of ICMP errors (token bucket) */
     uint64_t icmp_refill_us;
     uint8_t tcp_ready;                  /* rusty_tcp_init succeeded: rusty_tcp_destroy runs at free */
+    uint32_t limits_reported;           /* RUSTY_LIMIT_* bits already reported with a RUSTY_EV_LIMIT event */
     /* Datagrams to our own addresses (ipv4.c), delivered by the next poll as
      * if received: the stack's own "lo". */
     struct rusty_buf *local_head, *local_tail;
@@ -91,6 +92,8 @@ int rusty_sock_alloc(struct rusty_stack *s, uint8_t kind, void *impl, uint32_t *
 void *rusty_sock_get(struct rusty_stack *s, uint32_t handle, uint8_t kind);   /* NULL if stale/wrong kind */
 void rusty_sock_release(struct rusty_stack *s, uint32_t handle);
 void rusty_event_push(struct rusty_stack *s, uint32_t sock, uint16_t type, int32_t arg, uint32_t arg2);
+/* A limit (RUSTY_LIMIT_*) refused work: one RUSTY_EV_LIMIT event the first time, for the loop's warning. */
+void rusty_limit_report(struct rusty_stack *s, int limit);
 uint64_t rusty_random(struct rusty_stack *s);
 /* The interface owning `ip` (NULL if none). */
 struct rusty_iface *rusty_iface_by_ip(struct rusty_stack *s, uint32_t ip);

@@ -34,6 +34,11 @@
 #include "tcp.h"
 
 #define TF_DEAD 0x80000000u             /* freed while on the output list: free at poll end */
+#define HASH_MIN_BUCKETS 256u           /* the 4-tuple hash's first size (power of two) */
+/* Listeners live in a fixed table: a stack listens on a handful of ports, and a
+   fixed table keeps their addresses stable (connections point to theirs) with
+   no growth code; past it rusty_tcp_listen fails with EMFILE. */
+#define TCP_LISTENERS 1024u
 
 static const char *const state_names[] = {
     "CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
@@ -109,49 +114,45 @@ static uint32_t pow2_at_least(uint32_t n)
     return p;
 }
 
+/* Timer slots the heap must hold: three per carved or carvable TCB, one per ARP entry. */
+static uint64_t timers_needed(const struct rusty_stack *s, uint64_t tcbs)
+{
+    return 3 * tcbs + s->cfg.arp_cache;
+}
+
 int rusty_tcp_init(struct rusty_stack *s)
 {
     struct rusty_tcp_state *ts = calloc(1, sizeof(*ts));
     if (!ts)
         return -ENOMEM;
     struct rusty_stack_config *c = &s->cfg;   /* defaults already applied by rusty_stack_new */
-    ts->n_tcbs = c->max_tcp_conns;
-    /* Every timer is embedded in its owner (3 per TCB, 1 per ARP entry) and sits
-       in the heap at most once, so a heap with a slot for each can never be
-       full; a smaller cfg.max_timers would let an arm fail and a connection
-       silently lose its retransmission timer. It is raised to that size here,
-       while the heap is still empty (start-up). */
-    uint64_t need = 3ull * ts->n_tcbs + c->arp_cache;
-    if (need > UINT32_MAX || s->timers.count) {
+    /* Every timer is embedded in its owner and sits in the heap at most once,
+       so a heap with a slot for each can never be full; a smaller one would let
+       an arm fail and a connection silently lose its retransmission timer.
+       The ARP entries' slots are reserved here, each slab's when it is added. */
+    if (timers_needed(s, c->max_tcp_conns) > UINT32_MAX) {
         free(ts);
         return -EINVAL;
     }
-    if (s->timers.capacity < need) {
-        rusty_timers_destroy(&s->timers);
-        if (rusty_timers_init(&s->timers, (uint32_t)need) != 0) {
-            free(ts);
-            return -ENOMEM;
-        }
-        c->max_timers = (uint32_t)need;
+    if (rusty_timers_reserve(&s->timers, (uint32_t)timers_needed(s, 0)) != 0) {
+        free(ts);
+        return -ENOMEM;
     }
-    ts->tcbs = calloc(ts->n_tcbs, sizeof(*ts->tcbs));
-    ts->hash_mask = pow2_at_least(ts->n_tcbs * 2) - 1;
+    /* The slab table itself is small (a pointer per 1024 blocks) and made whole now. */
+    ts->slabs = calloc((c->max_tcp_conns + TCP_TCB_SLAB - 1) / TCP_TCB_SLAB, sizeof(*ts->slabs));
+    ts->hash_mask = HASH_MIN_BUCKETS - 1;
     ts->hash = calloc(ts->hash_mask + 1, sizeof(*ts->hash));
-    ts->n_listeners = ts->n_tcbs / 16 < 16 ? 16 : ts->n_tcbs / 16;
+    ts->n_listeners = TCP_LISTENERS;
     ts->listeners = calloc(ts->n_listeners, sizeof(*ts->listeners));
     ts->lhash_mask = pow2_at_least(ts->n_listeners) - 1;
     ts->lhash = calloc(ts->lhash_mask + 1, sizeof(*ts->lhash));
-    if (!ts->tcbs || !ts->hash || !ts->listeners || !ts->lhash) {
-        free(ts->tcbs);
+    if (!ts->slabs || !ts->hash || !ts->listeners || !ts->lhash) {
+        free(ts->slabs);
         free(ts->hash);
         free(ts->listeners);
         free(ts->lhash);
         free(ts);
         return -ENOMEM;
-    }
-    for (uint32_t i = ts->n_tcbs; i-- > 0;) {
-        ts->tcbs[i].fnext = ts->free_tcbs;
-        ts->free_tcbs = &ts->tcbs[i];
     }
     s->tcp = ts;
     ts->secret[0] = rusty_random(s);
@@ -165,18 +166,27 @@ int rusty_tcp_init(struct rusty_stack *s)
     return 0;
 }
 
+/* The i-th carved control block (i < n_tcbs), for walks over all of them. */
+static struct rusty_tcb *tcb_at(struct rusty_tcp_state *ts, uint32_t i)
+{
+    return &ts->slabs[i / TCP_TCB_SLAB][i % TCP_TCB_SLAB];
+}
+
 void rusty_tcp_destroy(struct rusty_stack *s)
 {
     struct rusty_tcp_state *ts = s->tcp;
     if (!ts)
         return;
     for (uint32_t i = 0; i < ts->n_tcbs; i++) {
-        tcp_timers_stop(s, &ts->tcbs[i]);   /* the heap outlives us: leave no pointer into it */
-        tcp_sndq_clear(s, &ts->tcbs[i]);    /* payload references */
-        tcp_buf_release_all(s, &ts->tcbs[i]);
+        struct rusty_tcb *t = tcb_at(ts, i);
+        tcp_timers_stop(s, t);          /* the heap outlives us: leave no pointer into it */
+        tcp_sndq_clear(s, t);           /* payload references */
+        tcp_buf_release_all(s, t);
     }
     tcp_buf_destroy(s);
-    free(ts->tcbs);
+    for (uint32_t i = 0; i < ts->n_slabs; i++)
+        free(ts->slabs[i]);
+    free(ts->slabs);
     free(ts->hash);
     free(ts->listeners);
     free(ts->lhash);
@@ -217,10 +227,51 @@ static void tw_unlink(struct rusty_tcp_state *ts, struct rusty_tcb *t)
     t->tw_prev = t->tw_next = NULL;
 }
 
-struct rusty_tcb *tcp_tcb_alloc(struct rusty_stack *s)
+/* Add a slab of control blocks (the last one may be short, to stop at
+   cfg.max_tcp_conns), and first the timer-heap slots its blocks' timers need:
+   when either allocation fails no slab is added. */
+static int slab_add(struct rusty_stack *s)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    uint32_t have = ts->n_slabs * TCP_TCB_SLAB;
+    if (have >= s->cfg.max_tcp_conns)
+        return -EMFILE;
+    uint32_t n = s->cfg.max_tcp_conns - have < TCP_TCB_SLAB ? s->cfg.max_tcp_conns - have : TCP_TCB_SLAB;
+    if (rusty_timers_reserve(&s->timers, (uint32_t)timers_needed(s, (uint64_t)have + n)) != 0)
+        return -ENOMEM;
+    /* calloc: pages of blocks not carved yet stay untouched (no memory). */
+    struct rusty_tcb *slab = calloc(n, sizeof(*slab));
+    if (!slab)
+        return -ENOMEM;
+    ts->slabs[ts->n_slabs++] = slab;
+    ts->tcb_room = n;
+    return 0;
+}
+
+/* A control block from the free list or carved from the newest slab, a new
+   slab when both are empty; NULL when cfg.max_tcp_conns blocks are in use or
+   memory ran out (then n_tcbs < cfg.max_tcp_conns: callers tell ENOMEM from
+   EMFILE that way). */
+static struct rusty_tcb *tcb_take(struct rusty_stack *s)
 {
     struct rusty_tcp_state *ts = s->tcp;
     struct rusty_tcb *t = ts->free_tcbs;
+    if (t) {
+        ts->free_tcbs = t->fnext;
+        return t;
+    }
+    if (!ts->tcb_room && slab_add(s) != 0)
+        return NULL;
+    ts->tcb_room--;
+    return tcb_at(ts, ts->n_tcbs++);
+}
+
+/* NULL when no block can be had even by ending a TIME-WAIT one early; counted
+   in tcp_conns_refused when that is because cfg.max_tcp_conns are in use. */
+struct rusty_tcb *tcp_tcb_alloc(struct rusty_stack *s)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    struct rusty_tcb *t = tcb_take(s);
     while (!t && ts->tw_head) {
         /* The table is full and some of it only waits out TIME-WAIT: end the oldest
            early rather than refuse a connection, as Linux does past
@@ -234,11 +285,15 @@ struct rusty_tcb *tcp_tcb_alloc(struct rusty_stack *s)
             tcp_drop(s, old, 0);        /* freed unless the user still holds its handle */
         }
         tw_unlink(ts, old);
-        t = ts->free_tcbs;
+        t = tcb_take(s);
     }
-    if (!t)
+    if (!t) {
+        if (ts->n_tcbs >= s->cfg.max_tcp_conns) {
+            s->stats.tcp_conns_refused++;
+            rusty_limit_report(s, RUSTY_LIMIT_TCP_CONNS);
+        }
         return NULL;
-    ts->free_tcbs = t->fnext;
+    }
     memset(t, 0, sizeof(*t));
     tcp_timers_init(t);
     t->rto_us = TCP_RTO_INIT_US;
@@ -262,9 +317,34 @@ static void hash_remove(struct rusty_stack *s, struct rusty_tcb *t)
         if (*pp == t) {
             *pp = t->hnext;
             t->hnext = NULL;
+            s->tcp->hash_count--;
             return;
         }
     }
+}
+
+/* Double the 4-tuple hash once it holds more connections than buckets, so
+   chains stay about one long. If memory is short the table stays as it is:
+   lookups only get slower. */
+static void hash_grow(struct rusty_tcp_state *ts)
+{
+    uint32_t size = ts->hash_mask + 1;
+    if (ts->hash_count <= size || size >= (1u << 30))
+        return;
+    struct rusty_tcb **n = calloc((size_t)size * 2, sizeof(*n));
+    if (!n)
+        return;
+    uint32_t mask = size * 2 - 1;
+    for (uint32_t i = 0; i < size; i++) {
+        for (struct rusty_tcb *t = ts->hash[i], *next; t; t = next) {
+            next = t->hnext;
+            t->hnext = n[t->hash & mask];
+            n[t->hash & mask] = t;
+        }
+    }
+    free(ts->hash);
+    ts->hash = n;
+    ts->hash_mask = mask;
 }
 
 void tcp_hash_insert(struct rusty_stack *s, struct rusty_tcb *t)
@@ -273,6 +353,8 @@ void tcp_hash_insert(struct rusty_stack *s, struct rusty_tcb *t)
     struct rusty_tcb **head = &s->tcp->hash[t->hash & s->tcp->hash_mask];
     t->hnext = *head;
     *head = t;
+    s->tcp->hash_count++;
+    hash_grow(s->tcp);
 }
 
 struct rusty_tcb *tcp_lookup(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport)
@@ -572,7 +654,7 @@ int rusty_tcp_connect(struct rusty_stack *s, uint32_t src_ip, uint32_t dst, uint
         return err;
     struct rusty_tcb *t = tcp_tcb_alloc(s);
     if (!t)
-        return -EMFILE;
+        return ts->n_tcbs < s->cfg.max_tcp_conns ? -ENOMEM : -EMFILE;
     err = rusty_sock_alloc(s, RUSTY_SOCK_TCP, t, sock);
     if (err) {
         tcb_free(s, t);
@@ -825,7 +907,7 @@ static void close_listener(struct rusty_stack *s, struct rusty_tcp_listener *l, 
         }
     /* Connections not yet accepted are reset, like Linux. */
     for (uint32_t i = 0; i < ts->n_tcbs; i++) {
-        struct rusty_tcb *t = &ts->tcbs[i];
+        struct rusty_tcb *t = tcb_at(ts, i);
         if (t->listener == l && t->state != TCP_CLOSED) {
             tcp_send_rst_for(s, t, now);
             tcp_drop(s, t, 0);

@@ -70,6 +70,7 @@ const char *rusty_tcp_state_name(int state);
 #define TCP_BUF_MIN 4096u               /* per side, granted even past tcp_mem (Linux tcp_rmem[0]/tcp_wmem[0]) */
 #define TCP_BUF_PRESSURE_CAP (64u << 10) /* under memory pressure no buffer grows past this */
 #define TCP_RCV_RTT_DEFAULT_US 1000u    /* receive auto-tuning period before an RTT is measured */
+#define TCP_TCB_SLAB 1024u              /* control blocks allocated at a time */
 
 /* tcb->flags */
 #define TF_ACK_NOW 0x0001u              /* send an ACK at the next output */
@@ -122,6 +123,9 @@ struct rusty_tcb {
     uint8_t keep_probes;
     uint8_t max_retries;
     uint8_t persist_backoff;            /* persist interval exponent (kept while the peer answers) */
+    uint8_t keep_cnt;                   /* keep-alive probes before ETIMEDOUT */
+    uint8_t on_olist;
+    uint8_t on_twlist;
     uint32_t flags;                     /* TF_* */
     uint32_t events;                    /* EVBIT(RUSTY_EV_TCP_*) pending */
     int32_t error;                      /* -errno for the CLOSED event */
@@ -183,7 +187,6 @@ struct rusty_tcb {
 
     /* keep-alive settings */
     uint64_t keep_idle_us, keep_intvl_us;
-    uint8_t keep_cnt;
 
     uint32_t retransmits;               /* total, for rusty_tcp_info */
 
@@ -191,14 +194,14 @@ struct rusty_tcb {
     struct rusty_timer t_delack;
     struct rusty_timer t_keep;
 
-    struct rusty_tcb *hnext;            /* 4-tuple hash chain */
+    union {                             /* a free block is in no hash chain */
+        struct rusty_tcb *hnext;        /* 4-tuple hash chain */
+        struct rusty_tcb *fnext;        /* free list */
+    };
     struct rusty_tcb *onext;            /* output/event list */
     struct rusty_tcb *qnext;            /* listener accept queue */
     struct rusty_tcp_listener *listener; /* while embryonic or waiting in the accept queue */
-    struct rusty_tcb *fnext;            /* free list */
     struct rusty_tcb *tw_prev, *tw_next; /* TIME-WAIT list, oldest first */
-    uint8_t on_olist;
-    uint8_t on_twlist;
 };
 
 struct rusty_tcp_listener {
@@ -231,11 +234,18 @@ struct ring_cache {
 
 struct rusty_tcp_state {
     struct ring_cache rings;
-    struct rusty_tcb *tcbs;
+    /* Control blocks come in slabs of TCP_TCB_SLAB, added on demand up to
+       cfg.max_tcp_conns and never moved or freed before the stack: a TCB's
+       address is stable. Blocks are carved from the newest slab as needed
+       (untouched memory costs nothing); freed ones go on the free list. */
+    struct rusty_tcb **slabs;
+    uint32_t n_slabs;
+    uint32_t n_tcbs;                    /* blocks carved so far (free or in use) */
+    uint32_t tcb_room;                  /* blocks not carved yet in the newest slab */
     struct rusty_tcb *free_tcbs;
-    uint32_t n_tcbs;
-    struct rusty_tcb **hash;
+    struct rusty_tcb **hash;            /* 4-tuple hash: doubles when it holds more than its buckets */
     uint32_t hash_mask;
+    uint32_t hash_count;
     struct rusty_tcp_listener *listeners;
     uint32_t n_listeners;
     struct rusty_tcp_listener **lhash;
@@ -247,7 +257,6 @@ struct rusty_tcp_state {
     uint64_t cookie_secret[2];          /* SYN cookies */
     uint64_t buffer_bytes;              /* allocated to rings */
     uint64_t mem_bytes;                 /* charged against cfg.tcp_mem: rings and open windows */
-    uint32_t limits_reported;           /* RUSTY_LIMIT_* bits already reported with an event */
     const struct tcp_cc_ops *cc;
     uint16_t next_port;
     uint64_t challenge_start_us;        /* RFC 5961 7: challenge ACKs per second, stack-wide */
@@ -288,8 +297,6 @@ void tcp_buf_init(struct rusty_stack *s);
 void tcp_buf_destroy(struct rusty_stack *s);
 /* A new connection may be opened: 0, or -ENOBUFS (counted, reported) when tcp_mem is used up. */
 int tcp_mem_admit(struct rusty_stack *s);
-/* Report a refused limit once per stack (RUSTY_EV_LIMIT). */
-void tcp_limit_report(struct rusty_stack *s, int limit);
 /* The receive ring holds at least `end` bytes from rhead: 0, or -ENOMEM. */
 int tcp_rcv_reserve(struct rusty_stack *s, struct rusty_tcb *t, uint32_t end);
 /* Re-read what the receive side holds of tcp_mem after rcv_adv, rlen, the ring or the state changed. */

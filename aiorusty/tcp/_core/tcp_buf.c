@@ -175,21 +175,12 @@ static uint64_t grant(struct rusty_stack *s, uint64_t held, uint64_t want, uint6
     return cap;
 }
 
-void tcp_limit_report(struct rusty_stack *s, int limit)
-{
-    uint32_t bit = 1u << limit;
-    if (s->tcp->limits_reported & bit)
-        return;
-    s->tcp->limits_reported |= bit;
-    rusty_event_push(s, 0, RUSTY_EV_LIMIT, limit, 0);
-}
-
 int tcp_mem_admit(struct rusty_stack *s)
 {
     if (s->tcp->mem_bytes + TCP_BUF_MIN <= s->cfg.tcp_mem)
         return 0;
     s->stats.tcp_mem_refused++;
-    tcp_limit_report(s, RUSTY_LIMIT_TCP_MEM);
+    rusty_limit_report(s, RUSTY_LIMIT_TCP_MEM);
     return -ENOBUFS;
 }
 

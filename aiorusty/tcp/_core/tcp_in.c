@@ -232,10 +232,8 @@ static void listen_input(struct rusty_stack *s, struct rusty_tcp_listener *l, st
         return;
     }
     struct rusty_tcb *t = new_passive(s, l, seg);
-    if (!t) {
-        s->stats.tcp_backlog_drops++;
-        return;
-    }
+    if (!t)
+        return;                         /* no control block: counted in tcp_conns_refused */
     s->stats.tcp_passive_opens++;
     t->rcv_wscale = tcp_pick_wscale(t->rcvbuf_max);
     take_options(s, t, seg);

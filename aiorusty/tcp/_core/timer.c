@@ -14,6 +14,23 @@ int rusty_timers_init(struct rusty_timer_heap *heap, uint32_t capacity)
     return heap->slots ? 0 : -ENOMEM;
 }
 
+int rusty_timers_reserve(struct rusty_timer_heap *heap, uint32_t capacity)
+{
+    if (capacity <= heap->capacity)
+        return 0;
+    /* Grow by half again at least, so reserving a slab at a time reallocates
+       O(log n) times, not once per slab. */
+    uint64_t want = (uint64_t)heap->capacity + heap->capacity / 2;
+    if (want < capacity || want > UINT32_MAX)
+        want = capacity;
+    struct rusty_timer **slots = realloc(heap->slots, (size_t)want * sizeof(*slots));
+    if (!slots)
+        return -ENOMEM;
+    heap->slots = slots;
+    heap->capacity = (uint32_t)want;
+    return 0;
+}
+
 void rusty_timers_destroy(struct rusty_timer_heap *heap)
 {
     free(heap->slots);

@@ -1,8 +1,8 @@
 /*
  * udp.c - UDP (RFC 768, RFC 1122 4.1).
  *
- * Owns: UDP sockets (a fixed array of cfg.max_sockets blocks with a free list,
- * found by a hash on the local port), their receive queues of held rx
+ * Owns: UDP sockets (blocks in chunks added as sockets are opened, up to
+ * cfg.max_sockets, with a free list, found by a hash on the local port), their receive queues of held rx
  * buffers (at most cfg.udp_rx_queue each; overflow counted udp_queue_full),
  * checksums, port unreachable for datagrams no socket wants, and the
  * UDP_READABLE / UDP_ERROR events. Not: routing or headers below UDP (ipv4.c).
@@ -24,6 +24,7 @@
 #include "stack.h"
 
 #define N_BUCKETS 1024u                 /* power of two */
+#define CHUNK 256u                      /* socket blocks allocated at a time (never moved: handles point at them) */
 
 struct udp_sock {
     uint32_t handle;
@@ -31,14 +32,15 @@ struct udp_sock {
     uint16_t port;
     uint8_t in_use;
     int32_t next;                       /* hash chain or free list, -1 ends */
+    int32_t index;                      /* this block's number */
     uint32_t notified_seq;              /* poll in which UDP_READABLE was last pushed */
     uint32_t rxq_len;
     struct rusty_buf *rxq_head, *rxq_tail;
 };
 
 struct rusty_udp_state {
-    struct udp_sock *socks;
-    uint32_t n_socks;
+    struct udp_sock **chunks;
+    uint32_t n_socks;                   /* blocks made so far (in use or free) */
     int32_t free_head;
     int32_t buckets[N_BUCKETS];
 };
@@ -48,15 +50,12 @@ int rusty_udp_init(struct rusty_stack *s)
     struct rusty_udp_state *u = calloc(1, sizeof(*u));
     if (!u)
         return -ENOMEM;
-    u->n_socks = s->cfg.max_sockets;
-    u->socks = calloc(u->n_socks, sizeof(*u->socks));
-    if (!u->socks) {
+    u->chunks = calloc((s->cfg.max_sockets + CHUNK - 1) / CHUNK, sizeof(*u->chunks));
+    if (!u->chunks) {
         free(u);
         return -ENOMEM;
     }
-    for (uint32_t i = 0; i < u->n_socks; i++)
-        u->socks[i].next = i + 1 < u->n_socks ? (int32_t)(i + 1) : -1;
-    u->free_head = u->n_socks ? 0 : -1;
+    u->free_head = -1;
     for (uint32_t i = 0; i < N_BUCKETS; i++)
         u->buckets[i] = -1;
     s->udp = u;
@@ -74,13 +73,41 @@ static void rxq_clear(struct udp_sock *k)
     k->rxq_len = 0;
 }
 
+static struct udp_sock *sock_at(struct rusty_udp_state *u, int32_t i)
+{
+    return &u->chunks[(uint32_t)i / CHUNK][(uint32_t)i % CHUNK];
+}
+
+/* A free block: from the free list, else a new chunk's worth on it; -EMFILE at cfg.max_sockets. */
+static int32_t block_alloc(struct rusty_stack *s, struct rusty_udp_state *u)
+{
+    if (u->free_head < 0) {
+        uint32_t n = s->cfg.max_sockets - u->n_socks < CHUNK ? s->cfg.max_sockets - u->n_socks : CHUNK;
+        if (n == 0)
+            return -EMFILE;
+        struct udp_sock *c = calloc(n, sizeof(*c));
+        if (!c)
+            return -ENOMEM;
+        u->chunks[u->n_socks / CHUNK] = c;
+        for (uint32_t i = n; i-- > 0;) {
+            c[i].index = (int32_t)(u->n_socks + i);
+            c[i].next = u->free_head;
+            u->free_head = c[i].index;
+        }
+        u->n_socks += n;
+    }
+    return u->free_head;
+}
+
 void rusty_udp_destroy(struct rusty_stack *s)
 {
     struct rusty_udp_state *u = s->udp;
     for (uint32_t i = 0; i < u->n_socks; i++)
-        if (u->socks[i].in_use)
-            rxq_clear(&u->socks[i]);
-    free(u->socks);
+        if (sock_at(u, (int32_t)i)->in_use)
+            rxq_clear(sock_at(u, (int32_t)i));
+    for (uint32_t i = 0; i < (u->n_socks + CHUNK - 1) / CHUNK; i++)
+        free(u->chunks[i]);
+    free(u->chunks);
     free(u);
     s->udp = NULL;
 }
@@ -94,8 +121,8 @@ static uint32_t bucket(uint16_t port)
 static struct udp_sock *lookup(struct rusty_udp_state *u, uint32_t ip, uint16_t port)
 {
     struct udp_sock *wild = NULL;
-    for (int32_t i = u->buckets[bucket(port)]; i >= 0; i = u->socks[i].next) {
-        struct udp_sock *k = &u->socks[i];
+    for (int32_t i = u->buckets[bucket(port)]; i >= 0; i = sock_at(u, i)->next) {
+        struct udp_sock *k = sock_at(u, i);
         if (k->port != port)
             continue;
         if (k->ip == ip)
@@ -108,8 +135,8 @@ static struct udp_sock *lookup(struct rusty_udp_state *u, uint32_t ip, uint16_t 
 
 static int port_clash(struct rusty_udp_state *u, uint32_t ip, uint16_t port)
 {
-    for (int32_t i = u->buckets[bucket(port)]; i >= 0; i = u->socks[i].next) {
-        struct udp_sock *k = &u->socks[i];
+    for (int32_t i = u->buckets[bucket(port)]; i >= 0; i = sock_at(u, i)->next) {
+        struct udp_sock *k = sock_at(u, i);
         if (k->port == port && (k->ip == 0 || ip == 0 || k->ip == ip))
             return 1;
     }
@@ -137,10 +164,10 @@ int rusty_udp_bind(struct rusty_stack *s, uint32_t ip, uint16_t port, uint32_t *
     } else if (port_clash(u, ip, port)) {
         return -EADDRINUSE;
     }
-    if (u->free_head < 0)
-        return -EMFILE;
-    int32_t idx = u->free_head;
-    struct udp_sock *k = &u->socks[idx];
+    int32_t idx = block_alloc(s, u);
+    if (idx < 0)
+        return idx;
+    struct udp_sock *k = sock_at(u, idx);
     int err = rusty_sock_alloc(s, RUSTY_SOCK_UDP, k, &k->handle);
     if (err)
         return err;
@@ -163,10 +190,10 @@ int rusty_udp_close(struct rusty_stack *s, uint32_t sock)
     struct udp_sock *k = rusty_sock_get(s, sock, RUSTY_SOCK_UDP);
     if (!k)
         return -EBADF;
-    int32_t idx = (int32_t)(k - u->socks);
+    int32_t idx = k->index;
     int32_t *p = &u->buckets[bucket(k->port)];
     while (*p >= 0 && *p != idx)
-        p = &u->socks[*p].next;
+        p = &sock_at(u, *p)->next;
     if (*p == idx)
         *p = k->next;
     rxq_clear(k);
