@@ -258,7 +258,6 @@ struct rusty_stats {
     uint64_t tcp_challenge_acks;
     uint64_t tcp_syn_cookies_sent;
     uint64_t tcp_syn_cookies_ok;
-    uint64_t tcp_backlog_drops;
     uint64_t tcp_ooo_segments;
     uint64_t tcp_rx_past_window;        /* segments cut at the end of the receive ring */
     uint64_t tcp_active_opens;
