@@ -5,7 +5,8 @@
  * Owns: every table and pool a stack has (allocated once in rusty_stack_new;
  * nothing is allocated after), the socket handle table, the event ring, the
  * per-interface tx queues, Ethernet II input/output. Not: what ARP, IP, UDP
- * and TCP do with frames (arp.c, ipv4.c, icmp.c, udp.c, tcp*.c).
+ * and TCP do with frames (arp.c, ipv4.c, icmp.c, udp.c, tcp*.c), an
+ * interface's secondary addresses (iface.c).
  *
  * Call chain: rusty_stack_poll -> rusty_dev_rx -> rusty_eth_input -> {arp, ipv4}_input
  *             -> rusty_timers_run -> rusty_tcp_poll_end -> rusty_stack_flush -> rusty_dev_tx
@@ -205,9 +206,9 @@ int rusty_stack_add_iface(struct rusty_stack *s, struct rusty_dev *dev, uint32_t
     for (uint8_t i = 0; i < s->n_ifaces; i++) {
         if (s->ifaces[i].dev == dev)
             return -EBUSY;
-        if (s->ifaces[i].ip == ip)
-            return -EADDRINUSE;
     }
+    if (rusty_iface_by_ip(s, ip))
+        return -EADDRINUSE;
     s->now_us = now_us;
     struct rusty_iface *ifc = &s->ifaces[s->n_ifaces];
     memset(ifc, 0, sizeof(*ifc));
@@ -223,17 +224,9 @@ int rusty_stack_add_iface(struct rusty_stack *s, struct rusty_dev *dev, uint32_t
         ifc->mtu = RUSTY_BUF_SIZE - RUSTY_BUF_HEADROOM - RUSTY_ETH_HLEN;
     s->n_ifaces++;
     /* RFC 5227 2.3: announce the address so neighbours update stale caches. */
-    rusty_arp_announce(s, ifc, now_us);
+    rusty_arp_announce(s, ifc, ip, now_us);
     rusty_stack_flush(s, now_us);
     return ifc->index;
-}
-
-struct rusty_iface *rusty_iface_by_ip(struct rusty_stack *s, uint32_t ip)
-{
-    for (uint8_t i = 0; i < s->n_ifaces; i++)
-        if (s->ifaces[i].ip == ip)
-            return &s->ifaces[i];
-    return NULL;
 }
 
 int rusty_stack_route(struct rusty_stack *s, uint32_t ip)
