@@ -86,7 +86,7 @@ def test_address_forms_round_trip(spec):
     ("10.77.0.9-10.77.0.2/24", "range '10.77.0.9-10.77.0.2' runs backwards"),
     ("10.77.0.2-x/24", "'x' is not an IPv4 address"),
     ("10.77.0.2+/24", "'' is not an IPv4 address"),
-    ("10.77.0.2,10.77.0.3/24", "should be key=value"),       # a comma starts the next key
+    ("10.77.0.2,10.77.0.3/24", "join the addresses of ip= with '+'"),     # a comma starts the next key
     ("10.77.0.2+10.78.0.3/24", "10.78.0.3 is outside 10.77.0.0/24"),
     ("10.77.0.2+10.77.0.255/24", "10.77.0.255 is the broadcast address of 10.77.0.0/24"),
     ("10.77.0.2+10.77.0.0/24", "10.77.0.0 is the network address"),

@@ -104,6 +104,11 @@ class Interface:
         fields = {"driver": driver, "target": target}
         faults = {}
         for pair in pairs:
+            if pair and "=" not in pair and pair[0].isdigit():
+                raise InterfaceSpecError(
+                    f"interface spec {spec!r}: {pair!r} is not key=value; commas separate keys, so join the "
+                    f"addresses of ip= with '+' (expected {_IP_FORM})")
+        for pair in pairs:
             if not pair:
                 continue
             key, eq, value = pair.partition("=")
