@@ -49,6 +49,15 @@ def _load(args):
     _workers(args)
     if args.duration <= 0:
         raise SystemExit("aiorusty load: -d must be positive (every run is bounded in time)")
+    if args.connect_rate < 0:
+        raise SystemExit(f"aiorusty load: --connect-rate {args.connect_rate:g}: expected connections per second "
+                         "(0 = unlimited)")
+    if args.hold < 0:
+        raise SystemExit(f"aiorusty load: --hold {args.hold:g}: expected seconds to keep the connections idle")
+    if args.hold and (args.new_connection or args.rate):
+        raise SystemExit("aiorusty load: --hold sends one request per connection at the end; it does not "
+                         "combine with --new-connection or --rate")
+    args.source_ports = _port_range(args.source_ports)
     try:
         load.parse_urls(args.url, args.url_list, args.header)  # fail early on a bad URL or header
     except ValueError as e:
@@ -60,7 +69,7 @@ def _load(args):
     cores = [int(c) for c in args.cpus.split(",")] if args.cpus else available_cores()[::-1]
     try:
         parts = run_workers(load.load_worker, args.workers, (args,), cores=cores,
-                            timeout=args.duration + args.timeout + 60)
+                            timeout=args.duration + args.hold + 2 * args.timeout + 60)
     except WorkerFailed as e:
         print(f"\naiorusty load: {e}", file=sys.stderr)
         return 2
@@ -72,6 +81,21 @@ def _load(args):
     if args.json:
         report.write_json(args.json, result)
     return 0 if result["requests"] else 1
+
+
+def _port_range(text):
+    """(lo, hi) of --source-ports LO-HI, or None when not given."""
+    if not text:
+        return None
+    lo, sep, hi = text.partition("-")
+    try:
+        lo, hi = int(lo), int(hi)
+    except ValueError:
+        lo = hi = 0
+    if not sep or not 1 <= lo <= hi <= 65535:
+        raise SystemExit(f"aiorusty load: --source-ports {text}: expected LO-HI with 1 <= LO <= HI <= 65535, "
+                         "e.g. 20000-29999")
+    return lo, hi
 
 
 def _bench(args):
@@ -172,6 +196,18 @@ def build_parser():
                       help="one request per connection, closed by the client (default: off = keep-alive)")
     load.add_argument("--timeout", type=float, default=5.0, help="connect / response timeout in seconds "
                                                                  "(default: %(default)s)")
+    load.add_argument("--connect-rate", type=float, default=0.0,
+                      help="open at most this many connections per second, across all workers, first opens and "
+                           "reconnects alike (token bucket) (default: 0 = unlimited)")
+    load.add_argument("--hold", type=float, default=0.0, metavar="SECONDS",
+                      help="hold mode: open -c connections (-d bounds the opening), keep them idle this many "
+                           "seconds, then send one request on each and count the answers (default: 0 = off)")
+    load.add_argument("--source-ports", default="", metavar="LO-HI",
+                      help="source ports of the connections on the stack: its ephemeral range, or the range "
+                           "steered workers pick from (default: 49152-65535; --new-connection 1024-65535; "
+                           "steered workers 20000-47999). Each source address has its own; when one address's "
+                           "ports to the server run out, connections move to the next address of the --iface "
+                           "ip= range or list")
     load.add_argument("--msl-ms", type=int, default=250,
                       help="--new-connection on the stack: TCP maximum segment lifetime of the generator's "
                            "stack, TIME-WAIT is twice this (default: %(default)s)")

@@ -68,6 +68,12 @@ _ipv4 = _ipconv.literal               # host as a normalised IPv4 literal, or No
 
 def _source_address(stack, dest):
     """The interface address the stack sends to dest from (longest prefix, else a gateway's)."""
+    best = _source_interface(stack, dest)
+    return str(best.ip.ip) if best is not None else "0.0.0.0"
+
+
+def _source_interface(stack, dest):
+    """The Interface of stack that dest routes through (longest prefix, else one with a gateway), or None."""
     addr = ipaddress.IPv4Address(dest)
     best = None
     for iface in stack.interfaces:
@@ -76,7 +82,7 @@ def _source_address(stack, dest):
                 best = iface
     if best is None:
         best = next((i for i in stack.interfaces if i.gateway is not None and i.ip is not None), None)
-    return str(best.ip.ip) if best is not None else "0.0.0.0"
+    return best
 
 
 class RustyEventLoop(_Base):

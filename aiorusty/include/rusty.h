@@ -195,6 +195,15 @@ void rusty_stack_free(struct rusty_stack *stack);     /* does not close the devi
 /* Attach a device as an interface; returns the interface index. Sends a gratuitous ARP. */
 int rusty_stack_add_iface(struct rusty_stack *stack, struct rusty_dev *dev, uint32_t ip,
                           uint8_t prefix_len, uint32_t gateway, uint64_t now_us);
+/* Give interface `iface` (an index rusty_stack_add_iface returned) one more address of
+ * its own: ARP answers for it, IPv4 to it is accepted, sockets bind and connect from it.
+ * It must lie in the interface's subnet (ip/prefix of rusty_stack_add_iface) and be
+ * neither that subnet's network nor its broadcast address. Announced with a
+ * gratuitous ARP. An interface holds at most RUSTY_IFACE_MAX_ADDRS addresses, its
+ * first one included. Returns 0, -EINVAL (bad index, or the address is not a host
+ * of the subnet), -EADDRINUSE (already the stack's) or -ENOSPC (the interface is full). */
+#define RUSTY_IFACE_MAX_ADDRS 256
+int rusty_stack_add_address(struct rusty_stack *stack, int iface, uint32_t ip, uint64_t now_us);
 /* rx bursts from every queue -> protocol processing -> due timers -> tx flush. */
 int rusty_stack_poll(struct rusty_stack *stack, uint64_t now_us, struct rusty_event *events, int max);
 /* The output half of a poll: segments for what the user queued since, handed to the

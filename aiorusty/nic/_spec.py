@@ -3,6 +3,21 @@
     DRIVER:TARGET[,key=value...]      tap:rusty0,ip=10.0.0.2/24,host=10.0.0.1/24
     loopback[,key=value...]           loopback,ip=10.9.0.1/24
 
+ip= gives the interface one address, or several in one subnet: a range
+FIRST-LAST or a list joined by '+' (commas already separate keys), the
+two mixed, then the prefix once:
+
+    ip=10.77.0.2/24                   one address
+    ip=10.77.0.2-10.77.0.9/24         eight: 10.77.0.2 ... 10.77.0.9
+    ip=10.77.0.2+10.77.0.7/24         two
+    ip=10.77.0.2-10.77.0.5+10.77.0.9/24
+
+The first address is the interface's own (`ip`: the source of what it
+sends by default); the others are secondary addresses (`addresses`), each
+answering ARP and accepting connections as the first does, at most
+MAX_ADDRESSES in all (a load generator's source addresses: one address
+reaches one server port from at most the ephemeral port range).
+
 Owns: parsing and validating the spec, with errors that name the bad piece
 and the expected form. Not: opening the device (aiorusty.nic._device).
 """
@@ -16,6 +31,8 @@ NEEDS_TARGET = ("tap", "afpacket", "shm")
 FAULT_KEYS = ("drop", "duplicate", "reorder", "corrupt", "delay", "jitter", "rate", "seed", "faults_dir")
 
 _FORM = "DRIVER:TARGET[,key=value...] with DRIVER one of tap, afpacket, shm, loopback"
+_IP_FORM = "ip=ADDR/PREFIX, a range ip=FIRST-LAST/PREFIX or a list ip=ADDR+ADDR/PREFIX"
+MAX_ADDRESSES = 256                     # per interface, the first included (RUSTY_IFACE_MAX_ADDRS)
 _MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
 _TIME_UNITS = {"us": 1, "ms": 1000, "s": 1000000}
@@ -52,6 +69,7 @@ class Interface:
     driver: str
     target: str = ""
     ip: ipaddress.IPv4Interface | None = None
+    addresses: tuple = ()               # secondary IPv4Addresses, in the spec's order
     gateway: ipaddress.IPv4Address | None = None
     host: ipaddress.IPv4Interface | None = None
     mtu: int = 0
@@ -86,6 +104,11 @@ class Interface:
         fields = {"driver": driver, "target": target}
         faults = {}
         for pair in pairs:
+            if pair and "=" not in pair and pair[0].isdigit():
+                raise InterfaceSpecError(
+                    f"interface spec {spec!r}: {pair!r} is not key=value; commas separate keys, so join the "
+                    f"addresses of ip= with '+' (expected {_IP_FORM})")
+        for pair in pairs:
             if not pair:
                 continue
             key, eq, value = pair.partition("=")
@@ -113,7 +136,7 @@ class Interface:
     def _check(self, spec):
         if self.host is not None and self.driver != "tap":
             raise InterfaceSpecError(f"interface spec {spec!r}: host= only applies to tap devices")
-        if self.host is not None and self.ip is not None and self.host.ip == self.ip.ip:
+        if self.host is not None and self.ip is not None and self.host.ip in self.ips():
             raise InterfaceSpecError(f"interface spec {spec!r}: host= and ip= must differ (kernel side vs stack side)")
         if self.queue is not None and self.queue >= self.queues:
             raise InterfaceSpecError(f"interface spec {spec!r}: queue={self.queue} but only {self.queues} queues")
@@ -121,7 +144,7 @@ class Interface:
     def __str__(self):
         parts = [f"{self.driver}:{self.target}" if self.target else self.driver]
         if self.ip is not None:
-            parts.append(f"ip={self.ip.with_prefixlen}")
+            parts.append(f"ip={_format_ips(self.ips())}/{self.ip.network.prefixlen}")
         if self.gateway is not None:
             parts.append(f"gw={self.gateway}")
         if self.host is not None:
@@ -152,6 +175,10 @@ class Interface:
             parts.append(f"seed={f.seed}")
         return ",".join(parts)
 
+    def ips(self):
+        """Every address of the interface, the first one first (IPv4Address)."""
+        return (self.ip.ip,) + self.addresses if self.ip is not None else ()
+
     def with_queue(self, queue):
         """The same interface opened on one queue (one worker of several)."""
         return dataclasses.replace(self, queue=queue)
@@ -159,9 +186,7 @@ class Interface:
 
 def _set_key(fields, key, value):
     if key == "ip":
-        if "/" not in value:
-            raise InterfaceSpecError(f"ip={value} needs a prefix length, as in ip=10.0.0.2/24")
-        fields["ip"] = ipaddress.IPv4Interface(value)
+        fields["ip"], fields["addresses"] = parse_ips(value)
     elif key in ("gw", "gateway"):
         fields["gateway"] = ipaddress.IPv4Address(value)
     elif key == "host":
@@ -192,6 +217,62 @@ def _set_key(fields, key, value):
     else:
         known = "ip, gw, host, mtu, mac, queues, queue, pool, ring, offload, pcap, trace, " + ", ".join(FAULT_KEYS[:-1])
         raise InterfaceSpecError(f"unknown key {key!r} (known keys: {known})")
+
+
+def parse_ips(value):
+    """(first address as IPv4Interface, tuple of the other IPv4Addresses) of an ip= value:
+    ADDR/PREFIX, FIRST-LAST/PREFIX, ADDR+ADDR/PREFIX or a mix (see the module docstring)."""
+    addrs, sep, prefix = value.rpartition("/")
+    if not sep or not addrs:
+        raise InterfaceSpecError(f"ip={value} needs a prefix length, as in ip=10.0.0.2/24 (expected {_IP_FORM})")
+    head = _address(value, addrs.split("+")[0].split("-")[0])
+    try:
+        first = ipaddress.IPv4Interface(f"{head}/{prefix}")
+    except ValueError:
+        raise InterfaceSpecError(f"ip={value}: bad prefix length {prefix!r} (0..32; expected {_IP_FORM})") from None
+    out = []
+    for item in addrs.split("+"):
+        lo, dash, hi = item.partition("-")
+        start = _address(value, lo)
+        end = _address(value, hi) if dash else start
+        if end < start:
+            raise InterfaceSpecError(f"ip={value}: range {item!r} runs backwards (expected FIRST-LAST, FIRST <= LAST)")
+        if int(end) - int(start) + 1 + len(out) > MAX_ADDRESSES:
+            raise InterfaceSpecError(f"ip={value}: more than {MAX_ADDRESSES} addresses on one interface")
+        out.extend(ipaddress.IPv4Address(a) for a in range(int(start), int(end) + 1))
+    if len(out) == 1:
+        return first, ()
+    net = first.network
+    seen = set()
+    for a in out:
+        if a not in net:
+            raise InterfaceSpecError(f"ip={value}: {a} is outside {net}, the subnet of the first address "
+                                     "(every address of an interface shares its subnet)")
+        if net.prefixlen < 31 and a in (net.network_address, net.broadcast_address):
+            raise InterfaceSpecError(f"ip={value}: {a} is the {'network' if a == net.network_address else 'broadcast'}"
+                                     f" address of {net}, not a host address")
+        if a in seen:
+            raise InterfaceSpecError(f"ip={value}: {a} is given twice")
+        seen.add(a)
+    return first, tuple(out[1:])
+
+
+def _address(value, text):
+    try:
+        return ipaddress.IPv4Address(text.strip())
+    except ValueError:
+        raise InterfaceSpecError(f"ip={value}: {text.strip()!r} is not an IPv4 address (expected {_IP_FORM})") from None
+
+
+def _format_ips(ips):
+    """The ip= address part for ips: consecutive runs as FIRST-LAST, joined by '+'."""
+    runs = []
+    for a in ips:
+        if runs and int(a) == int(runs[-1][1]) + 1:
+            runs[-1][1] = a
+        else:
+            runs.append([a, a])
+    return "+".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in runs)
 
 
 def _bool(key, value):

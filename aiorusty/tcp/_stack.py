@@ -23,6 +23,7 @@ from .. import _ipv4
 from .._errors import check
 from .._rusty import ffi, lib
 from ..nic import Device, Interface, open_device
+from ..nic._spec import parse_ips
 from ._tcp import TcpApi
 
 log = logging.getLogger("aiorusty.stack")
@@ -103,7 +104,9 @@ class Stack(TcpApi):
 
         A Device opened elsewhere (open_pair, open_device) stays the caller's to
         close; one opened here from a spec is closed with the stack. `ip=` and
-        `gateway=` override the spec's (devices from open_pair carry none).
+        `gateway=` override the spec's (devices from open_pair carry none); `ip=`
+        takes the spec's forms, a range or list of addresses included. Every
+        address after the first becomes a secondary address (add_address).
         """
         ptr = self._live()
         if isinstance(spec_or_device, Device):
@@ -113,7 +116,8 @@ class Stack(TcpApi):
             iface = Interface.parse(spec_or_device)
             dev, owned = None, True
         if ip is not None:
-            iface = _replace(iface, ip=ipaddress.IPv4Interface(str(ip)))
+            first, others = parse_ips(str(ip))
+            iface = _replace(iface, ip=first, addresses=others)
         if gateway is not None:
             iface = _replace(iface, gateway=ipaddress.IPv4Address(str(gateway)))
         if iface.ip is None:
@@ -123,17 +127,36 @@ class Stack(TcpApi):
         try:
             gw = int(iface.gateway) if iface.gateway is not None else 0
             now = self.now_us() if now_us is None else now_us
-            check(lib.rusty_stack_add_iface(ptr, dev.ptr, int(iface.ip.ip), iface.ip.network.prefixlen, gw, now),
-                  f"interface {iface}")
+            index = check(lib.rusty_stack_add_iface(ptr, dev.ptr, int(iface.ip.ip), iface.ip.network.prefixlen,
+                                                    gw, now), f"interface {iface}")
         except BaseException:
             if owned:
                 dev.close()
             raise
         self._devices.append((dev, owned))
-        self.interfaces.append(iface)
+        self.interfaces.append(dataclasses.replace(iface, addresses=()))
+        for addr in iface.addresses:
+            self.add_address(addr, index, now)
         if iface.trace:
             self._traced.append(dev)
         return iface
+
+    def add_address(self, ip, interface=0, now_us=None):
+        """Give interface number `interface` (0: the first added) one more address of its own
+        (ARP answers for it, connections come and go from it), in its subnet; at most
+        RUSTY_IFACE_MAX_ADDRS addresses per interface. The Interface in self.interfaces
+        lists it in `addresses`."""
+        if not 0 <= interface < len(self.interfaces):
+            raise ValueError(f"no interface {interface}: the stack has {len(self.interfaces)} (0 is the first added)")
+        iface = self.interfaces[interface]
+        addr = ipaddress.IPv4Address(str(ip))
+        ret = lib.rusty_stack_add_address(self._live(), interface, int(addr), self.now_us() if now_us is None
+                                          else now_us)
+        hint = {-errno.EINVAL: f"it must be a host address of {iface.ip.network}, the interface's subnet",
+                -errno.EADDRINUSE: "the stack already has it",
+                -errno.ENOSPC: f"an interface holds at most {lib.RUSTY_IFACE_MAX_ADDRS} addresses"}.get(ret)
+        check(ret, f"address {addr} on interface {iface}", hint)
+        self.interfaces[interface] = _replace(iface, addresses=iface.addresses + (addr,))
 
     # ---- the tick
 

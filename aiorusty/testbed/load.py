@@ -7,9 +7,12 @@ fixed schedule and latency is measured from the *intended* send time, so a
 stalled server is not hidden by a client that waits for it - the coordinated
 omission correction of wrk2), --new-connection (one request per connection),
 weighted URL lists, response parsing (status line, Content-Length, HEAD), the
-error kinds, the live progress line and the result dict of one worker.
-Bounded always: by time (-d) and, when given, by count (-n).
-Not: merging workers and printing the report (report.py), the loop (loops.py).
+error kinds, --hold (open -c connections, keep them idle, then one request on
+each), the live progress line and the result dict of one worker.
+Bounded always: by time (-d; with --hold, -d bounds the opening and --hold the
+idle time) and, when given, by count (-n).
+Not: merging workers and printing the report (report.py), the loop (loops.py),
+source addresses and ports (sources.py), pacing of opens (pace.py).
 """
 
 import asyncio
@@ -24,7 +27,8 @@ import urllib.parse
 from . import loops
 from .hist import Histogram
 from .http import _nodelay
-from .steer import PortPicker
+from .pace import TokenBucket
+from .sources import Sources
 from ..transports.zerocopy import ViewProtocol
 
 HEAD_WINDOW = 4096                      # bytes copied out of a view to find a response header
@@ -34,8 +38,8 @@ MAX_HEAD = 65536                        # a longer response header is a bad_resp
 VIEW_BODY = 64 * 1024                   # a body this big switches a stack connection to views
 DEFAULT_IFACE = "shm:aiorusty,ip=10.77.0.2/24"
 DEFAULT_URL = "http://10.77.0.1:8080/64"
-ERROR_KINDS = ("connect_refused", "connect_timeout", "connect_error", "reset", "closed", "timeout",
-               "bad_status", "short_body", "bad_response")
+CONNECT_ERRORS = ("connect_refused", "connect_timeout", "connect_error")
+ERROR_KINDS = CONNECT_ERRORS + ("reset", "closed", "timeout", "bad_status", "short_body", "bad_response")
 
 
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -325,7 +329,10 @@ class Generator:
         self.connect_expired = set()        # slot tasks the tick cancelled for connect_timeout
         self.pipeline = max(1, opts.pipeline)
         self.rate = opts.rate / workers if opts.rate else 0.0
-        self.ports = None
+        self.sources = Sources((), self.host, self.port)    # run() gives a stack's addresses
+        self.pace = None                    # TokenBucket of --connect-rate
+        self.open_peak = 0                  # the most connections open at once
+        self.progress = []                  # once a second: [s, requests, opening, open, connect errors]
         self._first = self._last = None
         self.epoch = 0                      # once-a-second ticks so far (connections' last_io)
         self.heads = {}                     # response header bytes -> (status, length)
@@ -382,16 +389,27 @@ class Generator:
     # -- connection slots ----------------------------------------------------------------------
 
     async def _connect(self):
-        kw = {}
-        if self.ports is not None:
-            kw["local_addr"] = ("0.0.0.0", self.ports.next())
+        if self.pace is not None:
+            await self.pace.take()
         # The once-a-second tick cancels a connect older than the timeout: no
         # timer or timeout context per connection (this runs once per request
         # with --new-connection).
         task = asyncio.current_task()
         self.connecting[task] = time.monotonic()
+        sources = self.sources
         try:
-            _, conn = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port, **kw)
+            while True:
+                local = sources.next()
+                try:
+                    if local is None:
+                        _, conn = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port)
+                    else:
+                        _, conn = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port,
+                                                                    local_addr=local)
+                    break
+                except OSError as exc:
+                    if not sources.exhausted(local, exc):   # else: the next address, at once
+                        raise
         except asyncio.CancelledError:
             if task not in self.connect_expired:
                 raise
@@ -411,8 +429,11 @@ class Generator:
             return None
         finally:
             self.connecting.pop(task, None)
+        sources.connected(local)
         self.connects += 1
         self.conns.add(conn)
+        if len(self.conns) > self.open_peak:
+            self.open_peak = len(self.conns)
         return conn
 
     async def _slot(self, i):
@@ -489,20 +510,29 @@ class Generator:
     async def run(self, ready=None):
         opts = self.opts
         n_conns = opts.connections // self.workers + (1 if self.worker < opts.connections % self.workers else 0)
-        if self.stack is not None and self.workers > 1 and opts.steer:
-            src = loops.source_ip(self.stack, self.host)
-            self.ports = PortPicker(src, self.host, self.port, self.worker, self.workers)
+        if self.stack is not None:
+            self.sources = Sources(loops.source_ips(self.stack, self.host), self.host, self.port, self.worker,
+                                   self.workers, steer=opts.steer, ports=opts.source_ports)
+        if opts.connect_rate:
+            self.pace = TokenBucket(self.loop, opts.connect_rate / self.workers)
         if ready is not None:
             ready()
         counters = loops.run_counters(self.loop, self.stack)
         self.start_ns = time.perf_counter_ns()
         t0 = time.monotonic()
-        stop_timer = self.loop.call_later(opts.duration, self._stop)
         ticker = asyncio.ensure_future(self._tick(t0))
-        slots = [asyncio.ensure_future(self._slot(i)) for i in range(max(1, n_conns))]
-        done, pending = await asyncio.wait(slots, timeout=opts.duration + opts.timeout + 1)
+        hold = None
+        pending = ()
+        if opts.hold:
+            hold = await self._hold(max(1, n_conns), t0)
+        else:
+            stop_timer = self.loop.call_later(opts.duration, self._stop)
+            slots = [asyncio.ensure_future(self._slot(i)) for i in range(max(1, n_conns))]
+            done, pending = await asyncio.wait(slots, timeout=opts.duration + opts.timeout + 1)
+            stop_timer.cancel()
         self.stopping = True
-        stop_timer.cancel()
+        if self.pace is not None:
+            self.pace.close()
         # Grace for responses in flight, then close everything.
         grace_end = time.monotonic() + min(2.0, opts.timeout)
         while any(c.sent for c in self.conns) and time.monotonic() < grace_end:
@@ -526,15 +556,53 @@ class Generator:
             "worker": self.worker, "pid": os.getpid(), "core": sorted(os.sched_getaffinity(0)),
             "duration_s": elapsed, "requests": self.completed, "bytes": self.bytes,
             "connections": self.connects, "unanswered": self.unanswered,
+            "connections_open_peak": self.open_peak,
+            "connect_failed": sum(self.errors[k] for k in CONNECT_ERRORS),
+            "source_addresses": sorted(self.sources.used, key=lambda ip: tuple(map(int, ip.split(".")))),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "errors": {k: self.errors[k] for k in ERROR_KINDS if self.errors[k]},
             "connect_errnos": dict(self.errnos),
+            "progress": self.progress,
             "histogram": self.hist.to_json(),
         }
+        if hold is not None:
+            out["hold"] = hold
         if not self.single:
             out["per_url"] = {self.paths[i]: n for i, n in sorted(self.per_path.items())}
         out.update(loops.run_report(self.loop, self.stack, counters))
         return out
+
+    async def _hold(self, n_conns, t0):
+        """--hold: open n_conns connections (within -d seconds, at --connect-rate), keep them
+        idle for --hold seconds, then send one request on each that is still open and wait
+        (up to --timeout) for the answers. What happened, for the report."""
+        opts = self.opts
+        slots = [asyncio.ensure_future(self._hold_slot()) for _ in range(n_conns)]
+        done, pending = await asyncio.wait(slots, timeout=opts.duration)
+        for s in pending:
+            s.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        open_s = time.monotonic() - t0
+        established = len(self.conns)
+        await asyncio.sleep(opts.hold)
+        held = [c for c in self.conns if not c.lost]
+        self.stopping = True            # complete() closes each connection after its answer
+        now = time.perf_counter_ns()
+        for c in held:
+            c.send((now,))
+        deadline = time.monotonic() + opts.timeout
+        while self.completed + self.unanswered < len(held) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return {"connections": n_conns, "established": established, "open_s": round(open_s, 3),
+                "hold_s": opts.hold, "held": len(held), "answered": self.completed}
+
+    async def _hold_slot(self):
+        """One connection of --hold, opened again after a failed attempt until the opening ends."""
+        while True:
+            conn = await self._connect()
+            if conn is not None:
+                return conn
+            await asyncio.sleep(0.01)
 
     def _stop(self):
         self.stopping = True
@@ -560,6 +628,8 @@ class Generator:
                     self.unanswered += len(c.sent)
                     c.sent.clear()
                     c.transport.abort()
+            failed = sum(self.errors[k] for k in CONNECT_ERRORS)
+            self.progress.append([round(now - t0, 1), self.completed, len(self.connecting), len(self.conns), failed])
             if show:
                 n, b = self.completed, self.bytes
                 errs = sum(self.errors.values())
@@ -567,7 +637,8 @@ class Generator:
                 who = f"worker 0 of {self.workers}: " if self.workers > 1 else ""
                 sys.stderr.write(f"\r[{now - t0:5.1f}s] {who}{n - last_n:>9,} req/s  "
                                  f"{(b - last_b) * 8 / 1e9:6.2f} Gbps  p99 {p99:8.0f} us  "
-                                 f"conns {len(self.conns):>5}  errors {errs}   ")
+                                 f"conns {len(self.conns):>6,} open {len(self.connecting):>5,} opening "
+                                 f"{failed:,} failed  errors {errs}   ")
                 sys.stderr.flush()
                 last_n, last_b = n, b
 
@@ -580,17 +651,25 @@ def load_worker(index, count, ready, opts):
     stack_opts = {}
     if kind == "aiorusty":
         iface = loops.worker_interface(opts.iface, index, count)
+        # Control blocks and socket slots for this worker's connections, and slack for
+        # those closing.
+        mine = opts.connections // count + 1
+        stack_opts = {"max_tcp_conns": max(4096, mine + 1024), "max_sockets": max(4096, mine + 1024)}
+        if opts.new_connection or opts.hold:
+            # Requests are small, and so are the answers --hold and --new-connection
+            # runs are about: a small send buffer and first receive window per
+            # connection, so many fit.
+            stack_opts.update(tcp_sndbuf=4096, tcp_rcvbuf=65536)
         if opts.new_connection:
             # One request per connection leaves a TIME-WAIT per connection on our
             # side (we close first): room for them, and a short MSL on a link
             # that cannot hold old segments anyway (shm, a local tap).
-            # The stack keeps a TIME-WAIT connection's buffers until it ends, so
-            # they are small here (requests are small; responses of a page or so).
             # Every port above 1023 is ephemeral: at 2*MSL = 0.5 s the stack's
             # default 16k ports run out at 32k connections/s.
-            stack_opts = {"max_tcp_conns": 65536, "max_sockets": 65536, "tcp_msl_us": opts.msl_ms * 1000,
-                          "tcp_sndbuf": 4096, "tcp_rcvbuf": 65536, "tcp_buffer_budget": 3 << 30,
-                          "ephemeral_lo": 1024, "ephemeral_hi": 65535}
+            stack_opts.update(max_tcp_conns=max(65536, mine + 1024), max_sockets=max(65536, mine + 1024),
+                              tcp_msl_us=opts.msl_ms * 1000, ephemeral_lo=1024, ephemeral_hi=65535)
+        if opts.source_ports:
+            stack_opts.update(ephemeral_lo=opts.source_ports[0], ephemeral_hi=opts.source_ports[1])
     loop, stack = loops.new_loop(kind, iface, busy_poll_us=opts.busy_poll_us, **stack_opts)
     try:
         asyncio.set_event_loop(loop)

@@ -120,7 +120,9 @@ def run_report(loop, stack, start):
             "loop_ticks": {k: v - ticks0[k] for k, v in _tick_counts(loop).items()}}
 
 
-def source_ip(stack, dest):
-    """The address the stack sends to dest from (what its connections' source will be)."""
-    from ..loop import _source_address
-    return _source_address(stack, dest)
+def source_ips(stack, dest):
+    """Every address of the stack's interface towards dest, the one it sends from first
+    (an `ip=` range or list gives several; see sources.py)."""
+    from ..loop import _source_interface
+    iface = _source_interface(stack, dest)
+    return [str(ip) for ip in iface.ips()] if iface is not None else []

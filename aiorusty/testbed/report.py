@@ -15,13 +15,19 @@ from .hist import Histogram
 
 def merge_load(parts, opts=None):
     hist = Histogram()
-    total = {"requests": 0, "bytes": 0, "connections": 0, "unanswered": 0, "statuses": {}, "errors": {}}
+    total = {"requests": 0, "bytes": 0, "connections": 0, "unanswered": 0, "connections_open_peak": 0,
+             "connect_failed": 0, "statuses": {}, "errors": {}}
+    sources = set()
+    holds = []
     wire = None
     per_url = {}
     for p in parts:
         hist.merge(Histogram.from_json(p["histogram"]))
-        for k in ("requests", "bytes", "connections", "unanswered"):
+        for k in ("requests", "bytes", "connections", "unanswered", "connections_open_peak", "connect_failed"):
             total[k] += p[k]
+        sources.update(p["source_addresses"])
+        if "hold" in p:
+            holds.append(p["hold"])
         for group in ("statuses", "errors"):
             for k, v in p[group].items():
                 total[group][k] = total[group].get(k, 0) + v
@@ -42,6 +48,10 @@ def merge_load(parts, opts=None):
         total["wire_gbps"] = None           # kernel sockets: no wire counters of ours
     total["latency_us"] = hist.summary(1e-3)
     total["errors_total"] = sum(total["errors"].values())
+    total["source_addresses"] = len(sources)
+    if holds:
+        total["hold"] = {k: sum(h[k] for h in holds) for k in ("connections", "established", "held", "answered")}
+        total["hold"].update(open_s=max(h["open_s"] for h in holds), hold_s=holds[0]["hold_s"])
     if per_url:
         total["per_url"] = per_url
     total["workers"] = [{k: v for k, v in p.items() if k != "histogram"} for p in parts]
@@ -84,6 +94,14 @@ def text_report(r, out=sys.stdout):
     errs = ", ".join(f"{k}: {v:,}" for k, v in r["errors"].items()) or "none"
     print(f"  Errors   {errs}" + (f"   (unanswered at the end: {r['unanswered']})" if r["unanswered"] else ""),
           file=out)
+    print(f"  Conns    {r['connections']:,} opened from {r['source_addresses']} source address"
+          f"{'es' if r['source_addresses'] != 1 else ''}, at most {r['connections_open_peak']:,} open at once"
+          f" (summed over workers), {r['connect_failed']:,} failed to open", file=out)
+    if "hold" in r:
+        h = r["hold"]
+        print(f"  Hold     {h['established']:,} of {h['connections']:,} established in {h['open_s']:.1f} s, "
+              f"{h['held']:,} still open after {h['hold_s']:g} s idle, {h['answered']:,} answered a request",
+              file=out)
     if len(r["workers"]) > 1:
         print("  Workers  " + ", ".join(f"#{w['worker']} core {w['core']}: {w['requests']:,} req "
                                         f"on {w['connections']} conns" for w in r["workers"]), file=out)

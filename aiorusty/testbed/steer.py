@@ -55,3 +55,8 @@ class PortPicker:
         p = self.ports[self._next]
         self._next = (self._next + 1) % len(self.ports)
         return p
+
+    @property
+    def wrapped(self):
+        """True when the last next() handed out the last port: the next one starts over."""
+        return self._next == 0

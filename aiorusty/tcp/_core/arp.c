@@ -4,7 +4,8 @@
  * Owns: the neighbour cache (a fixed array of cfg.arp_cache entries, hashed
  * on the IPv4 address, allocated once in rusty_arp_init), the per-entry hold
  * queue of packets waiting for resolution, requests and their retries,
- * replies to requests for our addresses, gratuitous announcements. Not: the
+ * replies to requests for our addresses (each interface's first and
+ * secondary ones, iface.c), gratuitous announcements. Not: the
  * IPv4 header (ipv4.c) or the Ethernet header (rusty_eth_output).
  *
  * Call chain: rusty_eth_input -> rusty_arp_input -> (reply) rusty_eth_output
@@ -315,23 +316,25 @@ void rusty_arp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
     /* RFC 826 "Packet Reception": merge the sender into an existing entry first.
      * spa 0 is an RFC 5227 probe: nothing to learn. */
     int merged = 0;
-    if (r.spa != 0 && r.spa != ifc->ip) {
+    int spa_ours = rusty_iface_has_ip(ifc, r.spa);
+    if (r.spa != 0 && !spa_ours) {
         struct arp_entry *e = lookup(s->arp, r.spa);
         if (e && e->ifindex == ifc->index) {
             set_reachable(s, e, r.sha, now_us);
             merged = 1;
         }
     }
-    if (r.tpa != ifc->ip)
+    /* "Am I the target protocol address?" - any of the interface's addresses
+     * (iface.c) - then add the sender if it was not merged. */
+    if (!rusty_iface_has_ip(ifc, r.tpa))
         return;
-    /* "Am I the target protocol address?" - then add the sender if it was not merged. */
-    if (!merged && r.spa != 0 && r.spa != ifc->ip && (r.spa & ifc->netmask) == (ifc->ip & ifc->netmask)) {
+    if (!merged && r.spa != 0 && !spa_ours && (r.spa & ifc->netmask) == (ifc->ip & ifc->netmask)) {
         struct arp_entry *e = entry_new(s, ifc, r.spa);
         if (e)
             set_reachable(s, e, r.sha, now_us);
     }
     if (r.op == RUSTY_ARP_REQUEST)
-        send_arp(s, ifc, RUSTY_ARP_REPLY, r.sha, r.sha, ifc->ip, r.spa);
+        send_arp(s, ifc, RUSTY_ARP_REPLY, r.sha, r.sha, r.tpa, r.spa);    /* from the address asked for */
 }
 
 int rusty_arp_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint32_t next_hop,
@@ -382,13 +385,13 @@ int rusty_arp_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
     return 0;
 }
 
-void rusty_arp_announce(struct rusty_stack *s, struct rusty_iface *ifc, uint64_t now_us)
+void rusty_arp_announce(struct rusty_stack *s, struct rusty_iface *ifc, uint32_t ip, uint64_t now_us)
 {
     (void)now_us;
     /* RFC 5227 2.3: an ARP Announcement is a request with sender and target both
      * our address. RFC 5227 sends two, 2 s apart; one is enough on the links we
      * start on (the second only covers a lost first). */
-    send_arp(s, ifc, RUSTY_ARP_REQUEST, broadcast_mac, zero_mac, ifc->ip, ifc->ip);
+    send_arp(s, ifc, RUSTY_ARP_REQUEST, broadcast_mac, zero_mac, ip, ip);
 }
 
 void rusty_arp_glean(struct rusty_stack *s, struct rusty_iface *ifc, uint32_t ip, const uint8_t mac[6],

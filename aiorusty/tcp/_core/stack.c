@@ -4,7 +4,8 @@
  *
  * Owns: the socket handle table, the event ring, the per-interface tx
  * queues, Ethernet II input/output. Not: what ARP, IP, UDP and TCP do with
- * frames (arp.c, ipv4.c, icmp.c, udp.c, tcp*.c).
+ * frames (arp.c, ipv4.c, icmp.c, udp.c, tcp*.c), an interface's
+ * secondary addresses (iface.c).
  *
  * Tables follow use: the socket table and the event ring start small and
  * double when full, up to cfg.max_sockets and cfg.event_queue (TCP's control
@@ -222,9 +223,9 @@ int rusty_stack_add_iface(struct rusty_stack *s, struct rusty_dev *dev, uint32_t
     for (uint8_t i = 0; i < s->n_ifaces; i++) {
         if (s->ifaces[i].dev == dev)
             return -EBUSY;
-        if (s->ifaces[i].ip == ip)
-            return -EADDRINUSE;
     }
+    if (rusty_iface_by_ip(s, ip))
+        return -EADDRINUSE;
     s->now_us = now_us;
     struct rusty_iface *ifc = &s->ifaces[s->n_ifaces];
     memset(ifc, 0, sizeof(*ifc));
@@ -240,17 +241,9 @@ int rusty_stack_add_iface(struct rusty_stack *s, struct rusty_dev *dev, uint32_t
         ifc->mtu = RUSTY_BUF_SIZE - RUSTY_BUF_HEADROOM - RUSTY_ETH_HLEN;
     s->n_ifaces++;
     /* RFC 5227 2.3: announce the address so neighbours update stale caches. */
-    rusty_arp_announce(s, ifc, now_us);
+    rusty_arp_announce(s, ifc, ip, now_us);
     rusty_stack_flush(s, now_us);
     return ifc->index;
-}
-
-struct rusty_iface *rusty_iface_by_ip(struct rusty_stack *s, uint32_t ip)
-{
-    for (uint8_t i = 0; i < s->n_ifaces; i++)
-        if (s->ifaces[i].ip == ip)
-            return &s->ifaces[i];
-    return NULL;
 }
 
 int rusty_stack_route(struct rusty_stack *s, uint32_t ip)

@@ -36,9 +36,11 @@ struct rusty_iface {
     uint8_t mac[6];
     uint16_t mtu;
     uint16_t txq_len;
+    uint16_t n_addrs;                   /* secondary addresses (iface.c) */
     uint8_t tx_blocked;                 /* the device refused frames at the last flush */
     uint64_t tx_blocked_since;          /* now_us of the last flush the device took frames from */
     struct rusty_buf *txq[RUSTY_TXQ_LEN];
+    uint32_t addrs[RUSTY_IFACE_MAX_ADDRS - 1];  /* secondary addresses, ascending (iface.c) */
 };
 
 /* Socket table: a handle is (generation << 20) | slot, so a stale handle is caught. */
@@ -95,8 +97,12 @@ void rusty_event_push(struct rusty_stack *s, uint32_t sock, uint16_t type, int32
 /* A limit (RUSTY_LIMIT_*) refused work: one RUSTY_EV_LIMIT event the first time, for the loop's warning. */
 void rusty_limit_report(struct rusty_stack *s, int limit);
 uint64_t rusty_random(struct rusty_stack *s);
-/* The interface owning `ip` (NULL if none). */
+
+/* ---- iface.c: an interface's addresses */
+/* The interface owning `ip`, as its first or a secondary address (NULL if none). */
 struct rusty_iface *rusty_iface_by_ip(struct rusty_stack *s, uint32_t ip);
+/* Is `ip` one of ifc's addresses? */
+int rusty_iface_has_ip(const struct rusty_iface *ifc, uint32_t ip);
 
 /* ---- eth (stack.c) */
 void rusty_eth_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint64_t now_us);
@@ -117,7 +123,8 @@ void rusty_arp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
 /* Send an IPv4 packet to next_hop: now if resolved, else hold it (bounded) and ask. */
 int rusty_arp_output(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b,
                      uint32_t next_hop, uint64_t now_us);
-void rusty_arp_announce(struct rusty_stack *s, struct rusty_iface *ifc, uint64_t now_us);
+/* A gratuitous ARP for ip, one of ifc's addresses. */
+void rusty_arp_announce(struct rusty_stack *s, struct rusty_iface *ifc, uint32_t ip, uint64_t now_us);
 /* Learn from a received IPv4 frame's source (gleaning; only refreshes known entries). */
 void rusty_arp_glean(struct rusty_stack *s, struct rusty_iface *ifc, uint32_t ip, const uint8_t mac[6], uint64_t now_us);
 
