@@ -64,6 +64,7 @@ class Stack(TcpApi):
         cfg.seed = seed if seed is not None else int.from_bytes(os.urandom(8), "little")
         out = ffi.new("struct rusty_stack **")
         check(lib.rusty_stack_new(cfg, out), "stack")
+        self._config = {name: getattr(cfg, name) for name, _ in ffi.typeof("struct rusty_stack_config").fields}
         # (device, owned) pairs; the destructor closes the owned ones after the stack.
         self._devices = []
         self._ptr = ffi.gc(out[0], lambda p, devs=self._devices: _free_stack(p, devs))
@@ -173,6 +174,11 @@ class Stack(TcpApi):
     def route(self, ip):
         """1: one of our addresses, 2: reachable through an interface, 0: not ours to send."""
         return lib.rusty_stack_route(self._live(), ip_to_int(ip))
+
+    def config(self):
+        """The struct rusty_stack_config this stack was created from, as a dict: every
+        field as C received it (0 = the stack's default for that field)."""
+        return dict(self._config)
 
     def stats(self):
         out = ffi.new("struct rusty_stats *")
