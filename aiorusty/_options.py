@@ -28,16 +28,17 @@ ENV_PREFIX = "AIORUSTY_"
 # Field name -> its C type, in the header's order.
 OPTIONS = {name: field.type for name, field in ffi.typeof("struct rusty_stack_config").fields}
 
-_BYTE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_BYTES = re.compile(r"(\d+)\s*(?:([kmgt])(?:ib)?)?", re.IGNORECASE)
-_TIME_UNITS = {"": 1, "us": 1, "ms": 1000, "s": 1_000_000}
-_DURATION = re.compile(r"(\d+)\s*(us|ms|s)?", re.IGNORECASE)
-_COUNT = re.compile(r"(\d+)")
-_EXPECTED = {
-    "bytes": "bytes, e.g. 2G or 2147483648 (K, M, G, T and KiB, MiB, GiB, TiB are powers of 1024)",
-    "duration": "a duration, e.g. 30s, 250ms or 500us (a bare number is microseconds)",
-    "count": "a whole number, e.g. 200000",
+# form -> (pattern: a whole number and an optional unit, {unit: multiplier}, what to write, unit in errors)
+_FORMS = {
+    "bytes": (re.compile(r"(\d+)\s*(?:([kmgt])(?:ib)?)?", re.IGNORECASE),
+              {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40},
+              "bytes, e.g. 2G or 2147483648 (K, M, G, T and KiB, MiB, GiB, TiB are powers of 1024)", " bytes"),
+    "duration": (re.compile(r"(\d+)\s*(us|ms|s)?", re.IGNORECASE),
+                 {"": 1, "us": 1, "ms": 1000, "s": 1_000_000},
+                 "a duration, e.g. 30s, 250ms or 500us (a bare number is microseconds)", " us"),
+    "count": (re.compile(r"(\d+)()"), {"": 1}, "a whole number, e.g. 200000", ""),
 }
+
 # An unknown AIORUSTY_* name this close to an option's (difflib ratio, names
 # without the prefix) is taken for a typo of it. 0.8 catches a letter added,
 # dropped or swapped (TCP_SNDBUFF, MAX_TCP_CONN, TCP_MEMORY) and leaves the
@@ -59,35 +60,29 @@ def kind(option):
     return "count"
 
 
-def _max(option):
-    return (1 << (8 * ffi.sizeof(OPTIONS[option]))) - 1
+def _value(form, text, source):
+    pattern, units, expected, _ = _FORMS[form]
+    m = pattern.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"{source}={text!r}: expected {expected}")
+    return int(m.group(1)) * units[(m.group(2) or "").lower()]
 
 
 def parse(option, text, source=None):
     """The integer value of stack option `option` written as `text` (from `source`, named in errors)."""
     source = source or env_name(option)
     form = kind(option)
-    m = {"bytes": _BYTES, "duration": _DURATION, "count": _COUNT}[form].fullmatch(text.strip())
-    if m is None:
-        raise ValueError(f"{source}={text!r}: expected {_EXPECTED[form]}")
-    value = int(m.group(1))
-    if form == "bytes":
-        value *= _BYTE_UNITS[(m.group(2) or "").lower()]
-    elif form == "duration":
-        value *= _TIME_UNITS[(m.group(2) or "").lower()]
-    top = _max(option)
+    value = _value(form, text, source)
+    top = (1 << (8 * ffi.sizeof(OPTIONS[option]))) - 1
     if value > top:
-        unit = {"bytes": " bytes", "duration": " us", "count": ""}[form]
+        unit = _FORMS[form][3]
         raise ValueError(f"{source}={text!r}: {value}{unit} is out of range (at most {top}{unit})")
     return value
 
 
 def parse_duration_us(text, source):
     """Microseconds written as `text` in the duration form (for settings that are not stack fields)."""
-    m = _DURATION.fullmatch(text.strip())
-    if m is None:
-        raise ValueError(f"{source}={text!r}: expected {_EXPECTED['duration']}")
-    return int(m.group(1)) * _TIME_UNITS[(m.group(2) or "").lower()]
+    return _value("duration", text, source)
 
 
 def from_environ(environ, also=()):
