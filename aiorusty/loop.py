@@ -88,6 +88,11 @@ def _source_interface(stack, dest):
 class RustyEventLoop(_Base):
     """An asyncio event loop whose sockets on the configured interfaces run on the user-space stack."""
 
+    # Until asyncio's __init__ runs: a loop whose setup failed (a bad setting, a
+    # device that would not open) is closed, so BaseEventLoop.__del__ finds the
+    # attribute it checks and says nothing after the error was raised.
+    _closed = True
+
     def __init__(self, interfaces=None, *, busy_poll_us=None, stack=None, selector=None, **stack_options):
         cfg = _config.load(interfaces, busy_poll_us=busy_poll_us, **stack_options)
         self._rusty_config = cfg

@@ -23,7 +23,8 @@ __all__ = ["new_event_loop", "run"]
 def new_event_loop(interfaces=None, **kw):
     """A new RustyEventLoop. interfaces: spec string(s) or Interface(s); None reads AIORUSTY_IFACE.
 
-    Keyword arguments: busy_poll_us= (else AIORUSTY_BUSY_POLL_US), and Stack options (seed=, ...).
+    Keyword arguments: busy_poll_us= (else AIORUSTY_BUSY_POLL_US), and stack options
+    (seed=, max_tcp_conns=, ...; each else its AIORUSTY_<OPTION>: README, "Options").
     """
     return RustyEventLoop(interfaces, **kw)
 

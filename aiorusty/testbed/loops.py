@@ -9,6 +9,7 @@ queue K of the link. Not: the loop itself (aiorusty.loop), devices (aiorusty.nic
 
 import asyncio
 import dataclasses
+import os
 
 from ..nic import Interface
 
@@ -32,10 +33,14 @@ def worker_interface(spec, worker=0, workers=1):
 
 
 def open_stack(iface, **stack_options):
-    """A Stack on iface; an shm device holding several queues steers by flow hash."""
+    """A Stack on iface; an shm device holding several queues steers by flow hash.
+
+    Stack options not given here come from AIORUSTY_<OPTION>, as for the loop."""
     from .._rusty import lib
+    from ..config import stack_options_from
     from ..nic import _device
     from ..tcp import Stack
+    stack_options = stack_options_from(os.environ, stack_options)
     iface = Interface.parse(iface)
     if iface.driver == "shm" and iface.queue is None:
         cfg = _device._config(iface)
