@@ -110,14 +110,21 @@ class RustyBase(_LoopBase):
     PEER_HOST = "10.77.0.2"
     ON_STACK = True
     TRACE = False                       # decode HOST's frames to the aiorusty.trace logger
+    HOST_STACK = {}                     # more Stack options for HOST's stack (stacks[0])
+    PEER_STACK = {}                     # ... and for PEER_HOST's stack (stacks[1], the clients')
+
+    def new_devices(self):
+        """The two ends of the link (HOST's first); a test class may join them otherwise."""
+        from aiorusty.nic import open_pair
+        return open_pair(trace=self.TRACE)
 
     def new_loop(self):
-        from aiorusty.nic import open_pair
         from aiorusty.tcp import Stack
-        self.devices = open_pair(trace=self.TRACE)
+        self.devices = self.new_devices()
         # Short MSL: TIME-WAIT ends within the test, so teardown can check that every
         # connection is gone.
-        self.stacks = [Stack(seed=1, tcp_msl_us=2000), Stack(seed=2, tcp_msl_us=2000)]
+        self.stacks = [Stack(seed=1, **{"tcp_msl_us": 2000, **self.HOST_STACK}),
+                       Stack(seed=2, **{"tcp_msl_us": 2000, **self.PEER_STACK})]
         self.stacks[0].add_interface(self.devices[0], ip=self.HOST + "/24")
         self.stacks[1].add_interface(self.devices[1], ip=self.PEER_HOST + "/24")
         return RustyEventLoop(interfaces=(), stack=self.stacks)
