@@ -79,8 +79,17 @@ class TcpApi:
         src_ip, src_port = (src if isinstance(src, tuple) else (src, 0)) if src else (0, 0)
         out = ffi.new("uint32_t *")
         ret = lib.rusty_tcp_connect(self._ptr, _ip(src_ip), _ip(ip), port, src_port or 0, self._tcp_now(now_us), out)
-        check(ret, f"tcp connect {ip}:{port}", _CONNECT_HINTS.get(-ret))
+        if ret < 0:
+            if ret in (-errno.ENOBUFS, -errno.EMFILE):
+                self.report_limit(self._limit_of(-ret))     # the warning comes with the first refusal
+            check(ret, f"tcp connect {ip}:{port}", _CONNECT_HINTS.get(-ret))
         return out[0]
+
+    def _limit_of(self, err):
+        if err == errno.ENOBUFS:
+            return lib.RUSTY_LIMIT_TCP_MEM
+        full = self.stats()["sockets"] >= self.config()["max_sockets"]
+        return lib.RUSTY_LIMIT_SOCKETS if full else lib.RUSTY_LIMIT_TCP_CONNS
 
     def tcp_send(self, h, data, now_us=None):
         """Bytes accepted into the send buffer (0 when it is full)."""

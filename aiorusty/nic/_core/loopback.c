@@ -6,10 +6,14 @@
  *             one is received on the other. Tests hold one end and attach a
  *             stack to the other; two stacks can share a pair.
  *
- * Each end has a bounded ring of received frames (a full ring drops, like a
- * NIC) and an eventfd that is readable while the ring holds frames, so a loop
- * can sleep on it. Frames are copied into the receiver's pool: a pair is a
- * wire, and one side must not be able to starve the other's pool.
+ * Each end has a bounded ring of received frames and an eventfd that is
+ * readable while the ring holds frames, so a loop can sleep on it. A full ring
+ * refuses the sender's frames (tx takes fewer), as the shm link does: the
+ * sending stack keeps them queued and TCP holds back, where a dropping ring
+ * made a burst from thousands of connections at once (each one segment) cost
+ * synchronized retransmission rounds. Frames are copied into the receiver's
+ * pool (one side must not be able to starve the other's pool); a receiver
+ * whose pool is empty drops, like a NIC, counted in rx_dropped.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -70,6 +74,8 @@ static int link_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **buf
     for (int i = 0; i < n; i++) {
         struct rusty_buf *b = bufs[i];
         struct rusty_buf *copy = NULL;
+        if (e->count >= e->size)
+            return i;                   /* the receiver's ring is full: the rest stays the sender's */
         if (dev->offloads & RUSTY_OFF_TX_SG) {
             /* RUSTY_DEVF_GATHER: the "NIC" gathers the external tail and finishes
                the checksum, so the receiver sees what a wire would carry. */

@@ -26,7 +26,7 @@
 #include "wire.h"
 
 #define RUSTY_MAX_IFACES 8
-#define RUSTY_TXQ_LEN 256               /* frames waiting for the end-of-poll tx flush */
+#define RUSTY_TXQ_LEN 1024              /* frames waiting for the end-of-poll tx flush (or a full device) */
 
 struct rusty_iface {
     struct rusty_dev *dev;
