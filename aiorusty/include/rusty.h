@@ -160,6 +160,8 @@ struct rusty_stack_config {
     uint32_t tcp_rcvbuf_max;            /* receive buffer auto-tuning ceiling (default 6 MiB, Linux tcp_rmem[2]) */
     uint64_t tcp_mem;                   /* bytes of TCP buffers and open windows in all (default 1/8 of RAM) */
     uint32_t tcp_msl_us;                /* maximum segment lifetime; TIME-WAIT is 2*MSL (default 30 s) */
+    uint32_t tcp_max_time_wait;         /* TIME-WAIT blocks kept; past it the oldest ends early (default 262144,
+                                           Linux tcp_max_tw_buckets) */
     uint16_t ephemeral_lo;              /* default 49152 */
     uint16_t ephemeral_hi;              /* default 65535 */
     uint16_t rx_burst;                  /* frames per rx burst (default 32) */

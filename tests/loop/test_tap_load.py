@@ -35,8 +35,6 @@ NET = 100 + os.getpid() % 50
 STACK_IP = f"10.{NET}.11.2"
 HOST_IP = f"10.{NET}.11.1"
 PORT = 8090
-# Room for the client counts below (the default table is 4096).
-TABLES = {"max_tcp_conns": 8192, "max_sockets": 8192}
 ROOT_REASON = "needs root: creates a network namespace and a tap"
 
 
@@ -56,7 +54,7 @@ def tap_loop(**stack_options):
             dev = open_device(f"tap:{name}")
         except OSError as e:
             skip_if_enosys(e, "tap")
-        stack = Stack(seed=5, **{**TABLES, **stack_options})
+        stack = Stack(seed=5, **stack_options)          # default settings
         try:
             stack.add_interface(dev, ip=f"{STACK_IP}/24")
             configure_host_side(dev, host=ipaddress.IPv4Interface(f"{HOST_IP}/24"), netns=ns)
@@ -64,10 +62,25 @@ def tap_loop(**stack_options):
             try:
                 yield loop, STACK_IP, ["ip", "netns", "exec", ns], stack
             finally:
+                settle(loop, stack)
                 loop.close()
         finally:
             stack.close()
             dev.close()
+
+
+def settle(loop, stack):
+    """Let the server's handlers see their clients' FINs (the client process may exit
+    first), then end what is left as asyncio.run would, so no coroutine outlives the loop."""
+    async def drain():
+        deadline = time.monotonic() + 10
+        while stack.stats()["tcp_conns"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    loop.run_until_complete(drain())
 
 
 @contextlib.contextmanager

@@ -246,6 +246,28 @@ def test_time_wait_connections_hold_no_buffers():
         b.close()
 
 
+def test_time_wait_is_capped():
+    """Past tcp_max_time_wait blocks in TIME-WAIT the oldest ends early (Linux's
+    tcp_max_tw_buckets): 30 connections closed first by the client leave 10."""
+    sa, sb, a, b = two_stacks(tcp_max_time_wait=10, tcp_msl_us=60_000_000)
+    clock = Lockstep(sa, sb)
+    try:
+        lsock = sa.tcp_listen(None, 80)
+        for i in range(30):
+            cs, ss = clock.connect(lsock)
+            sb.tcp_close(cs, clock.now)
+            clock.tick(lambda: sa.tcp_recv(ss) == b"")
+            sa.tcp_close(ss, clock.now)
+            clock.tick(n=5)
+        st = sb.stats()
+        assert st["tcp_conns"] == 10 and st["tcp_time_wait_recycled"] == 20
+    finally:
+        sa.close()
+        sb.close()
+        a.close()
+        b.close()
+
+
 def test_time_wait_does_not_lock_out_new_connections():
     """A server that closes first keeps a TIME-WAIT block per connection for 2*MSL.
     With a table of 8 control blocks, 30 connections in a row are all accepted:

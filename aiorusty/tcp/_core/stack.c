@@ -51,6 +51,7 @@
 #define DEFAULT_TCP_RCVBUF_MAX (6u << 20)    /* Linux tcp_rmem[2] */
 #define MIN_TCP_MEM (16ull << 20)
 #define DEFAULT_MSL_US 30000000u
+#define DEFAULT_MAX_TIME_WAIT 262144u
 #define DEFAULT_EPH_LO 49152u
 #define DEFAULT_EPH_HI 65535u
 #define DEFAULT_RX_BURST 32u
@@ -105,6 +106,8 @@ static void apply_defaults(struct rusty_stack_config *c)
         c->tcp_mem = default_tcp_mem();
     if (!c->tcp_msl_us)
         c->tcp_msl_us = DEFAULT_MSL_US;
+    if (!c->tcp_max_time_wait)
+        c->tcp_max_time_wait = DEFAULT_MAX_TIME_WAIT;
     if (!c->ephemeral_lo)
         c->ephemeral_lo = DEFAULT_EPH_LO;
     if (!c->ephemeral_hi)

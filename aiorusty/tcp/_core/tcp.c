@@ -201,6 +201,7 @@ static void tw_link(struct rusty_tcp_state *ts, struct rusty_tcb *t)
 {
     if (t->on_twlist)
         return;
+    ts->tw_count++;
     t->on_twlist = 1;
     t->tw_next = NULL;
     t->tw_prev = ts->tw_tail;
@@ -215,6 +216,7 @@ static void tw_unlink(struct rusty_tcp_state *ts, struct rusty_tcb *t)
 {
     if (!t->on_twlist)
         return;
+    ts->tw_count--;
     t->on_twlist = 0;
     if (t->tw_prev)
         t->tw_prev->tw_next = t->tw_next;
@@ -448,6 +450,23 @@ void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err)
     }
 }
 
+/* At most cfg.tcp_max_time_wait blocks wait out TIME-WAIT (Linux's
+   tcp_max_tw_buckets): a server that closes first at 10,000 connections a
+   second would otherwise hold 600,000 of them for 2*MSL. The oldest ends early
+   (tcp_time_wait_recycled); RFC 6191 and PAWS still guard the newer ones. */
+static void time_wait_trim(struct rusty_stack *s)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    while (ts->tw_count > s->cfg.tcp_max_time_wait && ts->tw_head) {
+        struct rusty_tcb *old = ts->tw_head;
+        tw_unlink(ts, old);
+        if (old->state == TCP_TIME_WAIT) {
+            s->stats.tcp_time_wait_recycled++;
+            tcp_drop(s, old, 0);
+        }
+    }
+}
+
 void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64_t now)
 {
     t->state = (uint8_t)state;
@@ -456,6 +475,7 @@ void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64
         tcp_timers_stop(s, t);
         tcp_arm_timewait(s, t, now);
         tw_link(s->tcp, t);
+        time_wait_trim(s);
     }
 }
 

@@ -252,6 +252,7 @@ struct rusty_tcp_state {
     uint32_t lhash_mask;
     struct rusty_tcb *olist;            /* TCBs with output or events pending */
     struct rusty_tcb *tw_head, *tw_tail; /* TIME-WAIT TCBs in the order they entered it */
+    uint32_t tw_count;
     struct rusty_tcp_listener *llist;   /* listeners with an ACCEPT event pending */
     uint64_t secret[2];                 /* SipHash key: ISNs, demux hash (RFC 6528) */
     uint64_t cookie_secret[2];          /* SYN cookies */
