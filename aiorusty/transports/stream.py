@@ -288,7 +288,7 @@ class StackStreamTransport(_StackTransport, Transport):
                 self._write_tick = sel.ticks
                 return
             if ret > 0:
-                data = data[ret:]
+                data = memoryview(data)[ret:]   # a view of the rest: no copy of a big write
         if isinstance(data, StaticPayload):
             self._write_payload(data)
             return
@@ -309,8 +309,11 @@ class StackStreamTransport(_StackTransport, Transport):
             if n is None or n == len(data):
                 return
             data = memoryview(data)[n:]
-        # Ensure that what we buffer is immutable (the caller may reuse a bytearray).
-        self._enqueue(data if type(data) is bytes else bytes(data), len(data))
+        # Ensure that what we buffer is immutable (the caller may reuse a bytearray);
+        # a view into bytes already is, and is kept without a copy.
+        if type(data) is not bytes and not (type(data) is memoryview and type(data.obj) is bytes):
+            data = bytes(data)
+        self._enqueue(data, len(data))
 
     def _write_payload(self, payload):
         # A StaticPayload goes through the same ordered queue as bytes (after
@@ -427,15 +430,16 @@ class StackStreamTransport(_StackTransport, Transport):
                     pieces.append(buf.popleft())
                 chunk = b"".join(pieces)
                 buf.appendleft(chunk)
-            # chunk is bytes (write() keeps only bytes): cffi passes it as the
-            # const uint8_t * without a from_buffer object.
-            n = self._sent(_tcp_send(ptr, handle, chunk, len(chunk), now))
+            # chunk is bytes, or a view into bytes (the rest of a big write): cffi
+            # passes bytes as the const uint8_t * without a from_buffer object.
+            data = chunk if type(chunk) is bytes else ffi.from_buffer(chunk)
+            n = self._sent(_tcp_send(ptr, handle, data, len(chunk), now))
             if n is None:
                 return
             self._buffer_size -= n
             if n < len(chunk):
                 if n:
-                    buf[0] = chunk[n:]
+                    buf[0] = memoryview(chunk)[n:]      # O(1): slicing bytes copied the rest each time
                 break                   # the stack's send buffer is full: wait for WRITABLE
             buf.popleft()
         self._selector.note_activity()

@@ -44,7 +44,7 @@
 
 #include "stack.h"
 
-#define HOLD_MAX 64
+#define HOLD_MAX 256                   /* a burst of new connections to one neighbour (Linux unres_qlen_bytes: ~200 KB) */
 #define MAX_REQUESTS 3
 #define RETRY_US 1000000u
 
@@ -59,7 +59,7 @@ struct arp_entry {
     uint8_t requests;                   /* requests sent in this INCOMPLETE/probe round */
     uint8_t probing;                    /* STALE entry being revalidated */
     uint8_t ifindex;
-    uint8_t nhold;
+    uint16_t nhold;
     uint64_t last_used_us;
     struct rusty_buf *hold_head, *hold_tail;    /* oldest first, linked by buf->next */
 };

@@ -281,10 +281,18 @@ static void send_syn(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
 
 void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
 {
-    switch (t->state) {
-    case TCP_CLOSED:
-    case TCP_LISTEN:
+    if (t->state == TCP_CLOSED || t->state == TCP_LISTEN)
         return;
+    if (rusty_stack_tx_blocked(s)) {
+        /* The device is full: whatever this connection would send (a SYN, an
+           ACK, data) waits with its state unchanged and goes at a later poll,
+           not into a queue that would drop it (stack.c, Transmit). Thousands of
+           connections answering in one tick otherwise lost their SYNs and ACKs
+           and paid a retransmission timeout each. */
+        tcp_want_output(s, t);
+        return;
+    }
+    switch (t->state) {
     case TCP_SYN_SENT:
     case TCP_SYN_RECEIVED:
         if (t->snd_nxt == t->iss)
@@ -336,8 +344,7 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
                     break;
             }
             if (rusty_stack_tx_blocked(s)) {
-                /* The device is full: the data waits in the send ring, not in a
-                   queue that would drop it (see stack.c, Transmit). */
+                /* The device filled on the way: the rest waits in the send ring. */
                 blocked = 1;
                 tcp_want_output(s, t);
                 break;
