@@ -22,6 +22,7 @@ sys.path.insert(0, os.environ.get("AIORUSTY_SRC") or ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _machine import describe, write_json  # noqa: E402
+from _shm_pair import shm_pair  # noqa: E402
 
 SHAPES = [("8MiB write, read", 8 * 2**20, False), ("64MiB write, read", 64 * 2**20, False),
           ("8MiB write+drain, read", 8 * 2**20, True)]
@@ -61,22 +62,7 @@ async def one(host, size, drain):
 def new_loop(kind):
     """(loop, host, cleanup)."""
     if kind == "aiorusty":
-        from aiorusty.loop import RustyEventLoop
-        from aiorusty.nic import open_device
-        from aiorusty.tcp import Stack
-        name = f"rbig{os.getpid()}"
-        devs = [open_device(f"shm:{name}"), open_device(f"shm:{name}")]
-        stacks = [Stack(seed=1), Stack(seed=2)]
-        for st, dev, ip in zip(stacks, devs, SHM_IPS):
-            st.add_interface(dev, ip=f"{ip}/24")
-        loop = RustyEventLoop(interfaces=(), stack=stacks)
-
-        def cleanup():
-            loop.close()
-            for st in stacks:
-                st.close()
-            for dev in devs:
-                dev.close()
+        loop, _, cleanup = shm_pair(SHM_IPS)
         return loop, SHM_IPS[0], cleanup
     if kind == "uvloop":
         import uvloop

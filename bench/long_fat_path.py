@@ -23,6 +23,7 @@ sys.path.insert(0, os.environ.get("AIORUSTY_SRC") or ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _machine import describe, write_json  # noqa: E402
+from _shm_pair import shm_pair  # noqa: E402
 
 IPS = ("10.86.0.1", "10.86.0.2")
 
@@ -71,27 +72,14 @@ def main():
     ap.add_argument("--json", default="", help="write the result here")
     args = ap.parse_args()
 
-    from aiorusty.loop import RustyEventLoop
-    from aiorusty.nic import open_device
-    from aiorusty.tcp import Stack
-
-    name = f"rlfp{os.getpid()}"
-    devs = [open_device(f"shm:{name}"), open_device(f"shm:{name},delay={args.delay},rate={args.rate},seed=1")]
-    stacks = [Stack(seed=1), Stack(seed=2)]
-    for st, dev, ip in zip(stacks, devs, IPS):
-        st.add_interface(dev, ip=f"{ip}/24")
-    loop = RustyEventLoop(interfaces=(), stack=stacks)
+    loop, stacks, cleanup = shm_pair(IPS, f"delay={args.delay},rate={args.rate},seed=1")
     try:
         got, elapsed, peak = loop.run_until_complete(asyncio.wait_for(transfer(args.mb << 20, stacks[0]), 300))
         loop.run_until_complete(asyncio.sleep(0.5))
         after = [{k: st.stats()[k] for k in ("tcp_buffer_bytes", "tcp_rcvbuf_grown", "tcp_retransmits")}
                  for st in stacks]
     finally:
-        loop.close()
-        for st in stacks:
-            st.close()
-        for dev in devs:
-            dev.close()
+        cleanup()
     mbps = got * 8 / elapsed / 1e6
     path = rate_bits(args.rate) / 1e6
     print(f"{got >> 20} MiB in {elapsed:.2f} s: {mbps:.0f} Mbit/s on a {path:.0f} Mbit/s path "

@@ -155,3 +155,12 @@ def have_tcp():
         return False
     from aiorusty.tcp import Stack
     return hasattr(Stack, "tcp_listen")
+
+
+async def echo(reader, writer):
+    """A streams echo server's handler: each chunk written back, drained, until EOF."""
+    while chunk := await reader.read(65536):
+        writer.write(chunk)
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()

@@ -17,18 +17,10 @@ import os
 
 from _netns import unique
 
-from ._base import AsyncioBase, RustyBase
+from ._base import AsyncioBase, RustyBase, echo
 
 SIZE = 8 * 2**20
 HANG = 60                       # seconds: a generous bound that only a deadlock reaches
-
-
-async def echo(reader, writer):
-    while chunk := await reader.read(65536):
-        writer.write(chunk)
-        await writer.drain()
-    writer.close()
-    await writer.wait_closed()
 
 
 class _TestBigWrites:

@@ -22,7 +22,7 @@ import pytest
 
 from _netns import unique
 
-from ._base import RustyBase
+from ._base import RustyBase, echo
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -94,7 +94,8 @@ class TestBufferGrowth_Rusty(RustyBase):
 
         self.run_loop(main(), timeout=90)
         self.assertGreater(peak["rcv_wnd"], INITIAL_WINDOW, f"receive window never auto-tuned: {peak}")
-        self.assertGreater(peak["server_bytes"], INITIAL_WINDOW, peak)
+        # The server's ring is not sampled: its reader drains it every tick, so it is
+        # back in the cache whenever the sampler runs; its window is what grew.
         self.assertGreater(peak["client_bytes"], INITIAL_WINDOW, peak)
         self.assertGreater(server_stack.stats()["tcp_rcvbuf_grown"], 0)
         for _ in range(300):
@@ -102,14 +103,6 @@ class TestBufferGrowth_Rusty(RustyBase):
                 break
             self.loop.run_until_complete(asyncio.sleep(0.01))
         self.assertEqual([st.stats()["tcp_buffer_bytes"] for st in self.stacks], [0, 0])
-
-
-async def echo(reader, writer):
-    while chunk := await reader.read(65536):
-        writer.write(chunk)
-        await writer.drain()
-    writer.close()
-    await writer.wait_closed()
 
 
 class _LimitTests:
