@@ -2,12 +2,12 @@
 
     python bench/long_fat_path.py [--delay 20ms] [--rate 500mbit] [--mb 64] [--json FILE]
 
-Two stacks in this process joined by an shm link whose sending end goes
-through the fault injector (a delay line and a rate limit: the spec keys
-delay= and rate=), one asyncio streams connection: the client writes --mb MiB,
-the server reads it all. A receive window that stayed at its initial size
-would carry at most window / RTT (64 KiB / 20 ms = 26 Mbit/s); one auto-tuned
-to the bandwidth-delay product carries close to --rate. Prints the goodput,
+Two stacks in this process joined by an shm link whose client end goes
+through the fault injector (a delay line, both ways, and a rate limit: the
+spec keys delay= and rate=), one asyncio streams connection: the client
+writes --mb MiB, the server reads it all. A receive window that stayed at
+its initial size would carry at most window / RTT (64 KiB / 40 ms = 13
+Mbit/s); one auto-tuned to the bandwidth-delay product carries close to --rate. Prints the goodput,
 the path's rate, the largest receive window seen and the stacks' buffer
 counters after the transfer (the memory goes back); figures, never assertions.
 """
@@ -66,7 +66,7 @@ async def transfer(size, server_stack):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--delay", default="20ms", help="one-way delay added on the client's side (default 20ms)")
+    ap.add_argument("--delay", default="20ms", help="delay added each way at the client's end (default 20ms)")
     ap.add_argument("--rate", default="500mbit", help="rate limit on the client's side (default 500mbit)")
     ap.add_argument("--mb", type=int, default=64, help="MiB to send (default 64)")
     ap.add_argument("--json", default="", help="write the result here")
@@ -76,14 +76,14 @@ def main():
     try:
         got, elapsed, peak = loop.run_until_complete(asyncio.wait_for(transfer(args.mb << 20, stacks[0]), 300))
         loop.run_until_complete(asyncio.sleep(0.5))
-        after = [{k: st.stats()[k] for k in ("tcp_buffer_bytes", "tcp_rcvbuf_grown", "tcp_retransmits")}
+        after = [{k: st.stats().get(k) for k in ("tcp_buffer_bytes", "tcp_rcvbuf_grown", "tcp_retransmits")}
                  for st in stacks]
     finally:
         cleanup()
     mbps = got * 8 / elapsed / 1e6
     path = rate_bits(args.rate) / 1e6
     print(f"{got >> 20} MiB in {elapsed:.2f} s: {mbps:.0f} Mbit/s on a {path:.0f} Mbit/s path "
-          f"({mbps / path:.2f} of it), one-way delay {args.delay}; largest receive window {peak >> 10} KiB; "
+          f"({mbps / path:.2f} of it), delay {args.delay} each way; largest receive window {peak >> 10} KiB; "
           f"after: server {after[0]}, client {after[1]}")
     write_json(args.json, {**describe(device="shm+faults", delay=args.delay, rate=args.rate),
                            "mib": got >> 20, "seconds": round(elapsed, 3), "mbit_s": round(mbps, 1),
