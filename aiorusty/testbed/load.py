@@ -651,23 +651,15 @@ def load_worker(index, count, ready, opts):
     stack_opts = {}
     if kind == "aiorusty":
         iface = loops.worker_interface(opts.iface, index, count)
-        # Control blocks and socket slots for this worker's connections, and slack for
-        # those closing.
-        mine = opts.connections // count + 1
-        stack_opts = {"max_tcp_conns": max(4096, mine + 1024), "max_sockets": max(4096, mine + 1024)}
-        if opts.new_connection or opts.hold:
-            # Requests are small, and so are the answers --hold and --new-connection
-            # runs are about: a small send buffer and first receive window per
-            # connection, so many fit.
-            stack_opts.update(tcp_sndbuf=4096, tcp_rcvbuf=65536)
+        # The stack's defaults hold any -c: its tables grow with the connections and an
+        # idle connection holds no buffer.
         if opts.new_connection:
             # One request per connection leaves a TIME-WAIT per connection on our
-            # side (we close first): room for them, and a short MSL on a link
-            # that cannot hold old segments anyway (shm, a local tap).
-            # Every port above 1023 is ephemeral: at 2*MSL = 0.5 s the stack's
-            # default 16k ports run out at 32k connections/s.
-            stack_opts.update(max_tcp_conns=max(65536, mine + 1024), max_sockets=max(65536, mine + 1024),
-                              tcp_msl_us=opts.msl_ms * 1000, ephemeral_lo=1024, ephemeral_hi=65535)
+            # side (we close first): a short MSL on a link that cannot hold old
+            # segments anyway (shm, a local tap). Every port above 1023 is
+            # ephemeral: at 2*MSL = 0.5 s the stack's default 16k ports run out
+            # at 32k connections/s.
+            stack_opts.update(tcp_msl_us=opts.msl_ms * 1000, ephemeral_lo=1024, ephemeral_hi=65535)
         if opts.source_ports:
             stack_opts.update(ephemeral_lo=opts.source_ports[0], ephemeral_hi=opts.source_ports[1])
     loop, stack = loops.new_loop(kind, iface, busy_poll_us=opts.busy_poll_us, **stack_opts)
