@@ -198,7 +198,8 @@ def build_parser():
                                                                  "(default: %(default)s)")
     load.add_argument("--connect-rate", type=float, default=0.0,
                       help="open at most this many connections per second, across all workers, first opens and "
-                           "reconnects alike (token bucket) (default: 0 = unlimited)")
+                           "reconnects alike (token bucket); with --hold, the final requests go at this rate "
+                           "too (default: 0 = unlimited)")
     load.add_argument("--hold", type=float, default=0.0, metavar="SECONDS",
                       help="hold mode: open -c connections (-d bounds the opening), keep them idle this many "
                            "seconds, then send one request on each and count the answers (default: 0 = off)")

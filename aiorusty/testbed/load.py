@@ -574,8 +574,9 @@ class Generator:
 
     async def _hold(self, n_conns, t0):
         """--hold: open n_conns connections (within -d seconds, at --connect-rate), keep them
-        idle for --hold seconds, then send one request on each that is still open and wait
-        (up to --timeout) for the answers. What happened, for the report."""
+        idle for --hold seconds, then send one request on each that is still open (at
+        --connect-rate too) and wait (up to --timeout) for the answers. What happened, for
+        the report."""
         opts = self.opts
         slots = [asyncio.ensure_future(self._hold_slot()) for _ in range(n_conns)]
         done, pending = await asyncio.wait(slots, timeout=opts.duration)
@@ -587,9 +588,13 @@ class Generator:
         await asyncio.sleep(opts.hold)
         held = [c for c in self.conns if not c.lost]
         self.stopping = True            # complete() closes each connection after its answer
-        now = time.perf_counter_ns()
+        # The requests go out at --connect-rate too: all of them in one instant would
+        # measure how the two stacks ride out a synchronized burst, not the server.
         for c in held:
-            c.send((now,))
+            if self.pace is not None:
+                await self.pace.take()
+            if not c.lost:
+                c.send((time.perf_counter_ns(),))
         deadline = time.monotonic() + opts.timeout
         while self.completed + self.unanswered < len(held) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
