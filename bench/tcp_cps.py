@@ -38,9 +38,7 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     a, b = open_pair(pool=16384)
-    cfg = dict(tcp_msl_us=1000, max_tcp_conns=max(8192, 2 * args.idle + 64), max_sockets=2 * args.idle + 64,
-               tcp_sndbuf=65536,
-               tcp_rcvbuf=65536, tcp_buffer_budget=(1 << 32) - 1)
+    cfg = dict(tcp_msl_us=1000)             # otherwise the stack's defaults
     sa, sb = Stack(seed=1, **cfg), Stack(seed=2, **cfg)
     sa.add_interface(a, 0, ip="10.3.0.1/24")
     sb.add_interface(b, 0, ip="10.3.0.2/24")

@@ -14,11 +14,6 @@ from aiorusty.testbed import loops
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 IFACE = "loopback,ip=10.77.9.1/24"
 LOOP_SETTINGS = {"AIORUSTY_IFACE": "interfaces", "AIORUSTY_BUSY_POLL_US": "busy_poll_us"}
-# The C core's buffer rewrite replaces tcp_buffer_budget with tcp_mem and adds
-# tcp_rcvbuf_max; the README already describes the stack after it. Once
-# rusty.h has them, test_pending_fields_are_current fails: then empty both sets.
-PENDING_REMOVAL = set()
-PENDING_ADDITION = set()
 
 
 @pytest.fixture
@@ -225,7 +220,7 @@ def _readme_options():
 def test_every_option_has_a_readme_row():
     rows = _readme_options()
     missing = [f"{_options.env_name(o)} / {o}=" for o in _options.OPTIONS
-               if o not in PENDING_REMOVAL and rows.get(_options.env_name(o)) != f"`{o}=`"]
+               if rows.get(_options.env_name(o)) != f"`{o}=`"]
     for var, kw in LOOP_SETTINGS.items():
         if rows.get(var) != f"`{kw}=`":
             missing.append(f"{var} / {kw}=")
@@ -234,14 +229,6 @@ def test_every_option_has_a_readme_row():
 
 
 def test_every_readme_row_is_an_option():
-    known = {_options.env_name(o) for o in _options.OPTIONS} | set(LOOP_SETTINGS) \
-        | {_options.env_name(o) for o in PENDING_ADDITION}
+    known = {_options.env_name(o) for o in _options.OPTIONS} | set(LOOP_SETTINGS)
     stale = sorted(set(_readme_options()) - known)
     assert not stale, f"README.md's Options table lists settings that do not exist: {', '.join(stale)}"
-
-
-def test_pending_fields_are_current():
-    fields = set(_options.OPTIONS)
-    assert PENDING_REMOVAL <= fields and not (PENDING_ADDITION & fields), (
-        "struct rusty_stack_config now has the fields the README describes: "
-        "empty PENDING_REMOVAL and PENDING_ADDITION in tests/test_config_options.py")

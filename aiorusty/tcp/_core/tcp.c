@@ -1,12 +1,12 @@
 /*
  * tcp.c - TCP connection lifecycle and the user calls.
  *
- * Owns: the TCB pool and free list, the 4-tuple hash table, listeners and
- * their accept queues, ISNs (RFC 6528), ephemeral ports, per-connection
- * buffers and the global buffer budget, the public rusty_tcp_* calls, and the
- * once-per-poll step that sends what became sendable and emits socket events.
- * Not: segment processing (tcp_in.c), output (tcp_out.c), timers (tcp_timer.c),
- * congestion control (tcp_cc.c).
+ * Owns: the control blocks (slabs and free list), the 4-tuple hash table,
+ * TIME-WAIT accounting, listeners and their accept queues, ISNs (RFC 6528),
+ * ephemeral ports, the public rusty_tcp_* calls, and the once-per-poll step
+ * that sends what became sendable and emits socket events.
+ * Not: segment processing (tcp_in.c), output (tcp_out.c), buffers and the
+ * memory limit (tcp_buf.c), timers (tcp_timer.c), congestion control (tcp_cc.c).
  *
  * Call chains:
  *   rusty_stack_new -> rusty_tcp_init;  rusty_stack_free -> rusty_tcp_destroy
