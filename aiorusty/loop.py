@@ -66,6 +66,22 @@ _Base = asyncio.SelectorEventLoop       # asyncio.unix_events._UnixSelectorEvent
 _ipv4 = _ipconv.literal               # host as a normalised IPv4 literal, or None
 
 
+def _port_number(port, type_):
+    """A port as asyncio takes it (an int, a numeric string or a service name, through
+    getaddrinfo there) as the int the stack takes; None is 0."""
+    if port is None or isinstance(port, int):
+        return port or 0
+    if isinstance(port, (str, bytes)):
+        name = port.decode() if isinstance(port, bytes) else port
+        if name.isdigit():
+            return int(name)
+        try:
+            return socket.getservbyname(name, "udp" if type_ == socket.SOCK_DGRAM else "tcp")
+        except OSError:
+            raise socket.gaierror(socket.EAI_SERVICE, f"Servname not supported for ai_socktype: {port!r}") from None
+    raise TypeError(f"port must be an int or a str, not {type(port).__name__}")
+
+
 def _source_address(stack, dest):
     """The interface address the stack sends to dest from (longest prefix, else a gateway's)."""
     best = _source_interface(stack, dest)
@@ -192,7 +208,7 @@ class RustyEventLoop(_Base):
         host, port = addr
         ip = _ipv4(host)
         if ip is not None or host in _WILDCARDS:
-            return (ip if ip is not None else "0.0.0.0", port)
+            return (ip if ip is not None else "0.0.0.0", _port_number(port, type_))
         if not isinstance(host, str) or ":" in host:
             return None
         try:
@@ -287,6 +303,7 @@ class RustyEventLoop(_Base):
                                    start_serving=True, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
                                    **kw):
         from .server import add_stack_listeners, new_server
+        port = _port_number(port, socket.SOCK_STREAM)
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
             raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
         on_stack = [(st, _ipv4(h)) for st, h in mine if st is not None]

@@ -180,6 +180,14 @@ def new_server(loop, protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_
 
 
 def _listen(stack, ip, port, backlog):
+    handle = _listen_port(stack, ip, port, backlog)
+    # asyncio and uvloop set TCP_NODELAY on every TCP transport; the listener's
+    # connections inherit it (Nagle only where the app turns NODELAY off).
+    stack.tcp_setsockopt(handle, "nodelay", 1)
+    return handle
+
+
+def _listen_port(stack, ip, port, backlog):
     if port:
         return stack.tcp_listen(ip, port, backlog)
     # The stack's listen takes no port 0 (yet): pick an ephemeral port here.
@@ -247,6 +255,7 @@ async def create_stack_connection(loop, stack, protocol_factory, dest, host, *, 
     if local_addr is not None:
         src = (local_addr[0] or 0, local_addr[1] or 0)
     handle = stack.tcp_connect(dest, src)
+    stack.tcp_setsockopt(handle, "nodelay", 1)     # as asyncio's transports do
     fut = loop.create_future()
     loop._stack_register(stack, handle, _Connecting(fut))
     try:

@@ -413,5 +413,7 @@ int rusty_tcp_close(struct rusty_stack *stack, uint32_t sock, uint64_t now_us);
 int rusty_tcp_abort(struct rusty_stack *stack, uint32_t sock, uint64_t now_us);
 int rusty_tcp_get_info(struct rusty_stack *stack, uint32_t sock, struct rusty_tcp_info *out);
 int rusty_tcp_set_option(struct rusty_stack *stack, uint32_t sock, int opt, int64_t value);
+/* The value in force of RUSTY_TCP_NODELAY or RUSTY_TCP_KEEPALIVE (0 or 1), on a connection or a listener. */
+int rusty_tcp_get_option(struct rusty_stack *stack, uint32_t sock, int opt, int64_t *value);
 
 #endif

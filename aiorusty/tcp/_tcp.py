@@ -173,6 +173,13 @@ class TcpApi:
         check(lib.rusty_tcp_get_info(self._ptr, h, out), "tcp info")
         return (_str_ip(out.local_ip), out.local_port), (_str_ip(out.remote_ip), out.remote_port)
 
+    def tcp_getsockopt(self, h, opt):
+        """The value in force of 'nodelay' or 'keepalive' (or socket.TCP_NODELAY / SO_KEEPALIVE): 0 or 1."""
+        key = _NAMES.get(opt) if isinstance(opt, str) else _SOCKOPTS.get(opt)
+        out = ffi.new("int64_t *")
+        check(lib.rusty_tcp_get_option(self._ptr, h, key[0] if key else -1, out), f"tcp getsockopt {opt!r}")
+        return out[0]
+
     def tcp_setsockopt(self, h, opt, value):
         """opt: a name ('nodelay', 'keepidle', ...; times in seconds) or a socket module
         constant (socket.TCP_NODELAY, socket.TCP_KEEPIDLE, ...)."""

@@ -3,8 +3,9 @@
 Owns: a small socket-like view of one stack socket handle, with the attributes
 and calls asyncio code and libraries use on a transport's socket (family, type,
 proto, fileno, getsockname, getpeername, getsockopt, setsockopt). TCP_NODELAY
-and SO_KEEPALIVE are forwarded to the stack's connection (Stack.tcp_setsockopt);
-other options are remembered and read back, as a kernel socket would echo them.
+and SO_KEEPALIVE are forwarded to the stack's connection and read back from it
+(Stack.tcp_setsockopt / tcp_getsockopt); other options are remembered and read
+back, as a kernel socket would echo them.
 There is no file descriptor: fileno() is -1, like a closed socket, so code that
 would hand it to select()/epoll fails loudly instead of watching the wrong fd.
 """
@@ -54,6 +55,11 @@ class StackSocket:
         self._options[key] = value
 
     def getsockopt(self, level, optname, buflen=None):
+        name = _FORWARDED.get((level, optname))
+        if name is not None and self.type == socket.SOCK_STREAM and buflen is None:
+            value = self._transport._getsockopt(name)   # what the stack's connection does
+            if value is not None:
+                return value
         value = self._options.get((level, optname), 0)
         return int(value) if buflen is None and not isinstance(value, (bytes, bytearray)) else value
 

@@ -72,6 +72,10 @@ def _recv_into(stack, handle, buf):
     return check(ret, "tcp recv")
 
 
+def _not_started(transport):
+    """The reader of a transport whose connection_made has not run yet: reads nothing."""
+
+
 class StackStreamTransport(_StackTransport, Transport):
     """A TCP connection on the user-space stack (made by create_connection or a Server)."""
 
@@ -92,6 +96,7 @@ class StackStreamTransport(_StackTransport, Transport):
         self._write_tick = -1             # the selector tick of the last write (see _close_sent)
         self._peek_out = None           # rusty_tcp_peek's out-arguments, for a ViewProtocol only
         self._selector = loop._selector
+        self._started = False           # connection_made not called yet: nothing is read
         self.set_protocol(protocol)
         if server is not None:
             server._attach(self) if _ATTACH_TRANSPORT else server._attach()
@@ -101,7 +106,12 @@ class StackStreamTransport(_StackTransport, Transport):
 
     def _start(self):
         # One callback for asyncio's two (connection_made, then the reader added):
-        # the same order, one Handle less per connection.
+        # the same order, one Handle less per connection. Until it runs the reader is
+        # a no-op, so a stack event for this handle (a peer that speaks or closes at
+        # once) never reaches the protocol before connection_made; the bytes wait in
+        # the stack and the read below takes them.
+        self._started = True
+        self._reader = self._protocol_reader
         try:
             self._protocol.connection_made(self)
         finally:
@@ -111,13 +121,15 @@ class StackStreamTransport(_StackTransport, Transport):
         # The reader for this kind of protocol, as a plain function: a bound method kept
         # on self would be a reference cycle.
         if isinstance(protocol, BufferedProtocol):
-            self._reader = StackStreamTransport._read_ready_buffered
+            reader = StackStreamTransport._read_ready_buffered
         elif isinstance(protocol, ViewProtocol):
-            self._reader = StackStreamTransport._read_ready_views
+            reader = StackStreamTransport._read_ready_views
             if self._peek_out is None:
                 self._peek_out = (ffi.new("const uint8_t **"), ffi.new("size_t *"))
         else:
-            self._reader = StackStreamTransport._read_ready_data
+            reader = StackStreamTransport._read_ready_data
+        self._protocol_reader = reader
+        self._reader = reader if self._started else _not_started
         super().set_protocol(protocol)
 
     def _close_handle(self, handle):
@@ -126,6 +138,12 @@ class StackStreamTransport(_StackTransport, Transport):
     def _setsockopt(self, name, value):
         if self._handle is not None:
             self._stack.tcp_setsockopt(self._handle, name, value)
+
+    def _getsockopt(self, name):
+        """The stack connection's option in force; None once the handle is gone."""
+        if self._handle is None:
+            return None
+        return self._stack.tcp_getsockopt(self._handle, name)
 
     # -- events from the stack ----------------------------------------------------------
 

@@ -237,3 +237,57 @@ def test_600_websocket_clients_held_open(where):
         assert run(loop, main()) == all_served(600)
         assert len(served) == 600
         no_resets(stack)
+
+
+BANNER_SERVER = r"""
+import asyncio, sys
+class Banner(asyncio.Protocol):
+    def connection_made(self, transport):
+        transport.write(b"220 hello\r\n")
+        transport.close()
+async def main():
+    await asyncio.get_running_loop().create_server(Banner, sys.argv[1], int(sys.argv[2]), backlog=1024)
+    print("ready", flush=True)
+    await asyncio.sleep(60)
+asyncio.run(main())
+"""
+
+
+class _Recorder(asyncio.Protocol):
+    def __init__(self, loop):
+        self.events, self.lost = [], loop.create_future()
+
+    def connection_made(self, transport):
+        self.events.append("made")
+
+    def data_received(self, data):
+        self.events.append("data")
+
+    def eof_received(self):
+        self.events.append("eof")
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+def test_connection_made_first_against_a_kernel_banner_server():
+    """A kernel server in the namespace writes a banner and closes as it accepts: each of
+    200 client connections on the stack sees connection_made before data and EOF (the
+    SYN-ACK, the banner and the FIN can arrive together)."""
+    with tap_loop() as (loop, host, prefix, stack):
+        proc = subprocess.Popen(prefix + [sys.executable, "-c", BANNER_SERVER, HOST_IP, str(PORT)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+
+            async def main():
+                conns = await asyncio.gather(*(loop.create_connection(lambda: _Recorder(loop), HOST_IP, PORT)
+                                               for _ in range(200)))
+                for _, p in conns:
+                    await p.lost
+                return [p.events for _, p in conns]
+            orders = run(loop, main(), timeout=60)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert [o for o in orders if o != ["made", "data", "eof"]][:3] == []

@@ -385,6 +385,58 @@ class _TestTCP(_TCPHelpers):
             await self._finish(server, cp, sp)
         self.run_loop(main())
 
+    def test_tcp_nodelay_is_on_by_default_and_can_be_turned_off(self):
+        # asyncio and uvloop set TCP_NODELAY on every TCP transport, client and server
+        # side alike: a request written in two parts must not wait for Nagle.
+        async def main():
+            server, sp, ct, cp = await self._pair()
+            for t in (ct, sp.transport):
+                sock = t.get_extra_info("socket")
+                self.assertTrue(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            sock = ct.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+            self.assertFalse(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            await self._finish(server, cp, sp)
+        self.run_loop(main())
+
+    def test_string_ports(self):
+        # asyncio passes ports through getaddrinfo: "0", "8080" and service names work.
+        async def main():
+            server = await self.loop.create_server(lambda: Proto(self.loop), self.HOST, "0")
+            port = server.sockets[0].getsockname()[1]
+            self.assertIsInstance(port, int)
+            self.assertNotEqual(port, 0)
+            ct, cp = await self.loop.create_connection(lambda: Proto(self.loop), self.HOST, str(port))
+            self.assertEqual(ct.get_extra_info("peername"), (self.HOST, port))
+            ct.close()
+            await cp.lost
+            with self.assertRaises(socket.gaierror):
+                await self.loop.create_connection(lambda: Proto(self.loop), self.HOST, "no-such-service")
+            server.close()
+            await server.wait_closed()
+        self.run_loop(main())
+
+    def test_connection_made_first_when_the_peer_speaks_first_or_closes(self):
+        # asyncio calls connection_made before any data_received / eof_received, also
+        # for a peer that sends a banner and closes the moment it accepts.
+        class Banner(asyncio.Protocol):
+            def connection_made(self, transport):
+                transport.write(b"220 hello\r\n")
+                transport.close()
+
+        async def main():
+            server = await self.loop.create_server(Banner, self.HOST, 0)
+            port = server.sockets[0].getsockname()[1]
+            conns = await asyncio.gather(*(self.loop.create_connection(lambda: Proto(self.loop), self.HOST, port)
+                                           for _ in range(100)))
+            for _, p in conns:
+                await p.lost
+                self.assertEqual(p.events[0], "made", p.events)
+                self.assertEqual(bytes(p.data), b"220 hello\r\n")
+            server.close()
+            await server.wait_closed()
+        self.run_loop(main())
+
     def test_server_start_serving_false_and_serve_forever(self):
         async def main():
             server = await self.loop.create_server(lambda: Proto(self.loop), self.HOST, 0, start_serving=False)

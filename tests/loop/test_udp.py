@@ -89,6 +89,22 @@ class _TestUDP:
             self.assertEqual(spr.events, ["made"] + ["data"] * 5 + ["lost"])
         self.run_loop(main())
 
+    def test_string_remote_port(self):
+        # asyncio resolves a port given as a string (getaddrinfo takes "9000" and service names).
+        async def main():
+            srv, spr = await self._server()
+            host, port = srv.get_extra_info("sockname")
+            cli, cpr = await self.loop.create_datagram_endpoint(lambda: Recorder(self.loop),
+                                                                remote_addr=(host, str(port)))
+            self.assertEqual(cli.get_extra_info("peername"), (host, port))
+            cli.sendto(b"ping")
+            self.assertEqual(await cpr.got.get(), (b"PING", (host, port)))
+            cli.close()
+            srv.close()
+            await cpr.lost
+            await spr.lost
+        self.run_loop(main())
+
     def test_burst_to_new_peer(self):
         # The first datagrams to a peer not yet in the ARP cache must not be lost.
         async def main():

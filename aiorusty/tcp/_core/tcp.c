@@ -1119,6 +1119,25 @@ int rusty_tcp_set_option(struct rusty_stack *s, uint32_t sock, int opt, int64_t 
     }
 }
 
+int rusty_tcp_get_option(struct rusty_stack *s, uint32_t sock, int opt, int64_t *value)
+{
+    struct rusty_tcp_listener *l = rusty_sock_get(s, sock, RUSTY_SOCK_TCP_LISTEN);
+    struct rusty_tcb *t = l ? NULL : get_tcb(s, sock);
+    if (!l && !t)
+        return -EBADF;
+    uint32_t flags = l ? l->flags : t->flags;
+    switch (opt) {
+    case RUSTY_TCP_NODELAY:
+        *value = (flags & TF_NODELAY) != 0;
+        return 0;
+    case RUSTY_TCP_KEEPALIVE:
+        *value = (flags & TF_KEEPALIVE) != 0;
+        return 0;
+    default:
+        return -ENOPROTOOPT;
+    }
+}
+
 /* --------------------------------------------------------------- per poll */
 
 static void emit_events(struct rusty_stack *s, struct rusty_tcb *t)
