@@ -16,8 +16,8 @@ Routing rule (IPv4 only; the stack has no IPv6):
   * `sock=` given, an IPv6/Unix family or address, or a host that does not
     resolve to IPv4 -> the kernel, by calling asyncio's own method unchanged.
   * A local address (server host, local_addr) that is one of the stack's
-    interface addresses -> the stack (server hosts must be literals: names
-    such as 'localhost' go to the kernel).
+    interface addresses -> the stack. A server host name is resolved as a
+    client's would be, so 'localhost' goes where a client to it goes.
   * A wildcard (None, '', '0.0.0.0'):
       - create_server: the stack AND the kernel, so the app stays reachable
         on localhost; one asyncio.Server holds both listeners, and with
@@ -26,7 +26,9 @@ Routing rule (IPv4 only; the stack has no IPv6):
   * A destination (create_connection host, datagram remote_addr, names are
     resolved first) that Stack.route() says is one of its addresses or
     reachable through an interface -> the stack, unless local_addr pins a
-    specific address the stack does not own -> the kernel. A connected
+    specific address the stack does not own -> the kernel. Loopback
+    (127.0.0.0/8) is reachable only when a stack owns the address: a default
+    gateway does not carry it. A connected
     datagram endpoint without a local address binds the route's source
     address, as connect() does on the kernel.
   * Anything else -> the kernel.
@@ -186,9 +188,13 @@ class RustyEventLoop(_Base):
         return None
 
     def _stack_for_dest(self, ip):
-        """The stack to send to ip from: one with a link towards it first, then one owning it."""
+        """The stack to send to ip from: one with a link towards it first, then one owning it.
+        A loopback address (127.0.0.0/8) is the kernel's unless a stack owns it: a stack's
+        default gateway must not carry 'localhost'."""
         if ip is None:
             return None
+        if ip.startswith("127."):
+            return self._stack_for_local(ip)
         owner = None
         for st in self._stacks:
             r = st.route(ip)
@@ -294,8 +300,17 @@ class RustyEventLoop(_Base):
         if self._stack_has_tcp() and kw.get("sock") is None and kw.get("family", 0) in (0, socket.AF_INET):
             hosts = [host] if isinstance(host, str) or host is None else list(host)
             wild = [h for h in hosts if h in _WILDCARDS]
-            mine = [(self._stack_for_local(_ipv4(h)), h) for h in hosts if h not in _WILDCARDS]
-            if wild or any(st is not None for st, _ in mine):
+            # A name is resolved as a client's would be, so a server and its clients on
+            # this loop meet on the same side ('localhost' included).
+            mine = []
+            for h in hosts:
+                if h not in _WILDCARDS:
+                    ip = _ipv4(h)
+                    if ip is None and isinstance(h, str) and ":" not in h:
+                        found = await self._resolve_v4((h, 0), socket.SOCK_STREAM)
+                        ip = found[0] if found is not None else None
+                    mine.append((self._stack_for_local(ip), h, ip))
+            if wild or any(st is not None for st, _, _ in mine):
                 return await self._stack_create_server(protocol_factory, hosts, wild, mine, port, **kw)
         return await super().create_server(protocol_factory, host, port, **kw)
 
@@ -306,10 +321,10 @@ class RustyEventLoop(_Base):
         port = _port_number(port, socket.SOCK_STREAM)
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
             raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
-        on_stack = [(st, _ipv4(h)) for st, h in mine if st is not None]
+        on_stack = [(st, ip) for st, _, ip in mine if st is not None]
         if wild:                        # every stack, all its addresses
             on_stack += [(st, "0.0.0.0") for st in self._stacks]
-        kernel_hosts = wild + [h for st, h in mine if st is None]
+        kernel_hosts = wild + [h for st, h, _ in mine if st is None]
         if kernel_hosts:
             extra = {"ssl_handshake_timeout": ssl_handshake_timeout}
             if ssl_shutdown_timeout is not None:

@@ -162,3 +162,42 @@ def test_add_interface_at_run_time():
             plain.add_interface("loopback,ip=10.81.0.1/24")
         finally:
             plain.close()
+
+
+async def _meet_on(loop, host):
+    """A server and a client on `host` in one loop: (where the server's socket is, the echo)."""
+    async def handle(reader, writer):
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(handle, host, 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"hi\n")
+    echo = await reader.readline()
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    return writer.get_extra_info("socket").fileno() < 0, echo
+
+
+def test_localhost_stays_on_the_kernel_past_a_default_gateway():
+    # A stack with a default gateway reaches every address but 127.0.0.0/8: 'localhost'
+    # servers and clients both stay on the kernel, and meet.
+    loop = new_event_loop(interfaces="loopback,ip=10.77.0.1/24,gw=10.77.0.254")
+    try:
+        assert loop.route("10.99.0.1") == "stack" and loop.route("127.0.0.1") == "kernel"
+        assert loop.run_until_complete(_meet_on(loop, "localhost")) == (False, b"hi\n")
+    finally:
+        loop.close()
+
+
+def test_localhost_on_a_stack_that_owns_127_0_0_1():
+    # A stack given 127.0.0.1/8 (to run a foreign test suite on it) serves 'localhost'
+    # for servers and clients alike.
+    loop = new_event_loop(interfaces="loopback,ip=127.0.0.1/8")
+    try:
+        assert loop.route("127.0.0.1") == "stack"
+        assert loop.run_until_complete(_meet_on(loop, "localhost")) == (True, b"hi\n")
+    finally:
+        loop.close()
