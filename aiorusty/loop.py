@@ -111,6 +111,8 @@ class RustyEventLoop(_Base):
     # attribute it checks and says nothing after the error was raised.
     _closed = True
 
+    _kernel_only_warned = False
+
     def __init__(self, interfaces=None, *, busy_poll_us=None, stack=None, selector=None, **stack_options):
         cfg = _config.load(interfaces, busy_poll_us=busy_poll_us, **stack_options)
         self._rusty_config = cfg
@@ -312,7 +314,21 @@ class RustyEventLoop(_Base):
                     mine.append((self._stack_for_local(ip), h, ip))
             if wild or any(st is not None for st, _, _ in mine):
                 return await self._stack_create_server(protocol_factory, hosts, wild, mine, port, **kw)
+        if self._stack_has_tcp():
+            self._warn_kernel_only(host, kw)
         return await super().create_server(protocol_factory, host, port, **kw)
+
+    def _warn_kernel_only(self, host, kw):
+        """Once per loop: interfaces are configured, yet a server listens on the kernel only
+        (an app that binds 127.0.0.1, or passes its own socket), so peers of the stack
+        reach nothing and their connections are reset."""
+        if self._kernel_only_warned:
+            return
+        self._kernel_only_warned = True
+        addrs = ", ".join(str(i.ip.ip) for st in self._stacks for i in st.interfaces if i.ip is not None)
+        what = "a socket passed as sock=" if kw.get("sock") is not None else f"host {host!r}"
+        log.warning("a server listens on the kernel only (%s), while the stack serves %s: connections to the "
+                    "stack's addresses do not reach it; listen on one of them, or on 0.0.0.0 for both", what, addrs)
 
     async def _stack_create_server(self, protocol_factory, hosts, wild, mine, port, *, backlog=100, ssl=None,
                                    start_serving=True, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,

@@ -201,3 +201,24 @@ def test_localhost_on_a_stack_that_owns_127_0_0_1():
         assert loop.run_until_complete(_meet_on(loop, "localhost")) == (True, b"hi\n")
     finally:
         loop.close()
+
+
+def test_one_warning_when_servers_listen_on_the_kernel_only(caplog):
+    # With interfaces configured, an app that binds only 127.0.0.1 is unreachable from the
+    # stack's peers: said once, at the first such server; stack servers say nothing.
+    loop = new_event_loop(interfaces=STACK_IFACE)
+    try:
+        async def main():
+            servers = [await asyncio.start_server(lambda r, w: None, "10.77.0.1", 0)]
+            assert not [r for r in caplog.records if r.name == "aiorusty.loop"]
+            for _ in range(2):
+                servers.append(await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0))
+            for s in servers:
+                s.close()
+                await s.wait_closed()
+        with caplog.at_level("WARNING", logger="aiorusty.loop"):
+            loop.run_until_complete(main())
+        warnings_ = [r.getMessage() for r in caplog.records if r.name == "aiorusty.loop"]
+        assert len(warnings_) == 1 and "127.0.0.1" in warnings_[0] and "10.77.0.1" in warnings_[0], warnings_
+    finally:
+        loop.close()
