@@ -222,3 +222,18 @@ def test_one_warning_when_servers_listen_on_the_kernel_only(caplog):
         assert len(warnings_) == 1 and "127.0.0.1" in warnings_[0] and "10.77.0.1" in warnings_[0], warnings_
     finally:
         loop.close()
+
+
+def test_a_loop_whose_constructor_failed_is_quiet_when_collected():
+    # A bad interface spec raises a clear error; the half-made loop must not add
+    # "Exception ignored in BaseEventLoop.__del__" when it is collected.
+    import gc
+    seen = []
+    old, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        with pytest.raises(InterfaceSpecError):
+            RustyEventLoop(interfaces="nosuchdriver:x,ip=10.0.0.1/24")
+        gc.collect()
+    finally:
+        sys.unraisablehook = old
+    assert [repr(u.exc_value) for u in seen] == []
