@@ -24,7 +24,7 @@ sys.path.insert(0, os.environ.get("AIORUSTY_SRC") or ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _machine import describe, write_json  # noqa: E402
-from _shm_pair import shm_pair  # noqa: E402
+from _stacks import shm_pair  # noqa: E402
 
 SHAPES = [("8MiB write, read", 8 * 2**20, False), ("64MiB write, read", 64 * 2**20, False),
           ("8MiB write+drain, read", 8 * 2**20, True)]

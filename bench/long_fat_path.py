@@ -23,7 +23,7 @@ sys.path.insert(0, os.environ.get("AIORUSTY_SRC") or ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _machine import describe, write_json  # noqa: E402
-from _shm_pair import shm_pair  # noqa: E402
+from _stacks import shm_pair  # noqa: E402
 
 IPS = ("10.86.0.1", "10.86.0.2")
 

@@ -34,6 +34,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from _machine import describe, write_json  # noqa: E402  (bench/, the script's own directory)
+from _stacks import pair_stacks  # noqa: E402
 
 CONNECTED = 17                          # RUSTY_EV_TCP_CONNECTED
 
@@ -72,17 +73,12 @@ def rss_bytes():
 
 def child(n, ring):
     """Open n idle connections between two stacks; print the measurements as JSON."""
-    from aiorusty.nic import open_pair
-    from aiorusty.tcp import Stack
 
     # tcp_mem charges open windows, not memory: lifted so no connection starts clamped.
     limit = {"tcp_mem": 1 << 40}
     bufs = dict(tcp_sndbuf=ring, tcp_rcvbuf=ring) if ring else {}
     cfg = dict(ephemeral_lo=1024, ephemeral_hi=65535, **bufs, **limit)
-    a, b = open_pair(pool=8192, ring=4096)
-    sa, sb = Stack(seed=1, **cfg), Stack(seed=2, **cfg)
-    sa.add_interface(a, 0, ip="10.1.0.1/24")
-    sb.add_interface(b, 0, ip="10.1.0.2/24")
+    sa, sb, close = pair_stacks(("10.1.0.1", "10.1.0.2"), pool=8192, ring=4096, **cfg)
     now = 0
 
     def tick():
@@ -134,10 +130,7 @@ def child(n, ring):
         "heap_per_endpoint": (heap1 - heap0) / ep,
         "heap_per_endpoint_without_rings": (heap1 - heap0 - ring_bytes) / ep,
     }
-    sa.close()
-    sb.close()
-    a.close()
-    b.close()
+    close()
     print(json.dumps(out))
 
 

@@ -18,9 +18,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aiorusty.nic import open_pair  # noqa: E402
-from aiorusty.tcp import Stack  # noqa: E402
 from _machine import describe, write_json  # noqa: E402
+from _stacks import pair_stacks  # noqa: E402
 
 
 def rss_kib():
@@ -37,11 +36,7 @@ def main():
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--json")
     args = ap.parse_args()
-    a, b = open_pair(pool=16384)
-    cfg = dict(tcp_msl_us=1000)             # otherwise the stack's defaults
-    sa, sb = Stack(seed=1, **cfg), Stack(seed=2, **cfg)
-    sa.add_interface(a, 0, ip="10.3.0.1/24")
-    sb.add_interface(b, 0, ip="10.3.0.2/24")
+    sa, sb, close = pair_stacks(("10.3.0.1", "10.3.0.2"), pool=16384, tcp_msl_us=1000)   # otherwise defaults
     now = 0
 
     def tick():
@@ -80,11 +75,8 @@ def main():
     per_conn = (rss_kib() - base) * 1024 / args.idle / 2
     res = {**describe(device="pair (in-process)", loop="python driver, virtual clock", pinning="none, one process"),
            "connections_per_second": round(cps), "idle_conn_bytes_rss": round(per_conn),
-           "established": sa.stats()["tcp_conns"], "sndbuf": 65536, "rcvbuf": 65536}
-    sa.close()
-    sb.close()
-    a.close()
-    b.close()
+           "established": sa.stats()["tcp_conns"], "stack_options": "defaults, tcp_msl_us=1000"}
+    close()
     print(json.dumps(res, indent=2))
     write_json(args.json, res)
 

@@ -96,7 +96,7 @@ class StackStreamTransport(_StackTransport, Transport):
         self._write_tick = -1             # the selector tick of the last write (see _close_sent)
         self._peek_out = None           # rusty_tcp_peek's out-arguments, for a ViewProtocol only
         self._selector = loop._selector
-        self._started = False           # connection_made not called yet: nothing is read
+        self._reader = _not_started     # until connection_made has run (see _start)
         self.set_protocol(protocol)
         if server is not None:
             server._attach(self) if _ATTACH_TRANSPORT else server._attach()
@@ -110,7 +110,6 @@ class StackStreamTransport(_StackTransport, Transport):
         # a no-op, so a stack event for this handle (a peer that speaks or closes at
         # once) never reaches the protocol before connection_made; the bytes wait in
         # the stack and the read below takes them.
-        self._started = True
         self._reader = self._protocol_reader
         try:
             self._protocol.connection_made(self)
@@ -129,7 +128,8 @@ class StackStreamTransport(_StackTransport, Transport):
         else:
             reader = StackStreamTransport._read_ready_data
         self._protocol_reader = reader
-        self._reader = reader if self._started else _not_started
+        if self._reader is not _not_started:
+            self._reader = reader
         super().set_protocol(protocol)
 
     def _close_handle(self, handle):

@@ -229,6 +229,18 @@ static void tw_unlink(struct rusty_tcp_state *ts, struct rusty_tcb *t)
     t->tw_prev = t->tw_next = NULL;
 }
 
+/* End the oldest TIME-WAIT block early (tcp_time_wait_recycled): freed unless
+   the user still holds its handle. */
+static void tw_end_oldest(struct rusty_stack *s)
+{
+    struct rusty_tcb *old = s->tcp->tw_head;
+    tw_unlink(s->tcp, old);
+    if (old->state == TCP_TIME_WAIT) {
+        s->stats.tcp_time_wait_recycled++;
+        tcp_drop(s, old, 0);
+    }
+}
+
 /* Add a slab of control blocks (the last one may be short, to stop at
    cfg.max_tcp_conns), and first the timer-heap slots its blocks' timers need:
    when either allocation fails no slab is added. */
@@ -281,12 +293,7 @@ struct rusty_tcb *tcp_tcb_alloc(struct rusty_stack *s)
            keeps one per request for 2*MSL, far more than the table at a few
            thousand requests a second; its reuse-on-SYN rule (RFC 6191) cannot
            help, as every client port is new. */
-        struct rusty_tcb *old = ts->tw_head;
-        if (old->state == TCP_TIME_WAIT) {
-            s->stats.tcp_time_wait_recycled++;
-            tcp_drop(s, old, 0);        /* freed unless the user still holds its handle */
-        }
-        tw_unlink(ts, old);
+        tw_end_oldest(s);
         t = tcb_take(s);
     }
     if (!t) {
@@ -456,15 +463,8 @@ void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err)
    (tcp_time_wait_recycled); RFC 6191 and PAWS still guard the newer ones. */
 static void time_wait_trim(struct rusty_stack *s)
 {
-    struct rusty_tcp_state *ts = s->tcp;
-    while (ts->tw_count > s->cfg.tcp_max_time_wait && ts->tw_head) {
-        struct rusty_tcb *old = ts->tw_head;
-        tw_unlink(ts, old);
-        if (old->state == TCP_TIME_WAIT) {
-            s->stats.tcp_time_wait_recycled++;
-            tcp_drop(s, old, 0);
-        }
-    }
+    while (s->tcp->tw_count > s->cfg.tcp_max_time_wait && s->tcp->tw_head)
+        tw_end_oldest(s);
 }
 
 void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64_t now)
@@ -781,8 +781,7 @@ static void recv_release(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n)
     if (t->state != TCP_CLOSED && !(t->flags & TF_EOF_SEEN)) {
         uint32_t wnd = tcp_rcv_window(t);
         uint32_t adv = seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
-        uint32_t thresh = t->rcvbuf / 2 < t->mss ? t->rcvbuf / 2 : t->mss;
-        if (wnd >= adv + thresh) {
+        if (wnd >= adv + tcp_rcv_sws_threshold(t)) {
             t->flags |= TF_ACK_NOW;
             tcp_want_output(s, t);
         }
@@ -1034,21 +1033,6 @@ int rusty_tcp_get_info(struct rusty_stack *s, uint32_t sock, struct rusty_tcp_in
     return 0;
 }
 
-/* SO_SNDBUF / SO_RCVBUF on a connection. The send ring keeps what it holds and
-   shrinks when it drains; the receive buffer is fixed at `size` (auto-tuning
-   off), while a window already offered stays open (RFC 9293 3.8.6.2.2). Before
-   the SYN is sent the receive size also picks the window scale. */
-static int set_buffer(struct rusty_tcb *t, int snd, uint32_t size)
-{
-    if (snd) {
-        t->sndbuf_max = size;
-        return 0;
-    }
-    t->rcvbuf = t->rcvbuf_max = size;
-    t->flags |= TF_RCVBUF_LOCK;
-    return 0;
-}
-
 int rusty_tcp_set_option(struct rusty_stack *s, uint32_t sock, int opt, int64_t value)
 {
     struct rusty_tcp_listener *l = rusty_sock_get(s, sock, RUSTY_SOCK_TCP_LISTEN);
@@ -1097,18 +1081,19 @@ int rusty_tcp_set_option(struct rusty_stack *s, uint32_t sock, int opt, int64_t 
         return 0;
     case RUSTY_TCP_SNDBUF:
     case RUSTY_TCP_RCVBUF:
+        /* SO_SNDBUF: the send ring's ceiling (it keeps what it holds and shrinks
+           when it drains). SO_RCVBUF: the receive buffer, fixed (auto-tuning off),
+           while a window already offered stays open (RFC 9293 3.8.6.2.2); on a
+           listener or before the SYN it also picks the window scale. */
         if (value < 2048 || value > (1 << 30))
             return -EINVAL;
-        if (l) {
-            if (opt == RUSTY_TCP_SNDBUF) {
-                l->sndbuf_max = (uint32_t)value;
-            } else {
-                l->rcvbuf = l->rcvbuf_max = (uint32_t)value;
-                l->flags |= TF_RCVBUF_LOCK;
-            }
-            return 0;
+        if (opt == RUSTY_TCP_SNDBUF) {
+            *(l ? &l->sndbuf_max : &t->sndbuf_max) = (uint32_t)value;
+        } else {
+            *(l ? &l->rcvbuf : &t->rcvbuf) = *(l ? &l->rcvbuf_max : &t->rcvbuf_max) = (uint32_t)value;
+            *flags |= TF_RCVBUF_LOCK;
         }
-        return set_buffer(t, opt == RUSTY_TCP_SNDBUF, (uint32_t)value);
+        return 0;
     case RUSTY_TCP_RETRIES:
         if (!t || value <= 0 || value > 255)
             return -EINVAL;

@@ -310,7 +310,7 @@ uint32_t tcp_rcv_window_grant(struct rusty_stack *s, struct rusty_tcb *t, uint32
 uint32_t tcp_snd_reserve(struct rusty_stack *s, struct rusty_tcb *t, uint32_t need);
 /* The send ring is empty: give it back. */
 void tcp_snd_release(struct rusty_stack *s, struct rusty_tcb *t);
-/* Both rings back, charges dropped (the connection ends or lingers without data). */
+/* Both rings back and the charges dropped, after tcp_sndq_clear (the connection ends). */
 void tcp_buf_release_all(struct rusty_stack *s, struct rusty_tcb *t);
 
 /* ---- tcp_sndq.c: the send queue (ring bytes and static payload ranges) */
@@ -342,6 +342,7 @@ void tcp_send_probe(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now, in
 int tcp_send_window_filler(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
 uint32_t tcp_rcv_window(const struct rusty_tcb *t);
 uint32_t tcp_rcv_open(const struct rusty_tcb *t);   /* rcv_adv - rcv_nxt, 0 if behind */
+uint32_t tcp_rcv_sws_threshold(const struct rusty_tcb *t);
 uint32_t tcp_flight(const struct rusty_tcb *t);
 uint32_t tcp_unsent(const struct rusty_tcb *t);
 uint32_t tcp_ts_now(uint64_t now);

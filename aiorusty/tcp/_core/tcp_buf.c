@@ -124,6 +124,18 @@ void tcp_buf_destroy(struct rusty_stack *s)
     }
 }
 
+/* A connection's ring goes back to the cache (or to malloc). */
+static void ring_give_back(struct rusty_stack *s, uint8_t **ring, uint32_t *cap)
+{
+    if (!*ring)
+        return;
+    ring_put(s->tcp, *ring, *cap);
+    s->tcp->buffer_bytes -= *cap;
+    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
+    *ring = NULL;
+    *cap = 0;
+}
+
 /* Move a ring's `used` bytes from `head` into a new ring of `size` bytes, at its start. */
 static uint8_t *ring_resize(struct rusty_stack *s, uint8_t *old, uint32_t cap, uint32_t head, uint32_t used,
                             uint32_t size)
@@ -287,12 +299,8 @@ void tcp_rcv_consumed(struct rusty_stack *s, struct rusty_tcb *t, uint32_t n)
 {
     if (!(t->flags & TF_RCVBUF_LOCK))
         rcv_space_adjust(s, t, n);
-    if (t->rlen == 0 && t->n_ooo == 0 && t->rbuf) {
-        ring_put(s->tcp, t->rbuf, t->rcap);
-        s->tcp->buffer_bytes -= t->rcap;
-        s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
-        t->rbuf = NULL;
-        t->rcap = 0;
+    if (t->rlen == 0 && t->n_ooo == 0) {
+        ring_give_back(s, &t->rbuf, &t->rcap);
         t->rhead = 0;
     }
     tcp_rcv_recharge(s, t);
@@ -333,33 +341,17 @@ void tcp_snd_release(struct rusty_stack *s, struct rusty_tcb *t)
 {
     if (!t->sbuf || t->sring)
         return;
-    ring_put(s->tcp, t->sbuf, t->scap);
-    s->tcp->buffer_bytes -= t->scap;
-    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
     charge(s, -(int64_t)t->scap);
-    t->sbuf = NULL;
-    t->scap = 0;
+    ring_give_back(s, &t->sbuf, &t->scap);
     t->shead = 0;
 }
 
 void tcp_buf_release_all(struct rusty_stack *s, struct rusty_tcb *t)
 {
-    if (t->sbuf) {
-        ring_put(s->tcp, t->sbuf, t->scap);
-        s->tcp->buffer_bytes -= t->scap;
-        charge(s, -(int64_t)t->scap);
-        t->sbuf = NULL;
-    }
-    t->scap = 0;
-    if (t->rbuf) {
-        ring_put(s->tcp, t->rbuf, t->rcap);
-        s->tcp->buffer_bytes -= t->rcap;
-        t->rbuf = NULL;
-    }
-    t->rcap = 0;
-    t->rlen = 0;
+    tcp_snd_release(s, t);              /* after tcp_sndq_clear: the ring holds nothing */
+    ring_give_back(s, &t->rbuf, &t->rcap);
+    t->rhead = t->rlen = 0;
     t->n_ooo = 0;
     charge(s, -(int64_t)t->rcv_charge);
     t->rcv_charge = 0;
-    s->stats.tcp_buffer_bytes = s->tcp->buffer_bytes;
 }

@@ -54,6 +54,12 @@ uint32_t tcp_rcv_window(const struct rusty_tcb *t)
     return free_space < max ? free_space : max;
 }
 
+/* RFC 1122 4.2.3.3: the window opens by at least min(half the buffer, one MSS). */
+uint32_t tcp_rcv_sws_threshold(const struct rusty_tcb *t)
+{
+    return t->rcvbuf / 2 < t->mss ? t->rcvbuf / 2 : t->mss;
+}
+
 uint32_t tcp_rcv_open(const struct rusty_tcb *t)
 {
     return seq_gt(t->rcv_adv, t->rcv_nxt) ? seq_diff(t->rcv_adv, t->rcv_nxt) : 0;
@@ -68,8 +74,7 @@ static uint32_t window_to_advertise(struct rusty_stack *s, struct rusty_tcb *t)
     uint32_t cur = tcp_rcv_open(t);
     if (wnd <= cur)
         return cur;
-    uint32_t thresh = t->rcvbuf / 2 < t->mss ? t->rcvbuf / 2 : t->mss;
-    if (wnd - cur < thresh && wnd < t->rcvbuf)
+    if (wnd - cur < tcp_rcv_sws_threshold(t) && wnd < t->rcvbuf)
         return cur;
     return tcp_rcv_window_grant(s, t, wnd);
 }
