@@ -55,7 +55,9 @@ import sys
 
 from . import _ipv4 as _ipconv
 from . import config as _config
+from . import sockets as _sockets
 from ._selector import RustySelector
+from ._sockmethods import SockMethods
 
 __all__ = ["RustyEventLoop"]
 
@@ -103,7 +105,7 @@ def _source_interface(stack, dest):
     return best
 
 
-class RustyEventLoop(_Base):
+class RustyEventLoop(SockMethods, _Base):
     """An asyncio event loop whose sockets on the configured interfaces run on the user-space stack."""
 
     # Until asyncio's __init__ runs: a loop whose setup failed (a bad setting, a
@@ -115,6 +117,7 @@ class RustyEventLoop(_Base):
 
     def __init__(self, interfaces=None, *, busy_poll_us=None, stack=None, selector=None, **stack_options):
         cfg = _config.load(interfaces, busy_poll_us=busy_poll_us, **stack_options)
+        _sockets.apply_env()
         self._rusty_config = cfg
         # stack=: a Stack (or several, e.g. both ends of a test cable) made by the
         # caller, who keeps ownership; otherwise one Stack from the interfaces.
@@ -251,6 +254,9 @@ class RustyEventLoop(_Base):
     # -- UDP ----------------------------------------------------------------------------
 
     async def create_datagram_endpoint(self, protocol_factory, local_addr=None, remote_addr=None, **kw):
+        sock = kw.get("sock")
+        if isinstance(sock, _sockets.StackSocket) and sock.on_stack:
+            return await self._stack_datagram_on_socket(protocol_factory, local_addr, remote_addr, **kw)
         decided = await self._datagram_route(local_addr, remote_addr, kw.get("family", 0), kw.get("sock"))
         if decided is None:
             return await super().create_datagram_endpoint(protocol_factory, local_addr, remote_addr, **kw)
@@ -274,12 +280,40 @@ class RustyEventLoop(_Base):
             raise
         return transport, protocol
 
+    async def _stack_datagram_on_socket(self, protocol_factory, local_addr, remote_addr, *, sock, **kw):
+        from .transports.datagram import StackDatagramTransport
+        if sock.type != socket.SOCK_DGRAM:
+            raise ValueError(f"A datagram socket was expected, got {sock!r}")
+        if local_addr or remote_addr or any(kw.get(k) for k in ("family", "proto", "flags", "reuse_port",
+                                                                  "allow_broadcast")):
+            raise ValueError("socket modifier keyword arguments can not be used when sock is specified.")
+        self._check_stack_sock(sock)
+        peer = sock._peer
+        if len(sock._stack_side) < 3:
+            sock.bind(("0.0.0.0", 0))
+        stack, handle = sock._take_handle()
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        transport = StackDatagramTransport(self, stack, handle, protocol, peer, waiter)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return transport, protocol
+
     # -- TCP -------------------------------------------------------------------------------
 
     def _stack_has_tcp(self):
         return self._stack is not None and hasattr(self._stack, "tcp_listen")
 
     async def create_connection(self, protocol_factory, host=None, port=None, **kw):
+        sock = kw.get("sock")
+        if isinstance(sock, _sockets.StackSocket) and sock.on_stack:
+            if host is not None or port is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            tls = {k: kw.get(k) for k in ("ssl", "server_hostname", "ssl_handshake_timeout", "ssl_shutdown_timeout")}
+            return await self._adopt_stream(protocol_factory, sock, server_side=False, **tls)
         if self._stack is not None and kw.get("sock") is None and kw.get("family", 0) in (0, socket.AF_INET):
             dest = await self._resolve_v4((host, port), socket.SOCK_STREAM) if host is not None else None
             local = kw.get("local_addr")
@@ -299,6 +333,16 @@ class RustyEventLoop(_Base):
         return await super().create_connection(protocol_factory, host, port, **kw)
 
     async def create_server(self, protocol_factory, host=None, port=None, **kw):
+        sock = kw.get("sock")
+        if sock is not None and self._stack_has_tcp():
+            if host is not None or port is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            if isinstance(sock, _sockets.StackSocket) and sock.on_stack:
+                return await self._stack_server_on_socket(protocol_factory, **kw)
+            if sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM:
+                server = await self._kernel_server_with_stack(protocol_factory, **kw)
+                if server is not None:
+                    return server
         if self._stack_has_tcp() and kw.get("sock") is None and kw.get("family", 0) in (0, socket.AF_INET):
             hosts = [host] if isinstance(host, str) or host is None else list(host)
             wild = [h for h in hosts if h in _WILDCARDS]

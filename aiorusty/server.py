@@ -30,7 +30,8 @@ from asyncio import base_events, sslproto
 from ._rusty import lib
 from .transports.stream import StackStreamTransport
 
-__all__ = ["StackListenSocket", "create_stack_connection", "add_stack_listeners", "new_server", "make_transport"]
+__all__ = ["StackListenSocket", "create_stack_connection", "adopt_connection", "add_stack_listeners", "new_server",
+           "make_transport"]
 
 _EV_ACCEPT = lib.RUSTY_EV_TCP_ACCEPT
 _EV_CONNECTED = lib.RUSTY_EV_TCP_CONNECTED
@@ -255,7 +256,6 @@ async def create_stack_connection(loop, stack, protocol_factory, dest, host, *, 
     if local_addr is not None:
         src = (local_addr[0] or 0, local_addr[1] or 0)
     handle = stack.tcp_connect(dest, src)
-    stack.tcp_setsockopt(handle, "nodelay", 1)     # as asyncio's transports do
     fut = loop.create_future()
     loop._stack_register(stack, handle, _Connecting(fut))
     try:
@@ -266,9 +266,19 @@ async def create_stack_connection(loop, stack, protocol_factory, dest, host, *, 
         if isinstance(exc, OSError):
             raise OSError(exc.errno, f"Connect call failed {dest}") from None
         raise
+    return await adopt_connection(loop, stack, handle, protocol_factory, ssl=ssl, server_hostname=server_hostname,
+                                  ssl_handshake_timeout=ssl_handshake_timeout,
+                                  ssl_shutdown_timeout=ssl_shutdown_timeout)
+
+
+async def adopt_connection(loop, stack, handle, protocol_factory, *, ssl=None, server_side=False,
+                           server_hostname=None, ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+    """(transport, protocol) for a connected handle: the tail of create_connection, and all of
+    create_connection(sock=) / connect_accepted_socket for a StackSocket."""
+    stack.tcp_setsockopt(handle, "nodelay", 1)     # as asyncio's transports do
     protocol = protocol_factory()
     waiter = loop.create_future()
-    transport = make_transport(loop, stack, handle, protocol, waiter, sslcontext=ssl,
+    transport = make_transport(loop, stack, handle, protocol, waiter, sslcontext=ssl, server_side=server_side,
                                server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
                                ssl_shutdown_timeout=ssl_shutdown_timeout)
     try:

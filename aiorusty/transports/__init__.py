@@ -2,7 +2,7 @@
 
 Owns: the transport classes (datagram.py for UDP, stream.py for TCP when the
 TCP layer is present), the socket-like object get_extra_info('socket') returns
-(_socket.py) and their shared close/error path (_base.py). Not: routing or
+(_trsock.py) and their shared close/error path (_base.py). Not: routing or
 creating them (aiorusty.loop, aiorusty.server), the stack (aiorusty.tcp).
 
 Events reach a transport through _stack_event(type, flags, arg, arg2), called

@@ -12,7 +12,7 @@ import logging
 import warnings
 from asyncio import transports
 
-from ._socket import StackSocket
+from ._trsock import TransportSocket
 
 log = logging.getLogger("aiorusty.transports")
 
@@ -39,7 +39,7 @@ class _StackTransport(transports._FlowControlMixin):
         self._conn_lost = 0
         self._buffer_size = 0
         self._context = contextvars.copy_context()
-        self._extra["socket"] = StackSocket(self, self._sock_type, self._sock_proto)
+        self._extra["socket"] = TransportSocket(self, self._sock_type, self._sock_proto)
         loop._stack_register(stack, handle, self)
 
     def _call_soon(self, callback, *args):

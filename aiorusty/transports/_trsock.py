@@ -1,4 +1,4 @@
-"""StackSocket: what transport.get_extra_info('socket') returns for a stack transport.
+"""TransportSocket: what transport.get_extra_info('socket') returns for a stack transport.
 
 Owns: a small socket-like view of one stack socket handle, with the attributes
 and calls asyncio code and libraries use on a transport's socket (family, type,
@@ -13,7 +13,7 @@ would hand it to select()/epoll fails loudly instead of watching the wrong fd.
 import errno
 import socket
 
-__all__ = ["StackSocket"]
+__all__ = ["TransportSocket"]
 
 _FORWARDED = {
     (socket.IPPROTO_TCP, socket.TCP_NODELAY): "nodelay",
@@ -21,7 +21,7 @@ _FORWARDED = {
 }
 
 
-class StackSocket:
+class TransportSocket:
     """A socket-like object for one stack socket (the same object on every get_extra_info call)."""
 
     family = socket.AF_INET
@@ -75,4 +75,4 @@ class StackSocket:
             where = f" laddr={self.getsockname()}"
         except OSError:
             where = " closed"
-        return f"<aiorusty.StackSocket AF_INET {kind}{where}>"
+        return f"<aiorusty.TransportSocket AF_INET {kind}{where}>"
