@@ -9,6 +9,7 @@ from .loop import RustyEventLoop
 from .nic import Interface, InterfaceSpecError
 from .policy import EventLoopPolicy, install
 from .runner import new_event_loop, run
+from .sockets import StackSocket, use_stack_sockets
 from .transports.zerocopy import ViewProtocol
 
 __all__ = [
@@ -16,10 +17,12 @@ __all__ = [
     "Interface",
     "InterfaceSpecError",
     "RustyEventLoop",
+    "StackSocket",
     "StaticPayload",
     "ViewProtocol",
     "install",
     "new_event_loop",
     "run",
+    "use_stack_sockets",
 ]
 __version__ = "0.1.0"

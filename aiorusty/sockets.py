@@ -473,6 +473,16 @@ class StackSocket(_KernelSocket):
             return super().getblocking()
         return self._timeout != 0.0
 
+    def set_inheritable(self, inheritable):
+        if self._stack_side is None:
+            return super().set_inheritable(inheritable)
+        self._options["inheritable"] = bool(inheritable)     # no descriptor to pass on exec
+
+    def get_inheritable(self):
+        if self._stack_side is None:
+            return super().get_inheritable()
+        return self._options.get("inheritable", False)
+
     def dup(self):
         if self._stack_side is None:
             return super().dup()
