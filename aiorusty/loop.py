@@ -13,8 +13,12 @@ unchanged. With no interface configured the loop *is* a stock selector loop
 
 Routing rule (IPv4 only; the stack has no IPv6):
 
-  * `sock=` given, an IPv6/Unix family or address, or a host that does not
-    resolve to IPv4 -> the kernel, by calling asyncio's own method unchanged.
+  * `sock=` given -> where the socket is: a StackSocket on a stack stays
+    there; a kernel listening socket bound to the wildcard or to a stack's
+    address is served on the kernel and also gets stack listeners on its port
+    (aiorusty._sockmethods); any other socket -> the kernel.
+  * An IPv6/Unix family or address, or a host that does not resolve to IPv4
+    -> the kernel, by calling asyncio's own method unchanged.
   * A local address (server host, local_addr) that is one of the stack's
     interface addresses -> the stack. A server host name is resolved as a
     client's would be, so 'localhost' goes where a client to it goes.
@@ -32,9 +36,9 @@ Routing rule (IPv4 only; the stack has no IPv6):
     datagram endpoint without a local address binds the route's source
     address, as connect() does on the kernel.
   * Anything else -> the kernel.
-    (So a library that opens and connects its own kernel socket and passes
-    sock= - aiohttp's ClientSession since 3.10, through aiohappyeyeballs -
-    stays on the kernel; aiohttp's server is unaffected.)
+    (A library that opens and connects its own socket and passes sock= -
+    aiohttp's ClientSession, through aiohappyeyeballs - reaches the stack
+    with the switch on: aiorusty.sockets.use_stack_sockets.)
   * A host list given to create_server is split: stack addresses on the
     stack, the others on the kernel, in one Server.
 
