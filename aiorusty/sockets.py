@@ -121,9 +121,11 @@ class _Handle:
         return fut
 
     def release(self):
-        """Stop receiving events; the caller closes or hands over the stack handle."""
+        """Stop receiving events; the caller closes or hands over the stack handle. Whatever
+        waits is woken, to find the socket closed."""
         self.loop._stack_unregister(self.stack, self.handle)
-        self._wake()
+        if not self.loop.is_closed():
+            self._wake()
 
 
 def _close_handle(h):
@@ -519,8 +521,7 @@ _TCP_FORWARDED = {
 
 def _close_released(h):
     """weakref.finalize of a StackSocket: its stack handle is released and closed exactly once."""
-    if h.loop._selector is not None:
-        h.release()
+    h.release()
     _close_handle(h)
 
 
