@@ -4,7 +4,9 @@ Owns: RustyEventLoop's sock_connect, sock_accept, sock_recv, sock_recv_into,
 sock_recvfrom, sock_recvfrom_into, sock_sendall, sock_sendto and
 sock_sendfile for sockets on the stack (aiorusty.sockets.StackSocket), and
 what create_connection / create_server / connect_accepted_socket /
-create_datagram_endpoint do with one passed as sock=. A kernel socket takes
+create_datagram_endpoint do with one passed as sock=. A StackSocket left on
+the kernel listening on the wildcard (anyio's default listener) gets stack
+listeners on its port at its first sock_accept, which then accepts from both. A kernel socket takes
 asyncio's own path, unchanged, except one: a kernel listening socket bound
 to the wildcard or to an address a stack owns (bound before fork, or passed
 to spawned workers, as uvicorn --workers and gunicorn do) also gets a stack
@@ -28,6 +30,11 @@ __all__ = ["SockMethods"]
 
 def _on_stack(sock):
     return isinstance(sock, StackSocket) and sock.on_stack
+
+
+def _set_once(fut):
+    if not fut.done():
+        fut.set_result(None)
 
 
 class SockMethods:
@@ -100,9 +107,36 @@ class SockMethods:
             raise OSError(err, f"Connect call failed {address}")
 
     async def sock_accept(self, sock):
-        if not _on_stack(sock):
+        if _on_stack(sock):
+            return await self._until_ready(sock, sock.accept)
+        companions = sock.stack_companions(self) if isinstance(sock, StackSocket) else []
+        if not companions:
             return await super().sock_accept(sock)
-        return await self._until_ready(sock, sock.accept)
+        return await self._accept_kernel_or_stack(sock, companions)
+
+    async def _accept_kernel_or_stack(self, sock, companions):
+        """sock_accept on a kernel wildcard listener that has stack listeners beside it:
+        whichever has a connection first (the kernel's is tried first)."""
+        while True:
+            try:
+                return sock.accept()
+            except (BlockingIOError, InterruptedError):
+                pass
+            for h in companions:
+                try:
+                    return sock.accept_from(h)
+                except BlockingIOError:
+                    pass
+            kernel_ready = self.create_future()
+            fd = sock.fileno()
+            self.add_reader(fd, _set_once, kernel_ready)
+            waits = [h.wait() for h in companions]
+            try:
+                await asyncio.wait([kernel_ready, *waits], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self.remove_reader(fd)
+                for fut in (kernel_ready, *waits):
+                    fut.cancel()
 
     async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
         if not _on_stack(sock):

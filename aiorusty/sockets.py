@@ -140,7 +140,7 @@ def _close_handle(h):
 class StackSocket(_KernelSocket):
     """An AF_INET socket that binds and connects on the user-space stack when the loop routes it there."""
 
-    __slots__ = ("_stack_side", "_bound", "_peer", "_options", "_timeout", "_finalizer")
+    __slots__ = ("_stack_side", "_bound", "_peer", "_options", "_timeout", "_finalizer", "_companions")
 
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
         self._stack_side = None
@@ -149,6 +149,7 @@ class StackSocket(_KernelSocket):
         self._options = {}
         self._timeout = None
         self._finalizer = None
+        self._companions = ()           # stack listeners beside a kernel wildcard listener
         super().__init__(family, type, proto, fileno)
 
     # -- where it lives -----------------------------------------------------------------------
@@ -193,6 +194,34 @@ class StackSocket(_KernelSocket):
         sock._peer = peer
         sock._timeout = 0.0
         return sock
+
+    def stack_companions(self, loop):
+        """For a kernel socket listening on the wildcard: stack listeners on its port, one per
+        stack of `loop`, made on the first call (loop.sock_accept), so its accept loop also
+        serves the stack's peers. [] for any other socket."""
+        if self._companions or self._stack_side is not None or not self._routable() \
+                or self._kind() != _socket_module.SOCK_STREAM:
+            return [h for h, _ in self._companions]
+        ip, port = super().getsockname()
+        if ip != "0.0.0.0" or not port or not super().getsockopt(_socket_module.SOL_SOCKET,
+                                                                   _socket_module.SO_ACCEPTCONN):
+            return []
+        from .server import _listen
+        made = []
+        for stack in loop._stacks:
+            h = _Handle(loop, stack, _listen(stack, "0.0.0.0", port, 128), _socket_module.SOCK_STREAM)
+            h.listening = True
+            made.append((h, weakref.finalize(self, _close_released, h)))
+        self._companions = tuple(made)
+        return [h for h, _ in made]
+
+    def accept_from(self, h):
+        """accept() on companion listener h: a connected StackSocket and its peer, or BlockingIOError."""
+        handle = h.stack.tcp_accept(h.handle)
+        if handle is None:
+            raise _would_block("accept")
+        peer = h.stack.tcp_endpoints(handle)[1]
+        return StackSocket._accepted(h.loop, h.stack, handle, peer), peer
 
     def _take_handle(self):
         """(stack, handle) for a transport or server that takes the socket over; the socket is left closed."""
@@ -247,11 +276,7 @@ class StackSocket(_KernelSocket):
         h = self._handle_or_raise("accept")
         if not h.listening:
             raise _error(errno.EINVAL, "accept")
-        handle = h.stack.tcp_accept(h.handle)
-        if handle is None:
-            raise _would_block("accept")
-        peer = h.stack.tcp_endpoints(handle)[1]
-        return StackSocket._accepted(h.loop, h.stack, handle, peer), peer
+        return self.accept_from(h)
 
     def connect(self, address):
         err = self.connect_ex(address)
@@ -400,6 +425,9 @@ class StackSocket(_KernelSocket):
 
     def close(self):
         side, finalizer = self._stack_side, self._finalizer
+        companions, self._companions = self._companions, ()
+        for _, finalizer_of_h in companions:
+            finalizer_of_h()            # releases and closes that stack listener
         if side is not None:
             if finalizer is not None and finalizer.alive:
                 finalizer()             # releases and closes the stack handle, once

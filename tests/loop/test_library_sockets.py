@@ -324,3 +324,33 @@ class TestStackSocketRules(_SwitchOn, RustyBase):
             gc.collect()
             self.assertEqual(self.stacks[0].stats()["sockets"], before)
         self.run_loop(main())
+
+    def test_wildcard_listener_accepts_kernel_and_stack_peers(self):
+        """anyio's default listener: a wildcard socket served by sock_accept."""
+        async def main():
+            loop = self.loop
+            ls = socket.socket()
+            ls.setblocking(False)
+            ls.bind(("0.0.0.0", 0))
+            ls.listen()
+            self.assertFalse(ls.on_stack)
+            port = ls.getsockname()[1]
+            accepted = []
+
+            async def serve():
+                while True:
+                    s, addr = await loop.sock_accept(ls)
+                    accepted.append(s.on_stack)
+                    await loop.sock_sendall(s, b"hi")
+                    s.close()
+
+            server = asyncio.ensure_future(serve())
+            for host in (self.HOST, "127.0.0.1", self.HOST):
+                c = nb_socket()
+                await loop.sock_connect(c, (host, port))
+                self.assertEqual(await loop.sock_recv(c, 10), b"hi")
+                c.close()
+            self.assertEqual(sorted(accepted), [False, True, True])
+            server.cancel()
+            ls.close()
+        self.run_loop(main())
