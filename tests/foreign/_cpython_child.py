@@ -43,6 +43,7 @@ def install_aiorusty(spec=SPEC):
     class ForeignPolicy(asyncio.DefaultEventLoopPolicy):
         _loop_factory = ForeignLoop
 
+    _count_stack_sockets(aiorusty)
     asyncio.SelectorEventLoop = ForeignLoop
     asyncio.DefaultEventLoopPolicy = ForeignPolicy
     asyncio.events._event_loop_policy = None     # the next get_event_loop_policy() makes a ForeignPolicy
@@ -52,19 +53,39 @@ def install_aiorusty(spec=SPEC):
     return aiorusty
 
 
+STACK_SOCKETS = [0]        # stack transports and listeners made so far (see _count_stack_sockets)
+
+
+def _count_stack_sockets(aiorusty):
+    """Count every stack transport and listener made, so each result says whether its
+    test ran on the stack at all (a test that passes sock= stays on the kernel)."""
+    from aiorusty import server
+    from aiorusty.transports import _base
+
+    for cls in (_base._StackTransport, server.StackListenSocket):
+        def counted(self, *a, __init=cls.__init__, **kw):
+            STACK_SOCKETS[0] += 1
+            __init(self, *a, **kw)
+        cls.__init__ = counted
+
+
 class StreamingResult(unittest.TextTestResult):
-    """A result that writes {"id", "outcome", "detail"} per test to a line-buffered file."""
+    """A result that writes {"id", "outcome", "detail", "stack"} per test to a line-buffered file."""
 
     def __init__(self, out, *a, **kw):
         super().__init__(*a, **kw)
         self._out = out
+        self._stack_before = 0
 
     def _emit(self, test, outcome, detail=""):
-        self._out.write(json.dumps({"id": test.id(), "outcome": outcome, "detail": detail[-4000:]}) + "\n")
+        rec = {"id": test.id(), "outcome": outcome, "detail": detail[-4000:],
+               "stack": STACK_SOCKETS[0] > self._stack_before}
+        self._out.write(json.dumps(rec) + "\n")
         self._out.flush()
 
     def startTest(self, test):
         super().startTest(test)
+        self._stack_before = STACK_SOCKETS[0]
         self._out.write(json.dumps({"start": test.id()}) + "\n")
         self._out.flush()
 

@@ -11,7 +11,9 @@ run on the user-space stack. Each module runs in a child process per mode; a
 child silent for --stall seconds is killed, its running test recorded as
 "timeout", and the module resumed after it.
 
-Prints per module: tests run / passed / failed / errors / skipped for each mode;
+Prints per module: tests run / passed / failed / errors / skipped for each mode,
+and for the aiorusty modes how many tests made a stack transport or listener at
+all (the rest ran on kernel sockets they passed as sock=, or made no socket);
 writes a JSON (--json, default bench/results/foreign_cpython.json) with those
 counts, the machine, and every test whose outcome differs from stock, labelled
 with its known class from tests/foreign/known_differences.py ("unexplained"
@@ -48,7 +50,7 @@ OUTCOMES = ("pass", "fail", "error", "skip")
 
 
 def run_module(mode, module, stall, log):
-    """{test id: (outcome, detail)} for one module in one mode, resuming after hung tests."""
+    """{test id: (outcome, detail, used the stack)} for one module in one mode, resuming after hung tests."""
     results, crashes = {}, []
     with tempfile.TemporaryDirectory(prefix="aiorusty-foreign-") as tmp:
         out_path = os.path.join(tmp, "results.jsonl")
@@ -75,7 +77,7 @@ def run_module(mode, module, stall, log):
                     prev = results.get(rec["id"])
                     # a test's later failing subtest outranks its own pass/fail line
                     if prev is None or prev[0] == "pass":
-                        results[rec["id"]] = (rec["outcome"], rec["detail"])
+                        results[rec["id"]] = (rec["outcome"], rec["detail"], rec.get("stack", False))
                     started = None if started == rec["id"] else started
                 elif "crash" in rec:
                     crashes.append(rec["crash"])
@@ -86,7 +88,7 @@ def run_module(mode, module, stall, log):
                         crashes.append(f"exit {child.returncode}: " + err.read()[-2000:])
                 break
             hung = "timeout" if child.returncode == -signal.SIGKILL else f"child exited {child.returncode}"
-            results[started] = ("error", f"{hung} in this test (no result for {stall:.0f} s); resumed after it")
+            results[started] = ("error", f"{hung} in this test (no result for {stall:.0f} s); resumed after it", None)
             log(f"  {mode} {module}: {started}: {hung}, resuming")
     return results, crashes
 
@@ -101,8 +103,10 @@ def _read_lines(path):
 
 def counts(results):
     c = {k: 0 for k in OUTCOMES}
-    for outcome, _ in results.values():
+    c["on_stack"] = 0                   # tests that made a stack transport or listener
+    for outcome, _, stack in results.values():
         c[outcome] += 1
+        c["on_stack"] += bool(stack)
     c["run"] = len(results)
     return c
 
@@ -110,7 +114,7 @@ def counts(results):
 def differences(stock, other):
     """Tests that pass on stock and do not on `other`, and the reverse, each with its known class."""
     worse, better = [], []
-    for tid, (outcome, detail) in sorted(other.items()):
+    for tid, (outcome, detail, _) in sorted(other.items()):
         base = stock.get(tid, ("absent", ""))[0]
         if base == "pass" and outcome in ("fail", "error"):
             cls, why = known_differences.classify(tid)
@@ -138,8 +142,8 @@ def main(argv=None):
         print(msg, file=sys.stderr, flush=True)
 
     record = _machine.describe(loop_spec="loopback,ip=127.0.0.1/8", modes=modes, modules={})
-    header = f"{'module':22}" + "".join(f"| {m:^32}" for m in modes)
-    sub = f"{'':22}" + "".join(f"| {'run pass fail err skip':>32}" for m in modes)
+    header = f"{'module':20}" + "".join(f"| {m:^29}" for m in modes)
+    sub = f"{'':20}" + "".join(f"| {'run pass fail err skip':>23}" + ("" if m == "stock" else " stack") for m in modes)
     print(header)
     print(sub)
     total_unexplained = 0
@@ -149,11 +153,12 @@ def main(argv=None):
         for mode in modes:
             per_mode[mode] = run_module(mode, module, args.stall, log)
         entry = {"seconds": round(time.monotonic() - t0, 1)}
-        row = f"{module:22}"
+        row = f"{module:20}"
         for mode in modes:
             res, crashes = per_mode[mode]
             c = counts(res)
-            row += f"| {c['run']:>12} {c['pass']:>4} {c['fail']:>4} {c['error']:>3} {c['skip']:>4}"
+            row += f"| {c['run']:>5} {c['pass']:>4} {c['fail']:>4} {c['error']:>3} {c['skip']:>4}"
+            row += "" if mode == "stock" else f" {c['on_stack']:>5}"
             entry[mode] = c
             if crashes:
                 entry[f"{mode}_crashes"] = crashes
