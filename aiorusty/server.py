@@ -266,6 +266,11 @@ async def create_stack_connection(loop, stack, protocol_factory, dest, host, *, 
         if isinstance(exc, OSError):
             raise OSError(exc.errno, f"Connect call failed {dest}") from None
         raise
+    finally:
+        # A failed future holds the exception, whose traceback holds this frame and so
+        # the future: a cycle keeping ssl= (and the protocol) alive until the garbage
+        # collector runs. asyncio breaks the same cycle in sock_connect.
+        fut = None
     protocol = protocol_factory()
     waiter = loop.create_future()
     transport = make_transport(loop, stack, handle, protocol, waiter, sslcontext=ssl,
@@ -276,6 +281,8 @@ async def create_stack_connection(loop, stack, protocol_factory, dest, host, *, 
     except BaseException:
         transport.close()
         raise
+    finally:
+        waiter = None                   # the same cycle, through a failed handshake
     return transport, protocol
 
 
