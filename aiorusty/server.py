@@ -27,6 +27,7 @@ import socket
 import sys
 from asyncio import base_events, sslproto
 
+from . import _ipv4
 from ._rusty import lib
 from .transports.stream import StackStreamTransport
 
@@ -254,7 +255,15 @@ async def create_stack_connection(loop, stack, protocol_factory, dest, host, *, 
     src = None
     if local_addr is not None:
         src = (local_addr[0] or 0, local_addr[1] or 0)
-    handle = stack.tcp_connect(dest, src)
+    try:
+        handle = stack.tcp_connect(dest, src)
+    except OSError as exc:
+        if src is None or exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+            raise
+        # asyncio's words for a local_addr its bind() refused
+        laddr = (_ipv4.literal(src[0]) or "0.0.0.0", src[1])
+        raise OSError(exc.errno, f"error while attempting to bind on address {laddr!r}: "
+                                 f"{os.strerror(exc.errno).lower()}") from None
     stack.tcp_setsockopt(handle, "nodelay", 1)     # as asyncio's transports do
     fut = loop.create_future()
     loop._stack_register(stack, handle, _Connecting(fut))
