@@ -255,7 +255,8 @@ class RustyEventLoop(_Base):
         if decided is None:
             return await super().create_datagram_endpoint(protocol_factory, local_addr, remote_addr, **kw)
         stack, local, remote = decided
-        from .transports.datagram import StackDatagramTransport
+        from .transports.datagram import StackDatagramTransport, socket_options
+        options = socket_options(**kw)
         ip, port = local if local is not None else ("0.0.0.0", 0)
         if remote is not None and ip == "0.0.0.0":
             ip = _source_address(stack, remote[0])     # what connect() does on the kernel
@@ -263,7 +264,7 @@ class RustyEventLoop(_Base):
         try:
             protocol = protocol_factory()
             waiter = self.create_future()
-            transport = StackDatagramTransport(self, stack, handle, protocol, remote, waiter)
+            transport = StackDatagramTransport(self, stack, handle, protocol, remote, waiter, options=options)
         except BaseException:
             stack.udp_close(handle)
             raise
