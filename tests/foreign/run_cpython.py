@@ -39,6 +39,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
 from bench import _machine  # noqa: E402
+import _cpython_child  # noqa: E402
 import known_differences  # noqa: E402
 
 # The modules whose tests open TCP/UDP on 127.0.0.1 (test_events' per-loop
@@ -125,6 +126,32 @@ def differences(stock, other):
     return worse, better
 
 
+def compare(modules, modes=("stock", "aiorusty"), stall=60.0, row=None, log=None):
+    """Run each module in each mode; the results record (counts and differences per module,
+    "unexplained": their number). row(module, entry) is called as each module finishes."""
+    record = _machine.describe(loop_spec=_cpython_child.SPEC, modes=list(modes), modules={})
+    unexplained = []
+    for module in modules:
+        t0 = time.monotonic()
+        per_mode = {mode: run_module(mode, module, stall, log or (lambda msg: None)) for mode in modes}
+        entry = {"seconds": round(time.monotonic() - t0, 1)}
+        for mode in modes:
+            res, crashes = per_mode[mode]
+            entry[mode] = counts(res)
+            if crashes:
+                entry[f"{mode}_crashes"] = crashes
+            if mode != "stock":
+                worse, better = differences(per_mode["stock"][0], res)
+                entry[f"{mode}_fails_where_stock_passes"] = worse
+                entry[f"{mode}_passes_where_stock_fails"] = better
+                unexplained += [f"{mode}: {w['id']}" for w in worse if w["class"] == "unexplained"]
+        record["modules"][module] = entry
+        if row is not None:
+            row(module, entry)
+    record["unexplained"] = unexplained
+    return record
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("modules", nargs="*", default=DEFAULT_MODULES,
@@ -138,42 +165,25 @@ def main(argv=None):
     args = ap.parse_args(argv)
     modes = ["stock", "aiorusty"] + (["switch"] if args.switch else [])
 
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
+    print(f"{'':20}" + "".join(f"| {m:^{23 if m == 'stock' else 29}}" for m in modes))
+    print(f"{'module':20}" + "".join(f"| {'run pass fail err skip':>23}" + ("" if m == "stock" else " stack")
+                                     for m in modes))
 
-    record = _machine.describe(loop_spec="loopback,ip=127.0.0.1/8", modes=modes, modules={})
-    header = f"{'module':20}" + "".join(f"| {m:^29}" for m in modes)
-    sub = f"{'':20}" + "".join(f"| {'run pass fail err skip':>23}" + ("" if m == "stock" else " stack") for m in modes)
-    print(header)
-    print(sub)
-    total_unexplained = 0
-    for module in args.modules:
-        per_mode = {}
-        t0 = time.monotonic()
+    def row(module, entry):
+        line = f"{module:20}"
         for mode in modes:
-            per_mode[mode] = run_module(mode, module, args.stall, log)
-        entry = {"seconds": round(time.monotonic() - t0, 1)}
-        row = f"{module:20}"
-        for mode in modes:
-            res, crashes = per_mode[mode]
-            c = counts(res)
-            row += f"| {c['run']:>5} {c['pass']:>4} {c['fail']:>4} {c['error']:>3} {c['skip']:>4}"
-            row += "" if mode == "stock" else f" {c['on_stack']:>5}"
-            entry[mode] = c
-            if crashes:
-                entry[f"{mode}_crashes"] = crashes
-            if mode != "stock":
-                worse, better = differences(per_mode["stock"][0], res)
-                entry[f"{mode}_fails_where_stock_passes"] = worse
-                entry[f"{mode}_passes_where_stock_fails"] = better
-                total_unexplained += sum(1 for w in worse if w["class"] == "unexplained")
-        print(row, flush=True)
-        record["modules"][module] = entry
-    record["unexplained"] = total_unexplained
+            c = entry[mode]
+            line += f"| {c['run']:>5} {c['pass']:>4} {c['fail']:>4} {c['error']:>3} {c['skip']:>4}"
+            line += "" if mode == "stock" else f" {c['on_stack']:>5}"
+        print(line, flush=True)
+
+    record = compare(args.modules, modes, args.stall, row, lambda msg: print(msg, file=sys.stderr, flush=True))
     _machine.write_json(args.json, record)
-    print(f"{total_unexplained} unexplained test(s) pass on stock asyncio and fail on aiorusty"
+    print(f"{len(record['unexplained'])} unexplained test(s) pass on stock asyncio and fail on aiorusty"
           + (f"; details in {args.json}" if args.json else ""))
-    return 1 if total_unexplained else 0
+    for tid in record["unexplained"]:
+        print("  " + tid)
+    return 1 if record["unexplained"] else 0
 
 
 if __name__ == "__main__":
