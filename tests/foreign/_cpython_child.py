@@ -45,11 +45,10 @@ def install_aiorusty(spec=SPEC):
 
     _count_stack_sockets(aiorusty)
     asyncio.SelectorEventLoop = ForeignLoop
+    # get_event_loop_policy() builds asyncio.DefaultEventLoopPolicy whenever none is set,
+    # so the policy a module's tearDownModule resets to None comes back as ours.
     asyncio.DefaultEventLoopPolicy = ForeignPolicy
-    asyncio.events._event_loop_policy = None     # the next get_event_loop_policy() makes a ForeignPolicy
-    # tearDownModule sets the policy to None, which rebuilds DefaultEventLoopPolicy
-    # from asyncio.events' own name: point that at ours as well.
-    asyncio.events.DefaultEventLoopPolicy = ForeignPolicy
+    asyncio.set_event_loop_policy(None)
     return aiorusty
 
 
