@@ -82,9 +82,12 @@ def run_module(mode, module, stall, log):
                     started = None if started == rec["id"] else started
                 elif "crash" in rec:
                     crashes.append(rec["crash"])
-            os.unlink(out_path)
+            if os.path.exists(out_path):
+                os.unlink(out_path)
             if child.returncode == 0 or started is None:
-                if child.returncode not in (0, 1) and started is None:
+                # unittest exits 1 when a test failed; 1 with no result at all, or any
+                # other code, is the child's own failure (e.g. --switch without the switch)
+                if child.returncode not in (0, 1) or (child.returncode == 1 and not results):
                     with open(os.path.join(tmp, "stderr")) as err:
                         crashes.append(f"exit {child.returncode}: " + err.read()[-2000:])
                 break
@@ -164,6 +167,11 @@ def main(argv=None):
                     help="where to write the results ('' for nowhere; default %(default)s)")
     args = ap.parse_args(argv)
     modes = ["stock", "aiorusty"] + (["switch"] if args.switch else [])
+    if args.switch:
+        import aiorusty
+        if not hasattr(aiorusty, "use_stack_sockets"):
+            ap.error("--switch: this aiorusty has no use_stack_sockets() (the switch that puts "
+                     "socket.socket() on the stack); run without --switch")
 
     print(f"{'':20}" + "".join(f"| {m:^{23 if m == 'stock' else 29}}" for m in modes))
     print(f"{'module':20}" + "".join(f"| {'run pass fail err skip':>23}" + ("" if m == "stock" else " stack")
