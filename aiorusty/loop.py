@@ -265,7 +265,8 @@ class RustyEventLoop(SockMethods, _Base):
         if decided is None:
             return await super().create_datagram_endpoint(protocol_factory, local_addr, remote_addr, **kw)
         stack, local, remote = decided
-        from .transports.datagram import StackDatagramTransport
+        from .transports.datagram import StackDatagramTransport, socket_options
+        options = socket_options(**kw)
         ip, port = local if local is not None else ("0.0.0.0", 0)
         if remote is not None and ip == "0.0.0.0":
             ip = _source_address(stack, remote[0])     # what connect() does on the kernel
@@ -273,7 +274,7 @@ class RustyEventLoop(SockMethods, _Base):
         try:
             protocol = protocol_factory()
             waiter = self.create_future()
-            transport = StackDatagramTransport(self, stack, handle, protocol, remote, waiter)
+            transport = StackDatagramTransport(self, stack, handle, protocol, remote, waiter, options=options)
         except BaseException:
             stack.udp_close(handle)
             raise
@@ -338,6 +339,8 @@ class RustyEventLoop(SockMethods, _Base):
 
     async def create_server(self, protocol_factory, host=None, port=None, **kw):
         sock = kw.get("sock")
+        if host is None and port is None and sock is None:
+            raise ValueError("Neither host/port nor sock were specified")
         if sock is not None and self._stack_has_tcp():
             if host is not None or port is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")

@@ -27,6 +27,7 @@ import socket
 import sys
 from asyncio import base_events, sslproto
 
+from . import _ipv4
 from ._rusty import lib
 from .transports.stream import StackStreamTransport
 
@@ -255,7 +256,15 @@ async def create_stack_connection(loop, stack, protocol_factory, dest, host, *, 
     src = None
     if local_addr is not None:
         src = (local_addr[0] or 0, local_addr[1] or 0)
-    handle = stack.tcp_connect(dest, src)
+    try:
+        handle = stack.tcp_connect(dest, src)
+    except OSError as exc:
+        if src is None or exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+            raise
+        # asyncio's words for a local_addr its bind() refused
+        laddr = (_ipv4.literal(src[0]) or "0.0.0.0", src[1])
+        raise OSError(exc.errno, f"error while attempting to bind on address {laddr!r}: "
+                                 f"{os.strerror(exc.errno).lower()}") from None
     fut = loop.create_future()
     loop._stack_register(stack, handle, _Connecting(fut))
     try:
@@ -266,6 +275,11 @@ async def create_stack_connection(loop, stack, protocol_factory, dest, host, *, 
         if isinstance(exc, OSError):
             raise OSError(exc.errno, f"Connect call failed {dest}") from None
         raise
+    finally:
+        # A failed future holds the exception, whose traceback holds this frame and so
+        # the future: a cycle keeping ssl= (and the protocol) alive until the garbage
+        # collector runs. asyncio breaks the same cycle in sock_connect.
+        fut = None
     return await adopt_connection(loop, stack, handle, protocol_factory, ssl=ssl, server_hostname=server_hostname,
                                   ssl_handshake_timeout=ssl_handshake_timeout,
                                   ssl_shutdown_timeout=ssl_shutdown_timeout)
@@ -286,6 +300,8 @@ async def adopt_connection(loop, stack, handle, protocol_factory, *, ssl=None, s
     except BaseException:
         transport.close()
         raise
+    finally:
+        waiter = None                   # the same cycle, through a failed handshake
     return transport, protocol
 
 

@@ -5,7 +5,8 @@ Owns: sendto (with asyncio's buffering when the stack pushes back), receiving
 (UDP_ERROR -> error_received, for connected endpoints only: Linux reports ICMP
 errors to connected UDP sockets only, and aiorusty matches the kernel), and the
 connected-endpoint rules asyncio applies (sendto address must be None or the
-peer; datagrams from other peers are dropped, as connect() makes the kernel do).
+peer; datagrams from other peers are dropped, as connect() makes the kernel do),
+and the socket options create_datagram_endpoint's arguments set (socket_options).
 
 Behaviour follows asyncio's _SelectorDatagramTransport on the running Python:
 empty datagrams are sent on 3.13+ and ignored before; an exception raised by
@@ -26,12 +27,13 @@ from .. import _ipv4
 from .._rusty import lib
 from ._base import _StackTransport, log, set_result_unless_cancelled
 
-__all__ = ["StackDatagramTransport"]
+__all__ = ["StackDatagramTransport", "socket_options"]
 
 _EV_READABLE = lib.RUSTY_EV_UDP_READABLE
 _EV_ERROR = lib.RUSTY_EV_UDP_ERROR
 _SEND_EMPTY = sys.version_info >= (3, 13)
 _HEADER = 8 if sys.version_info >= (3, 13) else 0     # 3.13 counts the UDP header in the buffer size
+_NO_REUSE_ADDRESS = sys.version_info >= (3, 11)      # the argument is gone, not only refused
 _SENT, _FULL, _STOPPED = "sent", "full", "stopped"     # _send_one results
 
 
@@ -46,14 +48,34 @@ def _dest(addr):
     return ip, port
 
 
+def socket_options(family=0, proto=0, flags=0, reuse_port=None, allow_broadcast=None, sock=None, **removed):
+    """The socket options create_datagram_endpoint(**kw) asks for, as {(level, name): value},
+    with asyncio's errors for arguments it refuses. get_extra_info('socket').getsockopt reads
+    them back. The stack does not act on them: a second endpoint on a bound port is refused
+    (EADDRINUSE) whatever SO_REUSEPORT says, and broadcasts are sent without SO_BROADCAST."""
+    for name, value in removed.items():
+        if name != "reuse_address" or _NO_REUSE_ADDRESS:
+            raise TypeError(f"create_datagram_endpoint() got an unexpected keyword argument {name!r}")
+        if value:
+            raise ValueError("Passing `reuse_address=True` is no longer supported, as the usage of "
+                             "SO_REUSEPORT in UDP poses a significant security concern.")
+    options = {}
+    if reuse_port:
+        options[(socket.SOL_SOCKET, socket.SO_REUSEPORT)] = 1
+    if allow_broadcast:
+        options[(socket.SOL_SOCKET, socket.SO_BROADCAST)] = 1
+    return options
+
+
 class StackDatagramTransport(_StackTransport, DatagramTransport):
     """A UDP endpoint on the user-space stack (made by loop.create_datagram_endpoint)."""
 
     _sock_type = socket.SOCK_DGRAM
     _sock_proto = socket.IPPROTO_UDP
 
-    def __init__(self, loop, stack, handle, protocol, address=None, waiter=None, extra=None):
+    def __init__(self, loop, stack, handle, protocol, address=None, waiter=None, extra=None, options=None):
         super().__init__(loop, stack, handle, protocol, extra)
+        self._extra["socket"]._options.update(options or {})
         self._address = address
         self._buffer = collections.deque()
         self._flush_scheduled = False

@@ -3,6 +3,7 @@
 
 import asyncio
 import contextvars
+import errno
 import hashlib
 import os
 import socket
@@ -334,6 +335,20 @@ class _TestTCP(_TCPHelpers):
             await server.wait_closed()
             with self.assertRaises(ConnectionRefusedError):
                 await self.loop.create_connection(lambda: Proto(self.loop), self.HOST, port)
+        self.run_loop(main())
+
+    def test_local_addr_held_by_a_listener_is_in_use(self):
+        # CPython's test_events test_create_connection_local_addr_in_use: local_addr is a
+        # bind(), and a listener's address is taken; asyncio's message names it.
+        async def main():
+            server = await self.loop.create_server(lambda: Proto(self.loop), self.HOST, 0)
+            addr = server.sockets[0].getsockname()
+            with self.assertRaises(OSError) as cm:
+                await self.loop.create_connection(lambda: Proto(self.loop), *addr, local_addr=addr)
+            self.assertEqual(cm.exception.errno, errno.EADDRINUSE)
+            self.assertIn(str(addr), cm.exception.strerror)
+            server.close()
+            await server.wait_closed()
         self.run_loop(main())
 
     def test_abort_peer_sees_end(self):

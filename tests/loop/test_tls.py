@@ -2,12 +2,14 @@
 
 import asyncio
 import functools
+import gc
 import os
 import ssl
 import subprocess
 import sys
 import tempfile
 import unittest
+import weakref
 
 from aiorusty.transports.stream import StackStreamTransport
 
@@ -136,6 +138,40 @@ class _TestTLS:
                 server.close()
                 await server.wait_closed()
         self.run_loop(main(), timeout=20)
+
+
+    def test_failed_connect_leaves_no_cycle_holding_ssl_context(self):
+        # CPython's test_ssl test_handshake_timeout_handler_leak: without the garbage
+        # collector, nothing may keep the client's SSLContext alive once create_connection
+        # has failed, refused or timed out in the handshake.
+        async def attempt(port, timeout=None):
+            _, client = _contexts()
+            ref = weakref.ref(client)
+            try:
+                await asyncio.wait_for(self.loop.create_connection(
+                    asyncio.Protocol, self.HOST, port, ssl=client, server_hostname="aiorusty.test"), timeout)
+            except (ConnectionRefusedError, asyncio.TimeoutError):
+                pass
+            else:
+                self.fail("the connection should have failed")
+            return ref
+
+        async def main():
+            silent = await self.loop.create_server(asyncio.Protocol, self.HOST, 0)   # never answers the hello
+            port = silent.sockets[0].getsockname()[1]
+            timed_out = await attempt(port, 0.2)
+            silent.close()
+            await silent.wait_closed()
+            refused = await attempt(port)
+            return timed_out, refused
+
+        gc.disable()
+        try:
+            timed_out, refused = self.run_loop(main())
+            self.assertIsNone(timed_out(), "a handshake timeout kept the SSLContext alive")
+            self.assertIsNone(refused(), "a refused connection kept the SSLContext alive")
+        finally:
+            gc.enable()
 
 
 @unittest.skipUnless(have_tcp(), "TCP layer not merged")

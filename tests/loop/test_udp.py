@@ -236,6 +236,32 @@ class _TestUDP:
         self.run_loop(main())
 
 
+    def test_socket_options_from_arguments(self):
+        # CPython's test_base_events test_create_datagram_endpoint_sockopts: options are
+        # set only when asked for, and the transport's socket reads them back.
+        async def main():
+            sol = socket.SOL_SOCKET
+            tr, pr = await self.loop.create_datagram_endpoint(lambda: Recorder(self.loop), local_addr=(self.HOST, 0))
+            sock = tr.get_extra_info("socket")
+            self.assertFalse(sock.getsockopt(sol, socket.SO_REUSEPORT))
+            self.assertFalse(sock.getsockopt(sol, socket.SO_BROADCAST))
+            tr.close()
+            await pr.lost
+            tr, pr = await self.loop.create_datagram_endpoint(lambda: Recorder(self.loop), local_addr=(self.HOST, 0),
+                                                              reuse_port=True, allow_broadcast=True)
+            sock = tr.get_extra_info("socket")
+            self.assertFalse(sock.getsockopt(sol, socket.SO_REUSEADDR))
+            self.assertTrue(sock.getsockopt(sol, socket.SO_REUSEPORT))
+            self.assertTrue(sock.getsockopt(sol, socket.SO_BROADCAST))
+            tr.close()
+            await pr.lost
+            removed = TypeError if sys.version_info >= (3, 11) else ValueError
+            with self.assertRaisesRegex(removed, "reuse_address"):
+                await self.loop.create_datagram_endpoint(lambda: Recorder(self.loop), local_addr=(self.HOST, 0),
+                                                         reuse_address=True)
+        self.run_loop(main())
+
+
 class TestUDP_AIO(_TestUDP, AsyncioBase):
     pass
 

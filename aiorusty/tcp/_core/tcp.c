@@ -654,7 +654,11 @@ int rusty_tcp_connect(struct rusty_stack *s, uint32_t src_ip, uint32_t dst, uint
     else if (!rusty_iface_by_ip(s, src_ip))
         return -EADDRNOTAVAIL;
     if (src_port) {
-        if (tcp_lookup(s, src_ip, src_port, dst, port))
+        /* An explicit source port is a bind(): as on Linux (inet_csk_bind_conflict), a
+         * port a listener holds on this address or the wildcard cannot be bound, even
+         * with SO_REUSEADDR. A connection sharing only the local address is allowed
+         * (Linux refuses it without SO_REUSEADDR; the 4-tuple stays unique here). */
+        if (port_in_use(s, src_ip, src_port, dst, port))
             return -EADDRINUSE;
     } else {
         uint32_t lo = s->cfg.ephemeral_lo, span = (uint32_t)s->cfg.ephemeral_hi - lo + 1;
