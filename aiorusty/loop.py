@@ -383,7 +383,7 @@ class RustyEventLoop(SockMethods, _Base):
 
     async def _stack_create_server(self, protocol_factory, hosts, wild, mine, port, *, backlog=100, ssl=None,
                                    start_serving=True, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
-                                   **kw):
+                                   reuse_port=None, **kw):
         from .server import add_stack_listeners, new_server
         port = _port_number(port, socket.SOCK_STREAM)
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
@@ -398,13 +398,13 @@ class RustyEventLoop(SockMethods, _Base):
                 extra["ssl_shutdown_timeout"] = ssl_shutdown_timeout
             server = await super().create_server(
                 protocol_factory, kernel_hosts[0] if len(kernel_hosts) == 1 else kernel_hosts, port,
-                backlog=backlog, ssl=ssl, start_serving=False, **extra, **kw)
+                backlog=backlog, ssl=ssl, start_serving=False, reuse_port=reuse_port, **extra, **kw)
             if not port:
                 port = server.sockets[0].getsockname()[1]
         else:
             server = new_server(self, protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         try:
-            add_stack_listeners(self, server, on_stack, port, backlog)
+            add_stack_listeners(self, server, on_stack, port, backlog, bool(reuse_port))
         except BaseException:
             server.close()
             raise

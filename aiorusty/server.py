@@ -22,7 +22,6 @@ import contextvars
 import errno
 import functools
 import os
-import random
 import socket
 import sys
 from asyncio import base_events, sslproto
@@ -181,34 +180,24 @@ def new_server(loop, protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_
     return base_events.Server(*args)
 
 
-def _listen(stack, ip, port, backlog):
-    handle = _listen_port(stack, ip, port, backlog)
+def _listen(stack, ip, port, backlog, reuse_port=False):
+    handle = stack.tcp_listen(ip, port, backlog, reuse_port)     # port 0: the stack picks a free one
     # asyncio and uvloop set TCP_NODELAY on every TCP transport; the listener's
     # connections inherit it (Nagle only where the app turns NODELAY off).
     stack.tcp_setsockopt(handle, "nodelay", 1)
     return handle
 
 
-def _listen_port(stack, ip, port, backlog):
-    if port:
-        return stack.tcp_listen(ip, port, backlog)
-    # The stack's listen takes no port 0 (yet): pick an ephemeral port here.
-    for _ in range(64):
-        try:
-            return stack.tcp_listen(ip, random.randrange(49152, 65536), backlog)
-        except OSError as exc:
-            if exc.errno not in (errno.EADDRINUSE, errno.EINVAL):
-                raise
-    raise OSError(errno.EADDRINUSE, f"no free ephemeral port to listen on {ip}")
-
-
-def add_stack_listeners(loop, server, stacks_and_ips, port, backlog):
-    """Listen on each (stack, ip) with the same port; returns the port (picked if 0)."""
+def add_stack_listeners(loop, server, stacks_and_ips, port, backlog, reuse_port=False):
+    """Listen on each (stack, ip) with the same port; returns the port (picked if 0).
+    reuse_port as SO_REUSEPORT: share the port with other listeners that set it."""
     made = []
     try:
         for stack, ip in stacks_and_ips:
-            handle = _listen(stack, ip, port, backlog)
+            handle = _listen(stack, ip, port, backlog, reuse_port)
             lsock = StackListenSocket(loop, stack, handle)
+            if reuse_port:
+                lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)     # as getsockopt would read it
             made.append(lsock)
             port = lsock.getsockname()[1]
     except BaseException:

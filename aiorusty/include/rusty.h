@@ -373,7 +373,18 @@ struct rusty_tcp_info {
     int32_t error;
 };
 
-int rusty_tcp_listen(struct rusty_stack *stack, uint32_t ip, uint16_t port, uint32_t backlog, uint32_t *sock);
+/* Flags for rusty_tcp_listen. */
+#define RUSTY_TCP_LISTEN_REUSEPORT 1    /* SO_REUSEPORT: share the port with other listeners that set it */
+
+/* ip 0: every address; port 0: an ephemeral port no listener uses. Listeners
+ * whose addresses overlap (equal, or either one 0) fail with -EADDRINUSE unless
+ * both set RUSTY_TCP_LISTEN_REUSEPORT, as on Linux. A SYN goes to the listeners
+ * on its exact address if any, else to those on 0; within such a group one
+ * listener is chosen by a hash of the 4-tuple, so a flow always meets the same
+ * one while the group is unchanged. Closing a listener resets the connections
+ * it has not handed out; later SYNs go to the rest of its group. */
+int rusty_tcp_listen(struct rusty_stack *stack, uint32_t ip, uint16_t port, uint32_t backlog, uint32_t flags,
+                     uint32_t *sock);
 /* -EAGAIN when no connection is waiting. */
 int rusty_tcp_accept(struct rusty_stack *stack, uint32_t lsock, uint32_t *sock);
 /* src_ip 0: the routing interface's address; src_port 0: an ephemeral port. */

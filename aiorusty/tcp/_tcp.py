@@ -23,6 +23,11 @@ _CONNECT_HINTS = {
                   "AIORUSTY_MAX_SOCKETS or max_tcp_conns= / max_sockets=",
 }
 
+_LISTEN_HINTS = {
+    errno.EADDRINUSE: "another listener overlaps this address and port: close it, or set reuse_port on "
+                      "every listener that should share it",
+}
+
 STATES = ("CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1",
           "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT")
 
@@ -59,9 +64,14 @@ class TcpApi:
     def _tcp_now(self, now_us):
         return self.now_us() if now_us is None else now_us
 
-    def tcp_listen(self, ip, port, backlog=128):
+    def tcp_listen(self, ip, port, backlog=128, reuse_port=False):
+        """A listening handle on ip (None: every address) and port (0: an ephemeral one).
+        reuse_port is SO_REUSEPORT: listeners that all set it share the address and port,
+        and each new connection goes to one of them by a hash of its 4-tuple."""
         out = ffi.new("uint32_t *")
-        check(lib.rusty_tcp_listen(self._ptr, _ip(ip), port, backlog, out), f"tcp listen {ip or '0.0.0.0'}:{port}")
+        flags = lib.RUSTY_TCP_LISTEN_REUSEPORT if reuse_port else 0
+        ret = lib.rusty_tcp_listen(self._ptr, _ip(ip), port, backlog, flags, out)
+        check(ret, f"tcp listen {ip or '0.0.0.0'}:{port}", _LISTEN_HINTS.get(-ret))
         return out[0]
 
     def tcp_accept(self, lhandle):

@@ -380,18 +380,39 @@ static uint32_t lhash(struct rusty_tcp_state *ts, uint16_t port)
     return (uint32_t)(port * 2654435761u) >> 16 & ts->lhash_mask;
 }
 
-struct rusty_tcp_listener *tcp_listener_lookup(struct rusty_stack *s, uint32_t ip, uint16_t port)
+/* The listener for a segment of this 4-tuple. Listeners bound to the exact
+   local address win over wildcard ones (Linux's compute_score). Several at
+   one address form a reuse-port group, and one member is picked by the flow's
+   hash scaled to the group's size (Linux's reuseport_select_sock with
+   inet_ehashfn and reciprocal_scale): every segment of a flow, a retransmitted
+   SYN or the ACK completing a SYN cookie, reaches the same member while the
+   group is unchanged. Two walks of the port's chain, no allocation; the hash is
+   computed only for a group of more than one. */
+struct rusty_tcp_listener *tcp_listener_lookup(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip,
+                                               uint16_t rport)
 {
-    struct rusty_tcp_listener *any = NULL;
-    for (struct rusty_tcp_listener *l = s->tcp->lhash[lhash(s->tcp, port)]; l; l = l->next) {
-        if (l->port != port)
+    struct rusty_tcp_state *ts = s->tcp;
+    struct rusty_tcp_listener *head = ts->lhash[lhash(ts, lport)], *exact = NULL, *any = NULL;
+    uint32_t n_exact = 0, n_any = 0;
+    for (struct rusty_tcp_listener *l = head; l; l = l->next) {
+        if (l->port != lport)
             continue;
-        if (l->ip == ip)
-            return l;
-        if (l->ip == 0)
+        if (l->ip == lip) {
+            exact = l;
+            n_exact++;
+        } else if (l->ip == 0) {
             any = l;
+            n_any++;
+        }
     }
-    return any;
+    uint32_t n = n_exact ? n_exact : n_any, ip = n_exact ? lip : 0;
+    if (n <= 1)
+        return n_exact ? exact : any;
+    uint32_t pick = (uint32_t)(((uint64_t)tuple_hash(ts, lip, lport, rip, rport) * n) >> 32);
+    for (struct rusty_tcp_listener *l = head; l; l = l->next)
+        if (l->port == lport && l->ip == ip && pick-- == 0)
+            return l;
+    return NULL;                        /* not reached: pick < n members */
 }
 
 static void listener_unlink_tcb(struct rusty_tcb *t)
@@ -563,15 +584,43 @@ static struct rusty_tcb *get_tcb(struct rusty_stack *s, uint32_t sock)
     return rusty_sock_get(s, sock, RUSTY_SOCK_TCP);
 }
 
-int rusty_tcp_listen(struct rusty_stack *s, uint32_t ip, uint16_t port, uint32_t backlog, uint32_t *sock)
+/* Linux's autobind for a listener: an ephemeral port nothing listens on, so an
+   automatic port never joins someone else's reuse-port group (Linux checks it
+   with reuseport_ok false). 0 when every port in the range is taken. */
+static uint16_t listen_autobind(struct rusty_stack *s)
 {
     struct rusty_tcp_state *ts = s->tcp;
-    if (!port)
+    uint32_t lo = s->cfg.ephemeral_lo, span = (uint32_t)s->cfg.ephemeral_hi - lo + 1;
+    for (uint32_t i = 0; i < span; i++) {
+        uint16_t p = ts->next_port;
+        ts->next_port = (uint16_t)(p >= s->cfg.ephemeral_hi ? lo : (uint32_t)p + 1);
+        struct rusty_tcp_listener *l = ts->lhash[lhash(ts, p)];
+        while (l && l->port != p)
+            l = l->next;
+        if (!l)
+            return p;
+    }
+    return 0;
+}
+
+int rusty_tcp_listen(struct rusty_stack *s, uint32_t ip, uint16_t port, uint32_t backlog, uint32_t flags,
+                     uint32_t *sock)
+{
+    struct rusty_tcp_state *ts = s->tcp;
+    if (flags & ~(uint32_t)RUSTY_TCP_LISTEN_REUSEPORT)
         return -EINVAL;
     if (ip && !rusty_iface_by_ip(s, ip))
         return -EADDRNOTAVAIL;
+    uint8_t reuseport = (flags & RUSTY_TCP_LISTEN_REUSEPORT) != 0;
+    if (!port && !(port = listen_autobind(s)))
+        return -EADDRINUSE;
+    /* Linux's inet_bind_conflict: listeners whose addresses overlap (equal, or
+       either one the wildcard) conflict unless both set SO_REUSEPORT; with it
+       on both, a wildcard and a specific address coexist as well (lookup then
+       prefers the specific one). Linux also asks for the same user, which one
+       process always is. */
     for (struct rusty_tcp_listener *l = ts->lhash[lhash(ts, port)]; l; l = l->next)
-        if (l->port == port && (l->ip == ip || !l->ip || !ip))
+        if (l->port == port && (l->ip == ip || !l->ip || !ip) && !(reuseport && l->reuseport))
             return -EADDRINUSE;
     struct rusty_tcp_listener *l = NULL;
     for (uint32_t i = 0; i < ts->n_listeners; i++) {
@@ -592,6 +641,7 @@ int rusty_tcp_listen(struct rusty_stack *s, uint32_t ip, uint16_t port, uint32_t
     l->keep_idle_us = TCP_KEEP_IDLE_US;
     l->keep_intvl_us = TCP_KEEP_INTVL_US;
     l->keep_cnt = TCP_KEEP_CNT;
+    l->reuseport = reuseport;
     int err = rusty_sock_alloc(s, RUSTY_SOCK_TCP_LISTEN, l, &l->sock);
     if (err)
         return err;
@@ -636,7 +686,7 @@ int rusty_tcp_accept(struct rusty_stack *s, uint32_t lsock, uint32_t *sock)
 
 static int port_in_use(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport)
 {
-    return tcp_lookup(s, lip, lport, rip, rport) != NULL || tcp_listener_lookup(s, lip, lport) != NULL;
+    return tcp_lookup(s, lip, lport, rip, rport) != NULL || tcp_listener_lookup(s, lip, lport, rip, rport) != NULL;
 }
 
 int rusty_tcp_connect(struct rusty_stack *s, uint32_t src_ip, uint32_t dst, uint16_t port, uint16_t src_port,

@@ -218,6 +218,7 @@ struct rusty_tcp_listener {
     uint64_t keep_idle_us, keep_intvl_us;
     uint8_t keep_cnt;
     uint8_t ev_accept, on_olist;
+    uint8_t reuseport;                  /* RUSTY_TCP_LISTEN_REUSEPORT: may share its address and port */
     struct rusty_tcp_listener *next;    /* port hash chain */
     struct rusty_tcp_listener *onext;   /* event list */
 };
@@ -279,7 +280,9 @@ struct tcp_seg {
 struct rusty_tcb *tcp_tcb_alloc(struct rusty_stack *s);
 void tcp_hash_insert(struct rusty_stack *s, struct rusty_tcb *t);
 struct rusty_tcb *tcp_lookup(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip, uint16_t rport);
-struct rusty_tcp_listener *tcp_listener_lookup(struct rusty_stack *s, uint32_t ip, uint16_t port);
+/* The listener a segment of the 4-tuple goes to (one member of a reuse-port group, by the flow's hash). */
+struct rusty_tcp_listener *tcp_listener_lookup(struct rusty_stack *s, uint32_t lip, uint16_t lport, uint32_t rip,
+                                               uint16_t rport);
 /* Release the TCB (and its handle's impl); emits CLOSED with `err` if a handle is attached. */
 void tcp_drop(struct rusty_stack *s, struct rusty_tcb *t, int err);
 void tcp_set_state(struct rusty_stack *s, struct rusty_tcb *t, int state, uint64_t now);

@@ -778,7 +778,7 @@ void rusty_tcp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
            timestamps) a sequence number beyond the old one. */
         int newer = ((t->flags & TF_TS) && seg.h.has_timestamps) ? seq_gt(seg.h.tsval, t->ts_recent)
                                                                     : seq_gt(seg.h.seq, t->rcv_nxt);
-        if (newer && tcp_listener_lookup(s, ip->dst, seg.h.dst_port)) {
+        if (newer && tcp_listener_lookup(s, ip->dst, seg.h.dst_port, ip->src, seg.h.src_port)) {
             min_isn = t->snd_max + 65536 * 2;
             reuse = 1;
             tcp_drop(s, t, 0);
@@ -788,7 +788,7 @@ void rusty_tcp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rust
     if (t) {
         segment_arrives(s, t, &seg);
     } else {
-        struct rusty_tcp_listener *l = tcp_listener_lookup(s, ip->dst, seg.h.dst_port);
+        struct rusty_tcp_listener *l = tcp_listener_lookup(s, ip->dst, seg.h.dst_port, ip->src, seg.h.src_port);
         if (l)
             listen_input(s, l, &seg, min_isn, reuse);
         else
