@@ -194,7 +194,8 @@ class SockMethods:
         server = await super().create_server(protocol_factory, sock=sock, backlog=backlog, start_serving=False,
                                              **kw)
         try:
-            add_stack_listeners(self, server, on_stack, port, backlog)
+            add_stack_listeners(self, server, on_stack, port, backlog,
+                                bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)))
         except BaseException:
             server.close()
             raise

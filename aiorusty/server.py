@@ -31,7 +31,7 @@ from ._rusty import lib
 from .transports.stream import StackStreamTransport
 
 __all__ = ["StackListenSocket", "create_stack_connection", "adopt_connection", "add_stack_listeners", "new_server",
-           "make_transport"]
+           "make_transport", "stack_listen"]
 
 _EV_ACCEPT = lib.RUSTY_EV_TCP_ACCEPT
 _EV_CONNECTED = lib.RUSTY_EV_TCP_CONNECTED
@@ -180,7 +180,7 @@ def new_server(loop, protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_
     return base_events.Server(*args)
 
 
-def _listen(stack, ip, port, backlog, reuse_port=False):
+def stack_listen(stack, ip, port, backlog, reuse_port=False):
     handle = stack.tcp_listen(ip, port, backlog, reuse_port)     # port 0: the stack picks a free one
     # asyncio and uvloop set TCP_NODELAY on every TCP transport; the listener's
     # connections inherit it (Nagle only where the app turns NODELAY off).
@@ -194,7 +194,7 @@ def add_stack_listeners(loop, server, stacks_and_ips, port, backlog, reuse_port=
     made = []
     try:
         for stack, ip in stacks_and_ips:
-            handle = _listen(stack, ip, port, backlog, reuse_port)
+            handle = stack_listen(stack, ip, port, backlog, reuse_port)
             lsock = StackListenSocket(loop, stack, handle)
             if reuse_port:
                 lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)     # as getsockopt would read it

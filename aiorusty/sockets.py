@@ -206,10 +206,11 @@ class StackSocket(_KernelSocket):
         if ip != "0.0.0.0" or not port or not super().getsockopt(_socket_module.SOL_SOCKET,
                                                                    _socket_module.SO_ACCEPTCONN):
             return []
-        from .server import _listen
+        from .server import stack_listen
+        reuse = bool(super().getsockopt(_socket_module.SOL_SOCKET, _socket_module.SO_REUSEPORT))
         made = []
         for stack in loop._stacks:
-            h = _Handle(loop, stack, _listen(stack, "0.0.0.0", port, 128), _socket_module.SOCK_STREAM)
+            h = _Handle(loop, stack, stack_listen(stack, "0.0.0.0", port, 128, reuse), _socket_module.SOCK_STREAM)
             h.listening = True
             made.append((h, weakref.finalize(self, _close_released, h)))
         self._companions = tuple(made)
@@ -265,8 +266,9 @@ class StackSocket(_KernelSocket):
             raise _error(errno.EINVAL, "listen")
         if self._bound is None:
             raise _error(errno.EDESTADDRREQ, "listen on a stack socket that is not bound")
-        from .server import _listen
-        handle = _listen(side[1], self._bound[0], self._bound[1], backlog)
+        from .server import stack_listen
+        handle = stack_listen(side[1], self._bound[0], self._bound[1], backlog,
+                              bool(self._options.get((_socket_module.SOL_SOCKET, _socket_module.SO_REUSEPORT))))
         self._attach(handle)
         self._stack_side[2].listening = True
 
