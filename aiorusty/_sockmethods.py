@@ -23,13 +23,10 @@ import errno
 import socket
 from asyncio import exceptions
 
-from .sockets import StackSocket
+from .sockets import is_stack_socket
+from .sockets import on_stack as _on_stack
 
 __all__ = ["SockMethods"]
-
-
-def _on_stack(sock):
-    return isinstance(sock, StackSocket) and sock.on_stack
 
 
 def _set_once(fut):
@@ -91,7 +88,7 @@ class SockMethods:
                 await sock.wait_ready()
 
     async def sock_connect(self, sock, address):
-        if isinstance(sock, StackSocket) and not sock.on_stack:
+        if is_stack_socket(sock) and not sock.on_stack:
             resolved = await self._resolve_v4(address, sock._kind()) if sock._routable() else None
             if resolved is None or sock._route_connect(resolved[0]) is None:
                 return await super().sock_connect(sock, address)
@@ -109,7 +106,7 @@ class SockMethods:
     async def sock_accept(self, sock):
         if _on_stack(sock):
             return await self._until_ready(sock, sock.accept)
-        companions = sock.stack_companions(self) if isinstance(sock, StackSocket) else []
+        companions = sock.stack_companions(self) if is_stack_socket(sock) else []
         if not companions:
             return await super().sock_accept(sock)
         return await self._accept_kernel_or_stack(sock, companions)

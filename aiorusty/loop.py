@@ -259,7 +259,7 @@ class RustyEventLoop(SockMethods, _Base):
 
     async def create_datagram_endpoint(self, protocol_factory, local_addr=None, remote_addr=None, **kw):
         sock = kw.get("sock")
-        if isinstance(sock, _sockets.StackSocket) and sock.on_stack:
+        if _sockets.on_stack(sock):
             return await self._stack_datagram_on_socket(protocol_factory, local_addr, remote_addr, **kw)
         decided = await self._datagram_route(local_addr, remote_addr, kw.get("family", 0), kw.get("sock"))
         if decided is None:
@@ -314,7 +314,7 @@ class RustyEventLoop(SockMethods, _Base):
 
     async def create_connection(self, protocol_factory, host=None, port=None, **kw):
         sock = kw.get("sock")
-        if isinstance(sock, _sockets.StackSocket) and sock.on_stack:
+        if _sockets.on_stack(sock):
             if host is not None or port is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
             tls = {k: kw.get(k) for k in ("ssl", "server_hostname", "ssl_handshake_timeout", "ssl_shutdown_timeout")}
@@ -344,7 +344,7 @@ class RustyEventLoop(SockMethods, _Base):
         if sock is not None and self._stack_has_tcp():
             if host is not None or port is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
-            if isinstance(sock, _sockets.StackSocket) and sock.on_stack:
+            if _sockets.on_stack(sock):
                 return await self._stack_server_on_socket(protocol_factory, **kw)
             if sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM:
                 server = await self._kernel_server_with_stack(protocol_factory, **kw)

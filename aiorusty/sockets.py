@@ -44,7 +44,7 @@ from multiprocessing import reduction
 from . import _ipv4 as _ipconv
 from ._rusty import lib
 
-__all__ = ["StackSocket", "use_stack_sockets", "stack_sockets_enabled"]
+__all__ = ["StackSocket", "use_stack_sockets", "stack_sockets_enabled", "is_stack_socket", "on_stack"]
 
 ENV_SWITCH = "AIORUSTY_SOCKETS"
 
@@ -547,6 +547,17 @@ _TCP_FORWARDED = {
     (_socket_module.IPPROTO_TCP, _socket_module.TCP_NODELAY): "nodelay",
     (_socket_module.SOL_SOCKET, _socket_module.SO_KEEPALIVE): "keepalive",
 }
+
+
+def is_stack_socket(sock):
+    """True for a StackSocket (by its real type: a Mock(spec=socket.socket) made while the
+    switch is on passes isinstance and must still take asyncio's path)."""
+    return issubclass(type(sock), StackSocket)
+
+
+def on_stack(sock):
+    """True for a StackSocket that lives on a stack."""
+    return issubclass(type(sock), StackSocket) and sock._stack_side is not None
 
 
 def _close_released(h):
