@@ -228,7 +228,7 @@ def test_tap_workers_claim_in_order_and_a_lone_restart_is_a_clear_error():
         low.end()
         lone = start(spec, "open", ns)
         assert lone.line[0] == "error" and int(lone.line[1]) == errno.EBUSY, lone.line
-        assert "queue=auto claimed queue 0 of 2" in lone.line[2] and "restart every worker" in lone.line[2]
+        assert "queue=auto claimed queue 0 of 2" in lone.line[2] and "queue 0 is attached already" in lone.line[2] and "restart every worker" in lone.line[2]
         assert lone.proc.wait(timeout=20) == 0
 
 

@@ -42,9 +42,9 @@ def _tap_queues_hint(iface, code, auto=False):
     program (tap_steer.c), else None (the generic tap hints apply). auto: queue=auto claimed it."""
     k, n = iface.queue or 0, iface.queues
     if code == errno.EBUSY and auto:
-        return (f"queue=auto claimed queue {k} of {n}, the lowest no live process holds, but more than {k} "
-                f"queues are attached: a worker holding a lower queue exited while higher ones stayed, and the "
-                f"kernel renumbered the tap's queues (it moves the last into the hole), so queue {k} can no "
+        return (f"queue=auto claimed queue {k} of {n}, the lowest no live process holds, but the tap's queue {k} "
+                "is attached already: a worker holding a lower queue exited while higher ones stayed, and the "
+                "kernel renumbered the tap's queues (it moves the last into the hole), so this queue can no "
                 f"longer attach in order; restart every worker of {iface.target} (only the worker of the "
                 "highest queue can restart alone)")
     if code == errno.EBUSY:
