@@ -3,7 +3,9 @@
 Owns: the Python handle of a C device (closed by ffi.gc or close()), the
 per-driver error messages that say how to fix a failure, the wrapper order
 (driver -> faults -> pcap -> trace, so the capture shows what the stack
-really sent and received after faults). Not: the drivers themselves (C, _core/).
+really sent and received after faults), and holding the queue a queue=auto
+spec claimed (aiorusty.nic._claim) for as long as the device is open. Not: the
+drivers themselves (C, _core/).
 """
 
 import errno
@@ -12,7 +14,8 @@ import os
 
 from .._errors import check
 from .._rusty import ffi, lib
-from ._spec import Interface
+from ._claim import claim_queue
+from ._spec import QUEUE_AUTO, Interface
 
 log = logging.getLogger("aiorusty.nic")
 trace_log = logging.getLogger("aiorusty.trace")
@@ -34,10 +37,16 @@ _HINTS = {
 }
 
 
-def _tap_queues_hint(iface, code):
+def _tap_queues_hint(iface, code, auto=False):
     """What went wrong opening a multi-queue tap when it is the queue order or the steering
-    program (tap_steer.c), else None (the generic tap hints apply)."""
+    program (tap_steer.c), else None (the generic tap hints apply). auto: queue=auto claimed it."""
     k, n = iface.queue or 0, iface.queues
+    if code == errno.EBUSY and auto:
+        return (f"queue=auto claimed queue {k} of {n}, the lowest no live process holds, but the tap's queue {k} "
+                "is attached already: a worker holding a lower queue exited while higher ones stayed, and the "
+                "kernel renumbered the tap's queues (it moves the last into the hole), so this queue can no "
+                f"longer attach in order; restart every worker of {iface.target} (only the worker of the "
+                "highest queue can restart alone)")
     if code == errno.EBUSY:
         return (f"queue {k} of {n} attaches when exactly {k} are attached, and more are: another process holds "
                 f"queues of {iface.target}, or a worker restarted alone (the kernel numbers queues by attach "
@@ -57,13 +66,20 @@ def _tap_queues_hint(iface, code):
 
 
 class Device:
-    """A NIC driver (possibly wrapped) from the C core. Closing it frees its frame pool."""
+    """A NIC driver (possibly wrapped) from the C core. Closing it frees its frame pool,
+    then gives back the queue a queue=auto spec claimed (claimed_queue)."""
 
-    def __init__(self, ptr, iface):
-        self._ptr = ffi.gc(ptr, lib.rusty_dev_close)
+    def __init__(self, ptr, iface, claim=None):
+        self._ptr = ffi.gc(ptr, lib.rusty_dev_close if claim is None else _closer(claim))
         self.interface = iface
+        self._claim = claim
         self._trace = bool(iface.trace)
         self._trace_buf = ffi.new("char[]", 65536) if self._trace else None
+
+    @property
+    def claimed_queue(self):
+        """The queue index a queue=auto spec claimed at open (also interface.queue), else None."""
+        return self._claim.queue if self._claim is not None else None
 
     @property
     def ptr(self):
@@ -142,6 +158,15 @@ class Device:
         return f"<Device {self.interface}>"
 
 
+def _closer(claim):
+    """The destructor of a device on a claimed queue: the queue detaches before the claim goes,
+    so the next claimant never finds it still attached (a tap's attach order, tap_steer.c)."""
+    def close(ptr):
+        lib.rusty_dev_close(ptr)
+        claim.release()
+    return close
+
+
 def _config(iface):
     cfg = ffi.new("struct rusty_dev_config *")
     cfg.pool_buffers = iface.pool
@@ -158,7 +183,7 @@ def _config(iface):
     return cfg
 
 
-def _open_driver(iface, cfg):
+def _open_driver(iface, cfg, auto=False):
     out = ffi.new("struct rusty_dev **")
     target = iface.target.encode()
     if iface.driver == "tap":
@@ -172,7 +197,7 @@ def _open_driver(iface, cfg):
     hint = _HINTS.get((iface.driver, -ret))
     hint = hint and hint.format(target=iface.target)
     if iface.driver == "tap" and iface.queues > 1 and ret < 0:
-        hint = _tap_queues_hint(iface, -ret) or hint
+        hint = _tap_queues_hint(iface, -ret, auto) or hint
     what = f"{iface.driver} device {iface.target or ''}".rstrip()
     if iface.driver == "tap" and ret == -errno.ENOENT:
         # No /dev/net/tun is, for the user, a permission-to-use-taps problem.
@@ -212,13 +237,25 @@ def _wrap(ptr, iface):
 
 
 def open_device(spec):
-    """Open the device an interface spec (or Interface) names, with its wrappers."""
+    """Open the device an interface spec (or Interface) names, with its wrappers.
+
+    queue=auto first claims the lowest free queue K, then opens queue K as queue=K would; the
+    device's interface then says queue=K, and claimed_queue is K."""
     iface = Interface.parse(spec)
-    ptr = _open_driver(iface, _config(iface))
-    if iface.mac:
-        lib.rusty_dev_set_mac(ptr, bytes.fromhex(iface.mac.replace(":", "")))
-    ptr = _wrap(ptr, iface)
-    dev = Device(ptr, iface)
+    claim = None
+    if iface.queue == QUEUE_AUTO:
+        claim = claim_queue(iface)
+        iface = iface.with_queue(claim.queue)
+    try:
+        ptr = _open_driver(iface, _config(iface), auto=claim is not None)
+        if iface.mac:
+            lib.rusty_dev_set_mac(ptr, bytes.fromhex(iface.mac.replace(":", "")))
+        ptr = _wrap(ptr, iface)
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
+    dev = Device(ptr, iface, claim)
     if iface.host is not None:
         from ._host import configure_host_side
         try:

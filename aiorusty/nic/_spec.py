@@ -18,6 +18,11 @@ answering ARP and accepting connections as the first does, at most
 MAX_ADDRESSES in all (a load generator's source addresses: one address
 reaches one server port from at most the ephemeral port range).
 
+queues=N,queue=K opens queue K of a multi-queue interface (one worker per
+queue); queues=N,queue=auto lets the process claim the lowest queue no other
+live process holds (aiorusty.nic._claim), for process managers that start
+identical workers (uvicorn --workers, gunicorn).
+
 Owns: parsing and validating the spec, with errors that name the bad piece
 and the expected form. Not: opening the device (aiorusty.nic._device).
 """
@@ -28,6 +33,7 @@ import re
 
 DRIVERS = ("tap", "afpacket", "shm", "loopback")
 NEEDS_TARGET = ("tap", "afpacket", "shm")
+QUEUE_AUTO = "auto"                     # queue=auto: claim the lowest free queue at open
 FAULT_KEYS = ("drop", "duplicate", "reorder", "corrupt", "delay", "jitter", "rate", "seed", "faults_dir")
 
 _FORM = "DRIVER:TARGET[,key=value...] with DRIVER one of tap, afpacket, shm, loopback"
@@ -75,7 +81,7 @@ class Interface:
     mtu: int = 0
     mac: str | None = None
     queues: int = 1
-    queue: int | None = None
+    queue: int | str | None = None      # an index, QUEUE_AUTO, or None: every queue
     pool: int = 0
     ring: int = 0
     offload: bool = True
@@ -138,7 +144,14 @@ class Interface:
             raise InterfaceSpecError(f"interface spec {spec!r}: host= only applies to tap devices")
         if self.host is not None and self.ip is not None and self.host.ip in self.ips():
             raise InterfaceSpecError(f"interface spec {spec!r}: host= and ip= must differ (kernel side vs stack side)")
-        if self.queue is not None and self.queue >= self.queues:
+        if self.queue == QUEUE_AUTO:
+            if self.driver not in NEEDS_TARGET:
+                raise InterfaceSpecError(f"interface spec {spec!r}: queue=auto needs a multi-queue driver "
+                                         "(tap, afpacket or shm)")
+            if self.queues < 2:
+                raise InterfaceSpecError(f"interface spec {spec!r}: queue=auto needs queues=N with N > 1 "
+                                         "(the number of worker processes)")
+        elif self.queue is not None and self.queue >= self.queues:
             raise InterfaceSpecError(f"interface spec {spec!r}: queue={self.queue} but only {self.queues} queues")
 
     def __str__(self):
@@ -202,6 +215,10 @@ def _set_key(fields, key, value):
         if not _MAC.match(value):
             raise InterfaceSpecError(f"mac={value} is not a MAC address like 02:52:00:00:00:01")
         fields["mac"] = value.lower()
+    elif key == "queue" and value.lower() == QUEUE_AUTO:
+        fields["queue"] = QUEUE_AUTO
+    elif key == "queue" and not value.isdigit():
+        raise InterfaceSpecError(f"queue={value} should be a queue index K (0..N-1, with queues=N) or auto")
     elif key in ("queues", "queue", "pool", "ring"):
         n = int(value)
         low = 1 if key in ("queues",) else 0

@@ -124,6 +124,7 @@ class Stack(TcpApi):
             raise ValueError(f"interface {iface} needs an address: add ip=ADDR/PREFIX to the spec")
         if dev is None:
             dev = open_device(iface)
+            iface = _replace(iface, queue=dev.interface.queue)    # queue=auto: the queue it claimed
         try:
             gw = int(iface.gateway) if iface.gateway is not None else 0
             now = self.now_us() if now_us is None else now_us
