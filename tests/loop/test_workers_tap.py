@@ -2,7 +2,8 @@
 
 uvicorn --workers 2 and gunicorn -w 2 (uvicorn's worker class, put on aiorusty's
 loop by -c python:aiorusty.gunicorn_conf) bind one kernel socket in the parent
-and hand it to each worker; each worker's aiorusty loop opens the tap from the
+and hand it to each worker; two independent processes each serve the same port
+with create_server(reuse_port=True). Each aiorusty loop opens the tap from the
 same AIORUSTY_IFACE with queues=2,queue=auto, so it claims its own queue, and
 the kernel socket's port also listens on that worker's stack. A client in the
 test's namespace opens 200 connections, one request each, to the stack's
@@ -40,6 +41,9 @@ MANAGERS = {
     "gunicorn": [sys.executable, "-m", "gunicorn", "-k", "uvicorn.workers.UvicornWorker", "-w", "2",
                  "-b", f"0.0.0.0:{PORT}", "-c", "python:aiorusty.gunicorn_conf", "--chdir", APPS,
                  "--graceful-timeout", "5", "asgi_app:app"],
+    # Two independent processes, each create_server(STACK_IP, PORT, reuse_port=True).
+    "reuse_port": ["sh", "-c", 'for i in 1 2; do "$0" "$1" "$2" "$3" & done; wait',
+                   sys.executable, os.path.join(APPS, "reuseport_app.py"), STACK_IP, str(PORT)],
 }
 
 # One request per connection ("Connection: close"), 20 at a time; prints one /worker line per answer.
@@ -115,7 +119,7 @@ def wait_reachable(kind, ns, proc):
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn"])
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn", "reuse_port"])
 def test_each_worker_serves_on_its_own_queue_of_the_tap(kind):
     with manager_in_ns(kind) as (ns, proc):
         r = sh(sys.executable, "-c", CLIENT, STACK_IP, PORT, CONNECTIONS, ns=ns, timeout=90)
