@@ -18,6 +18,3 @@ def check(ret, what, hint=None):
         message += f" ({hint})"
     raise OSError(code, message)
 
-
-def errno_name(code):
-    return errno.errorcode.get(abs(code), str(code))

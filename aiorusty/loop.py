@@ -213,9 +213,6 @@ class RustyEventLoop(SockMethods, _Base):
                 owner = st
         return owner
 
-    def _is_stack_address(self, ip):
-        return self._stack_for_local(ip) is not None
-
     async def _resolve_v4(self, addr, type_):
         """(ipv4, port) for a (host, port) tuple, or None when the kernel must handle it."""
         if not isinstance(addr, tuple) or len(addr) != 2:
@@ -309,9 +306,6 @@ class RustyEventLoop(SockMethods, _Base):
 
     # -- TCP -------------------------------------------------------------------------------
 
-    def _stack_has_tcp(self):
-        return self._stack is not None and hasattr(self._stack, "tcp_listen")
-
     async def create_connection(self, protocol_factory, host=None, port=None, **kw):
         sock = kw.get("sock")
         if _sockets.on_stack(sock):
@@ -330,9 +324,6 @@ class RustyEventLoop(SockMethods, _Base):
                 elif local is None or lip == "0.0.0.0" or local[0] in _WILDCARDS:
                     stack = self._stack_for_dest(dest[0])
             if stack is not None:
-                if not self._stack_has_tcp():
-                    raise OSError(errno.ENOSYS, f"connection to {dest[0]}:{dest[1]} routes through the "
-                                  "user-space stack, whose TCP layer is not available in this build")
                 from .server import create_stack_connection
                 return await create_stack_connection(self, stack, protocol_factory, dest, host, **kw)
         return await super().create_connection(protocol_factory, host, port, **kw)
@@ -341,7 +332,7 @@ class RustyEventLoop(SockMethods, _Base):
         sock = kw.get("sock")
         if host is None and port is None and sock is None:
             raise ValueError("Neither host/port nor sock were specified")
-        if sock is not None and self._stack_has_tcp():
+        if sock is not None and self._stack is not None:
             if host is not None or port is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
             if _sockets.on_stack(sock):
@@ -350,7 +341,7 @@ class RustyEventLoop(SockMethods, _Base):
                 server = await self._kernel_server_with_stack(protocol_factory, **kw)
                 if server is not None:
                     return server
-        if self._stack_has_tcp() and kw.get("sock") is None and kw.get("family", 0) in (0, socket.AF_INET):
+        if self._stack is not None and kw.get("sock") is None and kw.get("family", 0) in (0, socket.AF_INET):
             hosts = [host] if isinstance(host, str) or host is None else list(host)
             wild = [h for h in hosts if h in _WILDCARDS]
             # A name is resolved as a client's would be, so a server and its clients on
@@ -365,7 +356,7 @@ class RustyEventLoop(SockMethods, _Base):
                     mine.append((self._stack_for_local(ip), h, ip))
             if wild or any(st is not None for st, _, _ in mine):
                 return await self._stack_create_server(protocol_factory, hosts, wild, mine, port, **kw)
-        if self._stack_has_tcp():
+        if self._stack is not None:
             self._warn_kernel_only(host, kw)
         return await super().create_server(protocol_factory, host, port, **kw)
 

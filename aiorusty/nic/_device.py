@@ -104,13 +104,6 @@ class Device:
         lib.rusty_dev_get_stats(self.ptr, out)
         return {name: getattr(out, name) for name, _ in ffi.typeof("struct rusty_dev_stats").fields}
 
-    def faults_counts(self):
-        """Counters of the fault injector wrapping this device (None when there is none)."""
-        out = ffi.new("struct rusty_faults_stats *")
-        if lib.rusty_faults_counts(self.ptr, out) != 0:
-            return None
-        return {name: getattr(out, name) for name, _ in ffi.typeof("struct rusty_faults_stats").fields}
-
     def fileno(self, queue=0):
         return lib.rusty_dev_fd(self.ptr, queue)
 

@@ -12,6 +12,8 @@ import time
 
 
 class FakeStack:
+    interfaces = ()                     # owns no address: every socket goes to the kernel
+
     def __init__(self):
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._lock = threading.Lock()
