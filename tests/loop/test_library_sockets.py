@@ -49,6 +49,16 @@ class _TestSockMethods:
         ls.listen(16)
         return ls
 
+    async def connected(self):
+        """(listener, client, accepted): a connection made with sock_accept and sock_connect."""
+        ls = self.listener()
+        c = nb_socket()
+        accepting = asyncio.ensure_future(self.loop.sock_accept(ls))
+        await self.loop.sock_connect(c, ls.getsockname())
+        s, addr = await accepting
+        self.assertEqual(addr, c.getsockname())
+        return ls, c, s
+
     def check_where(self, *socks):
         for s in socks:
             self.assertEqual(isinstance(s, StackSocket) and s.on_stack, self.ON_STACK, s)
@@ -60,13 +70,8 @@ class _TestSockMethods:
 
         async def main():
             loop = self.loop
-            ls = self.listener()
-            c = nb_socket()
-            accepting = asyncio.ensure_future(loop.sock_accept(ls))
-            await loop.sock_connect(c, ls.getsockname())
-            s, addr = await accepting
+            ls, c, s = await self.connected()
             self.check_where(ls, c, s)
-            self.assertEqual(addr, c.getsockname())
             self.assertEqual(s.getpeername(), c.getsockname())
             self.assertEqual(c.getpeername(), ls.getsockname())
             self.assertEqual(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 0)
@@ -88,11 +93,7 @@ class _TestSockMethods:
 
     def test_recv_would_block(self):
         async def main():
-            ls = self.listener()
-            c = nb_socket()
-            accepting = asyncio.ensure_future(self.loop.sock_accept(ls))
-            await self.loop.sock_connect(c, ls.getsockname())
-            s, _ = await accepting
+            ls, c, s = await self.connected()
             with self.assertRaises(BlockingIOError):
                 s.recv(10)
             with self.assertRaises(BlockingIOError):
@@ -114,11 +115,7 @@ class _TestSockMethods:
 
     def test_nodelay_option(self):
         async def main():
-            ls = self.listener()
-            c = nb_socket()
-            accepting = asyncio.ensure_future(self.loop.sock_accept(ls))
-            await self.loop.sock_connect(c, ls.getsockname())
-            s, _ = await accepting
+            ls, c, s = await self.connected()
             self.assertEqual(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), 0)
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.assertNotEqual(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), 0)
@@ -153,11 +150,7 @@ class _TestSockMethods:
     def test_connect_accepted_socket(self):
         async def main():
             loop = self.loop
-            ls = self.listener()
-            c = nb_socket()
-            accepting = asyncio.ensure_future(loop.sock_accept(ls))
-            await loop.sock_connect(c, ls.getsockname())
-            s, _ = await accepting
+            ls, c, s = await self.connected()
             got = loop.create_future()
 
             class Echo(asyncio.Protocol):
@@ -210,11 +203,7 @@ class _TestSockMethods:
         async def main():
             import tempfile
             loop = self.loop
-            ls = self.listener()
-            c = nb_socket()
-            accepting = asyncio.ensure_future(loop.sock_accept(ls))
-            await loop.sock_connect(c, ls.getsockname())
-            s, _ = await accepting
+            ls, c, s = await self.connected()
             data = os.urandom(200_000)
             with tempfile.TemporaryFile() as f:
                 f.write(data)
