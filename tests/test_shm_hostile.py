@@ -43,7 +43,7 @@ RING_START = 2**32 - 256                # where a new file's indices start (shm.
 # The hostile process: maps the file and acts as side B's producer on queue 0,
 # on command, without ever opening a device. Lines in, "ok ..." out.
 HOSTILE = textwrap.dedent(r"""
-    import mmap, os, random, struct, sys, time
+    import fcntl, mmap, os, random, struct, sys, time
     fd = os.open(sys.argv[1], os.O_RDWR)
     m = mmap.mmap(fd, 0)
     slots, ring_bytes = struct.unpack_from("<I", m, 20)[0], struct.unpack_from("<I", m, 28)[0]
@@ -72,6 +72,8 @@ HOSTILE = textwrap.dedent(r"""
             put32(ring, tail + int(a[0]))
         elif cmd == "header":               # header OFFSET VALUE: overwrite a 32-bit header field
             put32(int(a[0]), int(a[1]))
+        elif cmd == "lock":                 # take the lock that attach and detach use, and keep it
+            fcntl.flock(fd, fcntl.LOCK_EX)
         elif cmd == "flood":                # flood N: N bad slots as the consumer frees room, and
             n, sent, jumps = int(a[0]), 0, 0   # after every 9973 an index jump instead of a publish
             rnd = random.Random(7)
@@ -227,6 +229,24 @@ def test_garbage_counts_in_the_header_do_not_reach_the_data_path_or_close(name, 
     finally:
         b.close()
         a.close()
+    assert shm_files(name) == []
+
+
+def test_a_peer_holding_the_lock_for_ever_makes_open_fail_and_close_go_on(name, hostile):
+    a = open_device(f"shm:{name}")
+    h = hostile(name)
+    h.ask("lock")
+    with pytest.raises(TimeoutError) as e:
+        open_device(f"shm:{name}")              # bounded: LOCK_TRIES ms, not for ever
+    assert e.value.errno == errno.ETIMEDOUT and "held the lock" in str(e.value)
+    a.close()                                   # returns, its claim released without the lock
+    assert shm_files(name) != []                # the unlink waits for the lock: left to the holder
+    h.kill()
+    b = open_device(f"shm:{name}")              # nobody alive holds a claim: a fresh file
+    try:
+        assert b.info()["queues"] == 1
+    finally:
+        b.close()
     assert shm_files(name) == []
 
 

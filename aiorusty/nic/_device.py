@@ -32,6 +32,8 @@ _HINTS = {
     ("afpacket", errno.ENODEV): "no such interface; list them with `ip link`",
     ("shm", errno.EACCES): "a file of the link in /dev/shm is not yours alone: remove /dev/shm/aiorusty-{target}* "
                           "(as its owner or root) or use another link name",
+    ("shm", errno.ETIMEDOUT): "another process has held the lock on /dev/shm/aiorusty-{target} for seconds "
+                             "(a hung or hostile peer): stop it, or use another link name",
     ("shm", errno.ELOOP): "/dev/shm/aiorusty-{target} is a symbolic link: remove it or use another link name",
     ("shm", errno.EBUSY): "both sides of this link are taken; each shm link joins exactly two processes",
     ("shm", errno.EPROTO): "the file in /dev/shm has another layout (older aiorusty?); remove /dev/shm/aiorusty-{target}",

@@ -37,7 +37,10 @@
  * The creator fixes the queue count (cfg->queues) and ring size; an attacher
  * asking for 0 or 1 queues takes the file's count, any other count must match
  * (-EINVAL). Attach and detach run under flock() on the file, which the kernel
- * drops when a process dies.
+ * drops when a process dies; we wait for it at most LOCK_TRIES ms, so a peer
+ * that holds it for ever makes our open fail (-ETIMEDOUT) and our close go on
+ * without it (claims are released by compare-and-swap; only the unlink waits
+ * for the lock, and is left to the peer).
  *
  * Crashed peers: a claim records the holder's pid. A claim whose process no
  * longer exists (kill(pid, 0) fails with ESRCH) is free: a new process may
@@ -108,6 +111,7 @@
 #define SIDE_B 1
 #define SLOT_PARTIAL 1u                 /* the frame's L4 checksum is not finished */
 #define OPEN_TRIES 400                  /* x 5 ms: wait for a creator still initialising */
+#define LOCK_TRIES 2000                 /* x 1 ms: the lock is held for a few ms at most */
 #define ETH_HLEN 14
 /* The longest frame a slot carries: it must fit both the slot and the
    receiver's pool buffer after its headroom (1920 bytes, less than a slot's 2040). */
@@ -218,6 +222,21 @@ static int check_ours(int fd, mode_t type)
     return 0;
 }
 
+/* flock(LOCK_EX), waiting at most LOCK_TRIES ms: a peer holding the lock must not hang us. */
+static int lock_file(int fd)
+{
+    for (int tries = 0;; tries++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return -errno;
+        if (tries >= LOCK_TRIES)
+            return -ETIMEDOUT;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Open one of the link's FIFOs, refusing one that is not ours alone. */
 static int open_fifo(const char *path)
 {
@@ -282,8 +301,9 @@ static int create_file(struct shm *s, const struct rusty_dev_config *cfg)
     int fd = shm_open(s->shm_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    flock(fd, LOCK_EX);                 /* attachers wait until the file is ready */
-    int err = 0;
+    int err = lock_file(fd);            /* attachers wait until the file is ready */
+    if (err)
+        goto fail;
     if (ftruncate(fd, (off_t)total) != 0) {
         err = -errno;
         goto fail;
@@ -349,10 +369,10 @@ static int attach_file(struct shm *s)
             close(fd);
             return err;
         }
-        flock(fd, LOCK_EX);
+        err = lock_file(fd);
         struct stat st;
-        if (fstat(fd, &st) != 0) {
-            err = -errno;
+        if (err || fstat(fd, &st) != 0) {
+            err = err ? err : -errno;
             close(fd);
             return err;
         }
@@ -754,14 +774,13 @@ static int shm_fd(struct rusty_dev *dev, uint16_t queue)
 static void shm_close(struct rusty_dev *dev)
 {
     struct shm *s = dev->priv;
-    flock(s->fd, LOCK_EX);
+    int locked = lock_file(s->fd) == 0;
     release_claims(s);
-    if (!any_live_claim(s))
+    if (locked && !any_live_claim(s))
         unlink_all(s->shm_name, s->name, s->file_queues);
     close_queues(s);
     munmap(s->hdr, s->map_bytes);
-    flock(s->fd, LOCK_UN);
-    close(s->fd);
+    close(s->fd);                       /* drops the lock */
 }
 
 static const struct rusty_dev_ops shm_ops = {
