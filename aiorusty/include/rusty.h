@@ -43,6 +43,8 @@ struct rusty_dev_stats {
     uint64_t tx_dropped;                /* device full or error */
     uint64_t rx_errors;
     uint64_t tx_errors;
+    uint64_t rx_bad_slots;              /* ring drivers (shm): slots or ring indices the peer wrote
+                                           wrong, skipped (also counted in rx_errors) */
 };
 
 /* Options every driver understands; zero means "the default". */

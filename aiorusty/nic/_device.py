@@ -9,8 +9,11 @@ drivers themselves (C, _core/).
 """
 
 import errno
+import glob
 import logging
 import os
+import pwd
+import stat
 
 from .._errors import check
 from .._rusty import ffi, lib
@@ -30,11 +33,46 @@ _HINTS = {
     ("afpacket", errno.EPERM): "AF_PACKET needs root or CAP_NET_RAW (`setcap cap_net_raw+ep $(which python3)`)",
     ("afpacket", errno.EINVAL): "queue=K needs queues=N with K < N (one worker per queue)",
     ("afpacket", errno.ENODEV): "no such interface; list them with `ip link`",
-    ("shm", errno.EACCES): "the shared-memory file in /dev/shm belongs to another user",
+    ("shm", errno.EACCES): "a file of the link in /dev/shm is not yours alone: remove /dev/shm/aiorusty-{target}* "
+                          "(as its owner or root) or use another link name",
+    ("shm", errno.ETIMEDOUT): "another process has held the lock on /dev/shm/aiorusty-{target} for seconds "
+                             "(a hung or hostile peer): stop it, or use another link name",
+    ("shm", errno.ELOOP): "/dev/shm/aiorusty-{target} is a symbolic link: remove it or use another link name",
     ("shm", errno.EBUSY): "both sides of this link are taken; each shm link joins exactly two processes",
     ("shm", errno.EPROTO): "the file in /dev/shm has another layout (older aiorusty?); remove /dev/shm/aiorusty-{target}",
     ("shm", errno.EINVAL): "the other side opened this link with a different number of queues",
 }
+
+
+def _user(uid):
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _shm_refused_hint(target):
+    """Which file of shm link `target` made the open refuse it (EACCES), and how to fix it; None
+    when none looks wrong any more. A link joins processes of one user only (shm.c, "Trust")."""
+    me = os.geteuid()
+    base = f"/dev/shm/aiorusty-{target}"
+    for path in [base] + sorted(glob.glob(glob.escape(base) + ".q*")):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid != me:
+            why = f"is owned by {_user(st.st_uid)}, not by you ({_user(me)}): another user may have taken the name"
+        elif mode & 0o077:
+            why = f"has mode {mode:04o}: users other than its owner could read or write the link"
+        elif stat.S_ISLNK(st.st_mode):
+            why = "is a symbolic link"
+        else:
+            continue
+        return (f"{path} {why} (owner {_user(st.st_uid)}, mode {mode:04o}); a link joins processes of one user "
+                f"only: remove it (`rm {base} {base}.q*`, as its owner or root) or use another link name")
+    return None
 
 
 def _tap_queues_hint(iface, code, auto=False):
@@ -191,6 +229,8 @@ def _open_driver(iface, cfg, auto=False):
     hint = hint and hint.format(target=iface.target)
     if iface.driver == "tap" and iface.queues > 1 and ret < 0:
         hint = _tap_queues_hint(iface, -ret, auto) or hint
+    if iface.driver == "shm" and ret == -errno.EACCES:
+        hint = _shm_refused_hint(iface.target) or hint
     what = f"{iface.driver} device {iface.target or ''}".rstrip()
     if iface.driver == "tap" and ret == -errno.ENOENT:
         # No /dev/net/tun is, for the user, a permission-to-use-taps problem.

@@ -37,7 +37,10 @@
  * The creator fixes the queue count (cfg->queues) and ring size; an attacher
  * asking for 0 or 1 queues takes the file's count, any other count must match
  * (-EINVAL). Attach and detach run under flock() on the file, which the kernel
- * drops when a process dies.
+ * drops when a process dies; we wait for it at most LOCK_TRIES ms, so a peer
+ * that holds it for ever makes our open fail (-ETIMEDOUT) and our close go on
+ * without it (claims are released by compare-and-swap; only the unlink waits
+ * for the lock, and is left to the peer).
  *
  * Crashed peers: a claim records the holder's pid. A claim whose process no
  * longer exists (kill(pid, 0) fails with ESRCH) is free: a new process may
@@ -61,6 +64,24 @@
  * Offloads: frames never leave memory, so a frame with a partial checksum
  * travels as is and arrives with RUSTY_BUF_CSUM_VALID; a receiver opened with
  * RUSTY_DEVF_NO_OFFLOAD finishes such a checksum itself.
+ *
+ * Trust: only processes of the user who owns the file join a link. Opening
+ * refuses a file (or FIFO) that another user owns, that has any group or
+ * other permission bit, or that is a symbolic link (-EACCES, -ELOOP): a
+ * squatter who created the predictable name first would otherwise be
+ * attached. Within that, the peer is untrusted input: it can write anything
+ * into the shared pages at any time. So every value the data path takes from
+ * them (the peer's ring index, a slot's length, flags and checksum offsets)
+ * is read once into a local and checked against our own limits before use;
+ * a bad slot is counted (rx_bad_slots) and skipped, and a producer index
+ * more than a ring ahead of ours is resynchronised to. Our own indices
+ * (rx_tail, tx_head), the queue and slot counts and the ring layout are
+ * local copies, taken once when the file is validated at open, and never
+ * read back. Every slot examined, good or bad, counts toward the caller's
+ * burst, so garbage cannot hold a poll. What this does not cover: a peer
+ * that shrinks the file makes our next access to the lost pages fault
+ * (SIGBUS); a process of the same user can equally signal or ptrace us, so
+ * the boundary is the peer's data, not the peer's owner.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +111,16 @@
 #define SIDE_B 1
 #define SLOT_PARTIAL 1u                 /* the frame's L4 checksum is not finished */
 #define OPEN_TRIES 400                  /* x 5 ms: wait for a creator still initialising */
+#define LOCK_TRIES 2000                 /* x 1 ms: the lock is held for a few ms at most */
+#define ETH_HLEN 14
+/* The longest frame a slot carries: it must fit both the slot and the
+   receiver's pool buffer after its headroom (1920 bytes, less than a slot's 2040). */
+#define RX_FRAME_MAX (SLOT_DATA < RUSTY_BUF_SIZE - RUSTY_BUF_HEADROOM ? SLOT_DATA : RUSTY_BUF_SIZE - RUSTY_BUF_HEADROOM)
+/* Where a new file's ring indices start: 256 frames before the 2^32 wrap, so
+   every link crosses the wrap early and a comparison that is not wrap-safe
+   fails in the first test, not after four billion frames (Linux starts
+   jiffies before its wrap for the same reason: INITIAL_JIFFIES). */
+#define RING_START ((uint32_t)0 - 256u)
 
 struct shm_claim {
     _Atomic int32_t pid;                /* 0: free */
@@ -131,6 +162,8 @@ struct shm_queue {
     uint16_t q;                         /* queue index in the file */
     struct ring_ctl *tx, *rx;
     uint8_t *tx_slots, *rx_slots;
+    uint32_t rx_tail;                   /* ours: published to rx->tail, never read back */
+    uint32_t tx_head;                   /* ours: published to tx->head, never read back */
     int rx_fd;                          /* our FIFO: the loop sleeps on it */
     int tx_fd;                          /* the peer's FIFO: we wake it */
 };
@@ -141,7 +174,11 @@ struct shm {
     int fd;
     int side;
     int32_t pid;
+    /* The file's layout as validated at open: never read again from the file. */
+    uint32_t slots;                     /* per ring, a power of two */
     uint32_t mask;                      /* slots - 1 */
+    uint32_t ring_bytes;
+    uint16_t file_queues;
     uint16_t nq;
     int steer;                          /* RUSTY_DEVF_STEER: queue per frame by flow hash */
     char shm_name[64];                  /* "/aiorusty-NAME" */
@@ -154,9 +191,64 @@ static void fifo_path(char *out, size_t cap, const char *name, unsigned q, unsig
     snprintf(out, cap, "/dev/shm/aiorusty-%s.q%u.%u", name, q, dir);
 }
 
-static struct ring_ctl *ring_at(struct shm_header *h, unsigned q, unsigned dir)
+/* A ring from the local layout (the file's header fields may change under us). */
+static struct ring_ctl *ring_at(const struct shm *s, unsigned q, unsigned dir)
 {
-    return (struct ring_ctl *)((uint8_t *)h + h->header_bytes + ((size_t)q * 2 + dir) * h->ring_bytes);
+    return (struct ring_ctl *)((uint8_t *)s->hdr + HEADER_BYTES + ((size_t)q * 2 + dir) * s->ring_bytes);
+}
+
+/* One load of a value the peer may be writing: the compiler may neither split
+   it nor load it again later (a double fetch would let the peer change a value
+   between its check and its use). */
+static uint32_t read_once_u32(const void *p)
+{
+    return *(const volatile uint32_t *)p;
+}
+
+static uint64_t read_once_u64(const void *p)
+{
+    return *(const volatile uint64_t *)p;
+}
+
+/* Refuse a file of the link that is not ours alone: owned by another user, open
+   to group or others, or not of the expected type (-EACCES). */
+static int check_ours(int fd, mode_t type)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    if (st.st_uid != geteuid() || (st.st_mode & 077) || (st.st_mode & S_IFMT) != type)
+        return -EACCES;
+    return 0;
+}
+
+/* flock(LOCK_EX), waiting at most LOCK_TRIES ms: a peer holding the lock must not hang us. */
+static int lock_file(int fd)
+{
+    for (int tries = 0;; tries++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return -errno;
+        if (tries >= LOCK_TRIES)
+            return -ETIMEDOUT;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Open one of the link's FIFOs, refusing one that is not ours alone. */
+static int open_fifo(const char *path)
+{
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    int err = check_ours(fd, S_IFIFO);
+    if (err) {
+        close(fd);
+        return err;
+    }
+    return fd;
 }
 
 /* Is the claim holder still running? A zombie (exited, not yet reaped by its
@@ -205,11 +297,13 @@ static int create_file(struct shm *s, const struct rusty_dev_config *cfg)
     uint32_t ring_bytes = RING_CTL_BYTES + slots * SLOT_BYTES;
     uint64_t total = HEADER_BYTES + (uint64_t)queues * 2 * ring_bytes;
 
-    int fd = shm_open(s->shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    /* O_EXCL|O_NOFOLLOW: never through a name someone else put there first. */
+    int fd = shm_open(s->shm_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
-    flock(fd, LOCK_EX);                 /* attachers wait until the file is ready */
-    int err = 0;
+    int err = lock_file(fd);            /* attachers wait until the file is ready */
+    if (err)
+        goto fail;
     if (ftruncate(fd, (off_t)total) != 0) {
         err = -errno;
         goto fail;
@@ -231,21 +325,30 @@ static int create_file(struct shm *s, const struct rusty_dev_config *cfg)
     h->total_bytes = total;
     for (int side = 0; side < 2; side++)
         rusty_mac_from_name(s->name, (uint32_t)side, h->mac[side]);
+    s->hdr = h;
+    s->slots = slots;
+    s->mask = slots - 1;
+    s->ring_bytes = ring_bytes;
+    s->file_queues = (uint16_t)queues;
     for (unsigned q = 0; q < queues; q++)
         for (unsigned d = 0; d < 2; d++) {
             char path[128];
-            atomic_store(&ring_at(h, q, d)->wants_wakeup, 0);  /* asked for before a sleep */
+            struct ring_ctl *r = ring_at(s, q, d);
+            atomic_store(&r->head, RING_START);
+            atomic_store(&r->tail, RING_START);
+            atomic_store(&r->wants_wakeup, 0);  /* asked for before a sleep */
             fifo_path(path, sizeof(path), s->name, q, d);
             unlink(path);               /* a leftover of a stale link */
             if (mkfifo(path, 0600) != 0) {
-                err = -errno;
+                /* EEXIST: a FIFO we may not remove (another user's, in the sticky /dev/shm). */
+                err = errno == EEXIST ? -EACCES : -errno;
                 munmap(map, total);
+                s->hdr = NULL;
                 goto fail;
             }
         }
     atomic_store_explicit(&h->ready, 1, memory_order_release);
     s->fd = fd;
-    s->hdr = h;
     s->map_bytes = total;
     return 0;                           /* still locked: the caller claims, then unlocks */
 fail:
@@ -258,13 +361,18 @@ fail:
 static int attach_file(struct shm *s)
 {
     for (int tries = 0;; tries++) {
-        int fd = shm_open(s->shm_name, O_RDWR | O_CLOEXEC, 0);
+        int fd = shm_open(s->shm_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
         if (fd < 0)
             return errno == ENOENT ? 1 : -errno;
-        flock(fd, LOCK_EX);
+        int err = check_ours(fd, S_IFREG);  /* before the lock: a squatter could hold it */
+        if (err) {
+            close(fd);
+            return err;
+        }
+        err = lock_file(fd);
         struct stat st;
-        if (fstat(fd, &st) != 0) {
-            int err = -errno;
+        if (err || fstat(fd, &st) != 0) {
+            err = err ? err : -errno;
             close(fd);
             return err;
         }
@@ -280,12 +388,16 @@ static int attach_file(struct shm *s)
                 return err;
             }
             if (atomic_load_explicit(&h->ready, memory_order_acquire)) {
-                if (h->magic != SHM_MAGIC || h->version != SHM_VERSION || h->header_bytes != HEADER_BYTES ||
-                    h->slot_bytes != SLOT_BYTES || h->queues == 0 || h->queues > RUSTY_MAX_QUEUES ||
-                    h->slots == 0 || (h->slots & (h->slots - 1)) || h->slots > MAX_SLOTS ||
-                    h->ring_bytes != RING_CTL_BYTES + h->slots * SLOT_BYTES ||
-                    h->total_bytes != HEADER_BYTES + (uint64_t)h->queues * 2 * h->ring_bytes ||
-                    h->total_bytes != (uint64_t)st.st_size) {
+                /* Each field once, then checked: what we keep is what we checked. */
+                uint32_t queues = read_once_u32(&h->queues), slots = read_once_u32(&h->slots);
+                uint32_t ring_bytes = read_once_u32(&h->ring_bytes);
+                if (read_once_u64(&h->magic) != SHM_MAGIC || read_once_u32(&h->version) != SHM_VERSION ||
+                    read_once_u32(&h->header_bytes) != HEADER_BYTES || read_once_u32(&h->slot_bytes) != SLOT_BYTES ||
+                    queues == 0 || queues > RUSTY_MAX_QUEUES ||
+                    slots == 0 || (slots & (slots - 1)) || slots > MAX_SLOTS ||
+                    ring_bytes != RING_CTL_BYTES + slots * SLOT_BYTES ||
+                    read_once_u64(&h->total_bytes) != HEADER_BYTES + (uint64_t)queues * 2 * ring_bytes ||
+                    HEADER_BYTES + (uint64_t)queues * 2 * ring_bytes != (uint64_t)st.st_size) {
                     munmap(h, (size_t)st.st_size);
                     close(fd);
                     return -EPROTO;     /* another version's (or a foreign) file */
@@ -293,6 +405,10 @@ static int attach_file(struct shm *s)
                 s->fd = fd;
                 s->hdr = h;
                 s->map_bytes = (size_t)st.st_size;
+                s->slots = slots;
+                s->mask = slots - 1;
+                s->ring_bytes = ring_bytes;
+                s->file_queues = (uint16_t)queues;
                 return 0;               /* locked */
             }
             munmap(h, (size_t)st.st_size);
@@ -314,9 +430,10 @@ static int side_free(struct shm_header *h, unsigned q, int side)
     return !alive(atomic_load(&h->claim[q][side].pid));
 }
 
-static int any_live_claim(struct shm_header *h)
+static int any_live_claim(const struct shm *s)
 {
-    for (unsigned q = 0; q < h->queues; q++)
+    struct shm_header *h = s->hdr;
+    for (unsigned q = 0; q < s->file_queues; q++)
         for (int side = 0; side < 2; side++)
             if (alive(atomic_load(&h->claim[q][side].pid)))
                 return 1;
@@ -345,11 +462,11 @@ static void close_queues(struct shm *s)
 static int claim(struct shm *s, const struct rusty_dev_config *cfg)
 {
     struct shm_header *h = s->hdr;
-    unsigned first = 0, count = h->queues;
-    if (cfg && cfg->queues > 1 && cfg->queues != h->queues)
+    unsigned first = 0, count = s->file_queues;
+    if (cfg && cfg->queues > 1 && cfg->queues != s->file_queues)
         return -EINVAL;                 /* the link was made with another queue count */
     if (cfg && (cfg->flags & RUSTY_DEVF_SINGLE_QUEUE)) {
-        if (cfg->queue >= h->queues)
+        if (cfg->queue >= s->file_queues)
             return -EINVAL;
         first = cfg->queue;
         count = 1;
@@ -365,23 +482,26 @@ static int claim(struct shm *s, const struct rusty_dev_config *cfg)
     if (side < 0)
         return -EBUSY;
     s->side = side;
-    s->mask = h->slots - 1;
     s->nq = (uint16_t)count;
     for (unsigned i = 0; i < count; i++) {
         struct shm_queue *sq = &s->q[i];
         unsigned q = first + i;
         char path[128];
         sq->q = (uint16_t)q;
-        sq->tx = ring_at(h, q, (unsigned)side);          /* dir 0 = A->B, 1 = B->A */
-        sq->rx = ring_at(h, q, (unsigned)(1 - side));
+        sq->tx = ring_at(s, q, (unsigned)side);          /* dir 0 = A->B, 1 = B->A */
+        sq->rx = ring_at(s, q, (unsigned)(1 - side));
         sq->tx_slots = (uint8_t *)sq->tx + RING_CTL_BYTES;
         sq->rx_slots = (uint8_t *)sq->rx + RING_CTL_BYTES;
         fifo_path(path, sizeof(path), s->name, q, (unsigned)(1 - side));
-        sq->rx_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        sq->rx_fd = open_fifo(path);
         fifo_path(path, sizeof(path), s->name, q, (unsigned)side);
-        sq->tx_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        sq->tx_fd = sq->rx_fd < 0 ? -1 : open_fifo(path);
         if (sq->rx_fd < 0 || sq->tx_fd < 0) {
-            int err = -errno;
+            int err = sq->rx_fd < 0 ? sq->rx_fd : sq->tx_fd;
+            if (sq->rx_fd < 0)
+                sq->rx_fd = -1;
+            if (sq->tx_fd < 0)
+                sq->tx_fd = -1;
             s->nq = (uint16_t)(i + 1);
             close_queues(s);
             s->nq = 0;
@@ -390,8 +510,11 @@ static int claim(struct shm *s, const struct rusty_dev_config *cfg)
     }
     for (unsigned i = 0; i < count; i++) {
         struct shm_queue *sq = &s->q[i];
-        /* A fresh start: what a previous holder of this side never read is discarded. */
-        atomic_store(&sq->rx->tail, atomic_load(&sq->rx->head));
+        /* A fresh start: what a previous holder of this side never read is discarded;
+           what it sent stays, and we go on from its transmit index. */
+        sq->rx_tail = atomic_load(&sq->rx->head);
+        sq->tx_head = atomic_load(&sq->tx->head);
+        atomic_store(&sq->rx->tail, sq->rx_tail);
         atomic_store(&sq->rx->wants_wakeup, 0);
         atomic_store(&h->claim[sq->q][side].pid, s->pid);
         h->claim[sq->q][side].attaches++;
@@ -408,12 +531,15 @@ static int peer_attached(struct shm *s, const struct shm_queue *sq)
 static int ring_put(struct rusty_dev *dev, struct shm *s, struct shm_queue *sq, uint32_t head,
                     uint32_t *published, const struct rusty_buf *b)
 {
+    /* The peer's tail may be anything: a tail "ahead" of our head reads as a
+       full ring (the unsigned difference is huge), which only stalls the peer's
+       own link; the slot index is masked locally, so it never leaves the ring. */
     uint32_t tail = atomic_load_explicit(&sq->tx->tail, memory_order_acquire);
-    if (head + *published - tail >= s->mask + 1)
+    if (head + *published - tail >= s->slots)
         return 0;
     uint32_t len = rusty_buf_frame_len(b);
-    if (len > SLOT_DATA) {
-        dev->stats.tx_errors++;         /* cannot happen within the MTU; kept safe */
+    if (len > RX_FRAME_MAX) {
+        dev->stats.tx_errors++;         /* the peer would refuse it; cannot happen within the MTU */
         return 1;
     }
     uint8_t *slot = sq->tx_slots + (size_t)((head + *published) & s->mask) * SLOT_BYTES;
@@ -432,11 +558,12 @@ static int ring_put(struct rusty_dev *dev, struct shm *s, struct shm_queue *sq, 
 }
 
 /* Make `published` frames visible to the peer and wake it if it sleeps. */
-static void ring_publish(struct shm_queue *sq, uint32_t head, uint32_t published)
+static void ring_publish(struct shm_queue *sq, uint32_t published)
 {
     if (!published)
         return;
-    atomic_store_explicit(&sq->tx->head, head + published, memory_order_release);
+    sq->tx_head += published;
+    atomic_store_explicit(&sq->tx->head, sq->tx_head, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&sq->tx->wants_wakeup, memory_order_relaxed) &&
         atomic_exchange(&sq->tx->wants_wakeup, 0)) {
@@ -489,7 +616,7 @@ static int shm_tx_steered(struct rusty_dev *dev, struct rusty_buf **bufs, int n)
     uint32_t head[RUSTY_MAX_QUEUES], published[RUSTY_MAX_QUEUES] = {0};
     int attached[RUSTY_MAX_QUEUES];
     for (unsigned q = 0; q < s->nq; q++) {
-        head[q] = atomic_load_explicit(&s->q[q].tx->head, memory_order_relaxed);
+        head[q] = s->q[q].tx_head;
         attached[q] = peer_attached(s, &s->q[q]);
     }
     int i;
@@ -508,7 +635,7 @@ static int shm_tx_steered(struct rusty_dev *dev, struct rusty_buf **bufs, int n)
         rusty_buf_free(b);
     }
     for (unsigned q = 0; q < s->nq; q++)
-        ring_publish(&s->q[q], head[q], published[q]);
+        ring_publish(&s->q[q], published[q]);
     return i;
 }
 
@@ -527,16 +654,32 @@ static int shm_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
         dev->stats.tx_dropped += (uint64_t)n;
         return n;
     }
-    uint32_t head = atomic_load_explicit(&sq->tx->head, memory_order_relaxed);
     uint32_t published = 0;
     int k;
     for (k = 0; k < n; k++) {
-        if (!ring_put(dev, s, sq, head, &published, bufs[k]))
+        if (!ring_put(dev, s, sq, sq->tx_head, &published, bufs[k]))
             break;
         rusty_buf_free(bufs[k]);
     }
-    ring_publish(sq, head, published);
+    ring_publish(sq, published);
     return k;
+}
+
+/* A slot header as the peer wrote it, checked against our own limits: 1 when the
+   frame may be copied out (len, flags and checksum offsets are then safe to use). */
+static int slot_ok(const struct slot_hdr *sh)
+{
+    if (sh->len < ETH_HLEN || sh->len > RX_FRAME_MAX || (sh->flags & ~SLOT_PARTIAL))
+        return 0;
+    if ((sh->flags & SLOT_PARTIAL) && (uint32_t)sh->csum_start + sh->csum_offset + 2 > sh->len)
+        return 0;
+    return 1;
+}
+
+static void bad_slot(struct rusty_dev *dev)
+{
+    dev->stats.rx_bad_slots++;
+    dev->stats.rx_errors++;
 }
 
 static int shm_rx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs, int max, uint64_t now_us)
@@ -545,16 +688,31 @@ static int shm_rx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
     (void)now_us;
     if (queue >= s->nq)
         return -EINVAL;
+    if (max <= 0)
+        return 0;
     struct shm_queue *sq = &s->q[queue];
-    uint32_t tail = atomic_load_explicit(&sq->rx->tail, memory_order_relaxed);
+    uint32_t tail = sq->rx_tail;
     uint32_t head = atomic_load_explicit(&sq->rx->head, memory_order_acquire);
+    uint32_t avail = head - tail;       /* wrap-safe: indices run freely through 2^32 */
+    if (avail > s->slots) {
+        /* More than a ring ahead (or behind us): the peer's index is garbage.
+           Nothing between is trustworthy; go on from where it points now. */
+        bad_slot(dev);
+        sq->rx_tail = head;
+        atomic_store_explicit(&sq->rx->tail, head, memory_order_release);
+        return 0;
+    }
+    /* Every slot examined counts toward max, a bad one too: a ring of garbage
+       costs one burst per call, like a ring of frames. */
+    uint32_t budget = avail < (uint32_t)max ? avail : (uint32_t)max;
     int n = 0;
-    while (n < max && tail != head) {
+    for (uint32_t k = 0; k < budget; k++) {
         const uint8_t *slot = sq->rx_slots + (size_t)(tail & s->mask) * SLOT_BYTES;
+        uint64_t raw = read_once_u64(slot);
         struct slot_hdr sh;
-        memcpy(&sh, slot, sizeof(sh));
-        if (sh.len > SLOT_DATA) {       /* a peer wrote garbage: skip the slot */
-            dev->stats.rx_errors++;
+        memcpy(&sh, &raw, sizeof(sh));
+        if (!slot_ok(&sh)) {
+            bad_slot(dev);
             tail++;
             continue;
         }
@@ -576,6 +734,7 @@ static int shm_rx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
         bufs[n++] = b;
         tail++;
     }
+    sq->rx_tail = tail;
     atomic_store_explicit(&sq->rx->tail, tail, memory_order_release);
     /* Awake and taking frames: a wakeup asked for before the last sleep is not
        needed any more, and the producer would pay a write() for it. */
@@ -597,8 +756,7 @@ static int shm_arm_wakeup(struct rusty_dev *dev, uint16_t queue)
         ;
     atomic_store(&sq->rx->wants_wakeup, 1);
     atomic_thread_fence(memory_order_seq_cst);
-    uint32_t tail = atomic_load_explicit(&sq->rx->tail, memory_order_relaxed);
-    if (atomic_load_explicit(&sq->rx->head, memory_order_acquire) != tail) {
+    if (atomic_load_explicit(&sq->rx->head, memory_order_acquire) != sq->rx_tail) {
         atomic_store(&sq->rx->wants_wakeup, 0);     /* frames came first: no sleep */
         return 1;
     }
@@ -611,17 +769,18 @@ static int shm_fd(struct rusty_dev *dev, uint16_t queue)
     return queue < s->nq ? s->q[queue].rx_fd : -1;
 }
 
+/* Everything here is bounded by local values (our queues, the file's queue
+   count as validated at open), whatever the file says now. */
 static void shm_close(struct rusty_dev *dev)
 {
     struct shm *s = dev->priv;
-    flock(s->fd, LOCK_EX);
+    int locked = lock_file(s->fd) == 0;
     release_claims(s);
-    if (!any_live_claim(s->hdr))
-        unlink_all(s->shm_name, s->name, s->hdr->queues);
+    if (locked && !any_live_claim(s))
+        unlink_all(s->shm_name, s->name, s->file_queues);
     close_queues(s);
     munmap(s->hdr, s->map_bytes);
-    flock(s->fd, LOCK_UN);
-    close(s->fd);
+    close(s->fd);                       /* drops the lock */
 }
 
 static const struct rusty_dev_ops shm_ops = {
@@ -669,9 +828,9 @@ int rusty_shm_open(const char *name, const struct rusty_dev_config *cfg, struct 
             err = attach_file(s);
             if (err == 1)
                 continue;
-            if (err == 0 && !any_live_claim(s->hdr)) {
+            if (err == 0 && !any_live_claim(s)) {
                 /* Stale: nobody alive holds it. Make a fresh one. */
-                unlink_all(s->shm_name, s->name, s->hdr->queues);
+                unlink_all(s->shm_name, s->name, s->file_queues);
                 munmap(s->hdr, s->map_bytes);
                 close(s->fd);
                 s->fd = -1;
@@ -684,8 +843,8 @@ int rusty_shm_open(const char *name, const struct rusty_dev_config *cfg, struct 
     }
     err = claim(s, cfg);
     if (err) {
-        if (!any_live_claim(s->hdr))
-            unlink_all(s->shm_name, s->name, s->hdr->queues);
+        if (!any_live_claim(s))
+            unlink_all(s->shm_name, s->name, s->file_queues);
         munmap(s->hdr, s->map_bytes);
         close(s->fd);                   /* drops the lock */
         goto fail;
@@ -696,7 +855,7 @@ int rusty_shm_open(const char *name, const struct rusty_dev_config *cfg, struct 
     s->steer = cfg && (cfg->flags & RUSTY_DEVF_STEER);
     dev->offloads = (cfg && (cfg->flags & RUSTY_DEVF_NO_OFFLOAD)) ? 0
                     : RUSTY_OFF_RX_CSUM | RUSTY_OFF_TX_CSUM | RUSTY_OFF_TX_SG;
-    memcpy(dev->mac, s->hdr->mac[s->side], 6);
+    rusty_mac_from_name(s->name, (uint32_t)s->side, dev->mac);     /* ours to derive, not the file's to say */
     snprintf(dev->name, sizeof(dev->name), "%s", name);
     *out = dev;
     return 0;
