@@ -316,7 +316,11 @@ static int side_free(struct shm_header *h, unsigned q, int side)
 
 static int any_live_claim(struct shm_header *h)
 {
-    for (unsigned q = 0; q < h->queues; q++)
+    /* The peer can rewrite the header after attaching: read the count once, bounded by the claim table. */
+    uint32_t queues = *(volatile uint32_t *)&h->queues;
+    if (queues > RUSTY_MAX_QUEUES)
+        queues = RUSTY_MAX_QUEUES;
+    for (unsigned q = 0; q < queues; q++)
         for (int side = 0; side < 2; side++)
             if (alive(atomic_load(&h->claim[q][side].pid)))
                 return 1;
@@ -549,12 +553,16 @@ static int shm_rx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
     uint32_t tail = atomic_load_explicit(&sq->rx->tail, memory_order_relaxed);
     uint32_t head = atomic_load_explicit(&sq->rx->head, memory_order_acquire);
     int n = 0;
-    while (n < max && tail != head) {
+    uint32_t skipped = 0;
+    /* At most one ring's worth of skipped slots per call: a peer that publishes
+       a head billions of slots ahead, over garbage, must not hold us here. */
+    while (n < max && skipped <= s->mask && tail != head) {
         const uint8_t *slot = sq->rx_slots + (size_t)(tail & s->mask) * SLOT_BYTES;
         struct slot_hdr sh;
         memcpy(&sh, slot, sizeof(sh));
         if (sh.len > SLOT_DATA) {       /* a peer wrote garbage: skip the slot */
             dev->stats.rx_errors++;
+            skipped++;
             tail++;
             continue;
         }

@@ -1,0 +1,86 @@
+"""shm: a peer that writes garbage into the shared file (found by fuzz/shm_ring.c).
+
+The test maps /dev/shm/aiorusty-NAME itself and plays the hostile side: any
+byte of the file is the other process's to write, at any time. Each case
+replays what the fuzzer found, through the normal Python device.
+"""
+
+import glob
+import mmap
+import os
+import struct
+
+import pytest
+
+from aiorusty.nic import open_device
+
+from _netns import unique
+
+HEADER_BYTES = 4096
+RING_CTL = 192                          # head, tail, wants_wakeup: a cache line each
+SLOT_BYTES = 2048
+QUEUES_OFF = 16                         # struct shm_header: magic, version, header_bytes, queues
+CLAIMS_OFF = 64                         # claim[16][2]: {pid, attaches}
+
+
+@pytest.fixture
+def name():
+    n = unique("shmh")
+    yield n
+    for path in glob.glob(f"/dev/shm/aiorusty-{n}") + glob.glob(f"/dev/shm/aiorusty-{n}.q*"):
+        os.unlink(path)
+
+
+def peer_map(name):
+    fd = os.open(f"/dev/shm/aiorusty-{name}", os.O_RDWR)
+    try:
+        return mmap.mmap(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def test_a_header_rewritten_to_a_huge_queue_count_is_not_trusted_by_close(name):
+    # shm_close counts live claims to decide whether to remove the name, over the
+    # header's queue count as read from the file: 0xffffffff walked claim[] off its
+    # end (the fuzzer's UBSan build stopped at index 16; a normal build reads on
+    # through the mapping). A live pid planted past the table, where only such a
+    # walk looks, shows whether close still trusts the count.
+    dev = open_device(f"shm:{name},ring=4")
+    m = peer_map(name)
+    try:
+        struct.pack_into("<I", m, QUEUES_OFF, 0xffffffff)
+        struct.pack_into("<i", m, CLAIMS_OFF + 20 * 2 * 8, os.getpid())   # "claim[20][0]"
+    finally:
+        m.close()
+    dev.close()
+    assert not os.path.exists(f"/dev/shm/aiorusty-{name}")
+
+
+def test_a_head_published_far_ahead_over_garbage_slots_is_read_one_ring_at_a_time(name):
+    # Slots whose length is out of range are skipped; the skip loop ran until the
+    # tail reached whatever head the peer published (here 2**24 slots away, up to
+    # 2**32), holding the reader in one call. Now one call looks at most at one ring.
+    dev = open_device(f"shm:{name},ring=4")
+    m = peer_map(name)
+    try:
+        slots = struct.unpack_from("<I", m, 20)[0]     # header: ..., queues, slots
+        ring = RING_CTL + slots * SLOT_BYTES
+        rx = HEADER_BYTES + ring                                # B -> A: what side A reads
+        for i in range(slots):
+            struct.pack_into("<HHHH", m, rx + RING_CTL + i * SLOT_BYTES, 0xffff, 0, 0, 0)
+        tail = struct.unpack_from("<I", m, rx + 64)[0]
+        struct.pack_into("<I", m, rx, (tail + (1 << 24)) & 0xffffffff)
+        assert dev.recv() is None
+        moved = (struct.unpack_from("<I", m, rx + 64)[0] - tail) & 0xffffffff
+        assert 0 < moved <= slots
+        assert dev.stats()["rx_errors"] == moved
+        # A valid frame published after the garbage is still received.
+        struct.pack_into("<I", m, rx, (tail + moved + 1) & 0xffffffff)
+        frame = b"\x02\x52\x00\x00\x00\x01" * 2 + b"\x88\xb5" + b"x" * 46
+        slot = rx + RING_CTL + ((tail + moved) % slots) * SLOT_BYTES
+        struct.pack_into("<HHHH", m, slot, len(frame), 0, 0, 0)
+        m[slot + 8:slot + 8 + len(frame)] = frame
+        assert dev.recv() == frame
+    finally:
+        m.close()
+        dev.close()
