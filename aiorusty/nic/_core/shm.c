@@ -560,7 +560,9 @@ static int shm_rx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
         const uint8_t *slot = sq->rx_slots + (size_t)(tail & s->mask) * SLOT_BYTES;
         struct slot_hdr sh;
         memcpy(&sh, slot, sizeof(sh));
-        if (sh.len > SLOT_DATA) {       /* a peer wrote garbage: skip the slot */
+        /* A peer wrote garbage - longer than a slot holds or a buffer takes after
+           its headroom (our tx never sends more than the MTU): skip the slot. */
+        if (sh.len > SLOT_DATA || sh.len > RUSTY_BUF_SIZE - RUSTY_BUF_HEADROOM) {
             dev->stats.rx_errors++;
             skipped++;
             tail++;
