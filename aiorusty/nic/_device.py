@@ -300,10 +300,11 @@ def open_device(spec):
     return dev
 
 
-def open_pair(pool=0, ring=0, gather=False, trace=False):
+def open_pair(pool=0, ring=0, gather=False, trace=False, pcap=None):
     """Two devices joined like a cable (in-process), for tests: (a, b). gather: they offer
     TX checksum and scatter-gather offload and do both in software (RUSTY_DEVF_GATHER).
-    trace: a's frames are decoded to the aiorusty.trace logger (as the spec's trace=1)."""
+    trace: a's frames are decoded to the aiorusty.trace logger (as the spec's trace=1).
+    pcap: a's frames are captured to this file (as the spec's pcap=FILE)."""
     cfg = ffi.new("struct rusty_dev_config *")
     cfg.pool_buffers = pool
     cfg.ring_frames = ring
@@ -311,5 +312,5 @@ def open_pair(pool=0, ring=0, gather=False, trace=False):
     a = ffi.new("struct rusty_dev **")
     b = ffi.new("struct rusty_dev **")
     check(lib.rusty_pair_open(cfg, a, b), "pair device")
-    iface = Interface("loopback", trace=trace)
+    iface = Interface("loopback", trace=trace, pcap=pcap)
     return Device(_wrap(a[0], iface), iface), Device(b[0], Interface("loopback"))

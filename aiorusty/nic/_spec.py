@@ -42,6 +42,7 @@ MAX_ADDRESSES = 256                     # per interface, the first included (RUS
 _MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
 _TIME_UNITS = {"us": 1, "ms": 1000, "s": 1000000}
+_U16, _U32, _U64 = 2**16 - 1, 2**32 - 1, 2**64 - 1   # the C config fields these values land in
 _RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "bps": 1, "kbps": 10**3, "mbps": 10**6, "gbps": 10**9}
 
 
@@ -222,8 +223,9 @@ def _set_key(fields, key, value):
     elif key in ("queues", "queue", "pool", "ring"):
         n = int(value)
         low = 1 if key in ("queues",) else 0
-        if n < low or (key == "queues" and n > 16):
-            raise InterfaceSpecError(f"{key}={value} out of range" + (" (1..16)" if key == "queues" else ""))
+        high = {"queues": 16, "queue": _U16}.get(key, _U32)
+        if not low <= n <= high:
+            raise InterfaceSpecError(f"{key}={value} out of range ({low}..{high})")
         fields[key] = n
     elif key == "offload":
         fields["offload"] = _bool(key, value)
@@ -311,17 +313,19 @@ def _probability(key, value):
 
 def _duration_us(key, value):
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(us|ms|s)?", value.strip())
-    if not m:
-        raise ValueError(f"{key}={value} should be a duration like 25ms, 500us or 1s")
-    return int(float(m.group(1)) * _TIME_UNITS[m.group(2) or "ms"])
+    us = float(m.group(1)) * _TIME_UNITS[m.group(2) or "ms"] if m else None
+    if us is None or not us <= _U32:     # also inf, from hundreds of digits
+        raise ValueError(f"{key}={value} should be a duration like 25ms, 500us or 1s, at most {_U32 // 10**6} s")
+    return int(us)
 
 
 def _rate_bps(key, value):
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)", value.strip())
     unit = m.group(2).lower() if m else ""
-    if not m or (unit and unit not in _RATE_UNITS):
+    bps = float(m.group(1)) * _RATE_UNITS[unit or "bit"] if m and (not unit or unit in _RATE_UNITS) else None
+    if bps is None or not bps <= _U64:   # also inf, from hundreds of digits
         raise ValueError(f"{key}={value} should be a rate like 100mbit, 1gbit or 500kbit")
-    return int(float(m.group(1)) * _RATE_UNITS[unit or "bit"])
+    return int(bps)
 
 
 def _parse_faults(raw):
@@ -335,6 +339,8 @@ def _parse_faults(raw):
             kw["rate_bps"] = _rate_bps(key, value)
         elif key == "seed":
             kw["seed"] = int(value)
+            if not 0 <= kw["seed"] <= _U64:
+                raise ValueError(f"seed={value} out of range (0..{_U64})")
         elif key == "faults_dir":
             kw["direction"] = {"rx": 1, "tx": 2, "both": 3}[value] if value in ("rx", "tx", "both") else _bad_dir(value)
     return Faults(**kw)

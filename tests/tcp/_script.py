@@ -18,6 +18,8 @@ Relative numbers: a Conn's `seq`/`ack` arguments and Seg.rseq/rack are offsets
 from the stack's ISN+1 and the peer's ISN+1, like Wireshark's relative numbers.
 """
 
+import os
+import re
 import struct
 
 from aiorusty._rusty import lib
@@ -115,13 +117,25 @@ class Seg:
                 f"win={self.window} len={len(self.payload)} opts={self.opts}>")
 
 
+def _capture_path():
+    """With AIORUSTY_TEST_PCAP=DIR, each Peer captures the stack's frames to DIR/<test>.pcap
+    (fuzz/seeds_from_pcap.py turns such captures into fuzzing seeds)."""
+    where = os.environ.get("AIORUSTY_TEST_PCAP")
+    if not where:
+        return None
+    test = os.environ.get("PYTEST_CURRENT_TEST", "peer").split(" ")[0]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test)[-120:]
+    os.makedirs(where, exist_ok=True)
+    return os.path.join(where, name + ".pcap")
+
+
 class Peer:
     """The test's end of the wire, and the clock."""
 
     def __init__(self, now=0, gather=False, **config):
         config.setdefault("arp_timeout_us", 4_000_000_000)
         config.setdefault("tcp_msl_us", 2_000_000)
-        self.a, self.b = open_pair(gather=gather)
+        self.a, self.b = open_pair(gather=gather, pcap=_capture_path())
         self.stack = Stack(seed=7, **config)
         self.now = now
         self.stack.add_interface(self.a, now, ip=f"{STACK_IP}/24")
