@@ -386,7 +386,7 @@ static int setup(struct h *h, uint8_t variant)
         data[i] = (uint8_t)i;
     if (rusty_payload_new(data, sizeof(data), &h->payload) != 0)
         return -1;
-    if (rusty_tcp_listen(h->st, 0, 80, 8, &h->listener) == 0)
+    if (rusty_tcp_listen(h->st, 0, 80, 8, 0, &h->listener) == 0)
         h->has_listener = 1;
     if (rusty_udp_bind(h->st, 0, 7, &h->udp) == 0)
         h->has_udp = 1;
@@ -582,7 +582,9 @@ static void step_app(struct h *h, struct fin *in)
         if (h->has_listener && (arg & 1)) {
             rusty_tcp_close(h->st, h->listener, h->now);
             h->has_listener = 0;
-        } else if (!h->has_listener && rusty_tcp_listen(h->st, 0, 80, arg2 % 16, &h->listener) == 0) {
+        } else if (!h->has_listener && rusty_tcp_listen(h->st, 0, 80, arg2 % 16,
+                                                        (arg2 >> 4) & RUSTY_TCP_LISTEN_REUSEPORT,
+                                                        &h->listener) == 0) {
             h->has_listener = 1;
         }
         break;
