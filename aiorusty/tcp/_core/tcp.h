@@ -327,6 +327,7 @@ void tcp_sndq_clear(struct rusty_stack *s, struct rusty_tcb *t);
 /* Copy [seq, seq+len) out; 1 and *sum = their ones'-complement sum when computed in software. */
 int tcp_sndq_copy(struct rusty_tcb *t, uint32_t seq, uint32_t len, uint8_t *out, uint64_t *sum, int want_sum);
 const uint8_t *tcp_sndq_payload_at(struct rusty_tcb *t, uint32_t seq, uint32_t *run, struct rusty_payload **owner);
+uint32_t tcp_sndq_ring_run(struct rusty_tcb *t, uint32_t seq);
 
 /* ---- tcp_out.c */
 void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);
