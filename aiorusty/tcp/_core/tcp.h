@@ -230,6 +230,8 @@ struct tcp_cc_ops;
 struct ring_cache {
     void *head[TCP_RING_CACHE_CLASSES]; /* free rings, linked through their first bytes */
     uint32_t count[TCP_RING_CACHE_CLASSES];
+    void *big;                          /* free rings past 64 KiB: next pointer and size in their first bytes */
+    uint64_t big_bytes;
 };
 
 struct rusty_tcp_state {
