@@ -43,10 +43,10 @@
 
 /* An IPv4 datagram holds 65535 bytes: its header and the largest TCP header leave this. */
 #define TSO_MAX_PAYLOAD (65535u - RUSTY_IPV4_HLEN - 60u)
-/* Big buffers per stack (4 MiB at most, made as first needed): the frames of a
+/* Big buffers per stack (2 MiB at most, made as first needed): the frames of a
    few polls' worth of 64 KiB writes; a device that writes at once (tap)
    gives each back at the end of the poll that made it. */
-#define BIG_BUFFERS 64u
+#define BIG_BUFFERS 32u
 
 uint32_t tcp_ts_now(uint64_t now)
 {
