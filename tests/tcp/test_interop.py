@@ -42,7 +42,7 @@ def test_loss_nftables(percent):
 
 
 @pytest.mark.parametrize("faults", [
-    "delay=25ms,drop=1%,seed=1",
+    "delay=25ms,drop=1%,seed=1,offload=0",     # MSS frames: 1% of 64 KiB TSO frames is often none
     "reorder=10%,seed=2",
     "duplicate=5%,seed=3",
     "corrupt=1%,seed=4",
