@@ -2,7 +2,7 @@
 
     python bench/http_loops.py [--quick] [--rounds 3] [--duration 5] [--conns 32]
                                [--apps httptools,streams,aiohttp] [--loops asyncio,uvloop,aiorusty]
-                               [--json bench/results/http_loops.json]
+                               [--body BYTES] [--json bench/results/http_loops.json]
 
 Servers (bench/apps/): a raw asyncio.Protocol server parsing with httptools, an
 asyncio streams server and an aiohttp.web app, each answering GET / with a
@@ -35,8 +35,17 @@ ratios (same round, so the machine's drift cancels). This machine is noisy:
 single runs spread by 20-50%.
 
 Loop variants for A/B comparisons in one run: `aiorusty:bp=0` (AIORUSTY_BUSY_POLL_US=0),
-`aiorusty:src=/path/to/other/checkout` (another build of aiorusty), combinable
-with `+`: `aiorusty:bp=0+src=/tmp/base`.
+`aiorusty:src=/path/to/other/checkout` (another build of aiorusty),
+`aiorusty:dev=afpacket` (the stack on AF_PACKET over a veth of its own whose other
+end is in the client netns, instead of a tap), combinable with `+`:
+`aiorusty:bp=0+src=/tmp/base`.
+
+Large responses: --body N makes every app answer with an N-byte body, one `bytes`
+object written whole (BENCH_BODY_BYTES, bench/apps/_serve.py); Gbit/s of body is
+reported beside req/s. E.g. 1 MiB bodies over tap, AF_PACKET and uvloop's veth:
+
+    python bench/http_loops.py --apps httptools --body 1048576 --conns 4 \
+        --loops uvloop,aiorusty,aiorusty:dev=afpacket --json bench/results/http_1mib.json
 Numbers are printed and written as JSON; they are never test assertions.
 """
 
@@ -61,6 +70,7 @@ APPS = os.path.join(HERE, "apps")
 HZ = os.sysconf("SC_CLK_TCK")
 SERVER_CORE, CLIENT_CORE = 0, 1
 PORT = 8080
+BODY_BYTES = 14         # --body sets it (the apps' default hello)
 
 
 # -- small helpers -------------------------------------------------------------------
@@ -125,9 +135,9 @@ def parse_loop(spec):
     if kind not in ("asyncio", "uvloop", "aiorusty"):
         raise SystemExit(f"unknown loop {spec!r}")
     options = dict(o.split("=", 1) for o in opts.split("+") if o)
-    bad = set(options) - {"bp", "src"}
-    if bad or (options and kind != "aiorusty"):
-        raise SystemExit(f"loop {spec!r}: options bp=, src= apply to aiorusty only")
+    bad = set(options) - {"bp", "src", "dev"}
+    if bad or (options and kind != "aiorusty") or options.get("dev", "tap") not in ("tap", "afpacket"):
+        raise SystemExit(f"loop {spec!r}: options bp=, src=, dev=tap|afpacket apply to aiorusty only")
     return kind, options
 
 
@@ -136,6 +146,7 @@ def describe_loop(spec):
     out = {"loop": kind}
     if "bp" in opts:
         out["AIORUSTY_BUSY_POLL_US"] = int(opts["bp"])
+    out["device"] = opts.get("dev", "tap") if kind == "aiorusty" else "veth (kernel TCP)"
     if "src" in opts:
         rev = os.path.join(opts["src"], "REVISION")       # a `git archive` copy records its commit here
         if os.path.exists(rev):
@@ -190,6 +201,18 @@ class Bed:
         sh("ip", "link", "set", tap, "up", ns=self.cns)
         set_rps(self.cns, tap, CLIENT_CORE)
 
+    def new_veth(self, host_ip):
+        """A veth for an AF_PACKET server: its end in the server netns carries no address
+        (the stack answers for its own), the other end is host_ip in the client netns."""
+        dev_s, dev_c = name("rbas"), name("rbac")
+        sh("ip", "link", "add", dev_s, "netns", self.sns, "type", "veth", "peer", "name", dev_c, "netns", self.cns)
+        sh("sysctl", "-qw", f"net/ipv6/conf/{dev_s}/disable_ipv6=1", ns=self.sns, check=False)
+        sh("ip", "link", "set", dev_s, "up", ns=self.sns)
+        sh("ip", "addr", "add", f"{host_ip}/24", "dev", dev_c, ns=self.cns)
+        sh("ip", "link", "set", dev_c, "up", ns=self.cns)
+        set_rps(self.cns, dev_c, CLIENT_CORE)
+        return dev_s, dev_c
+
 
 class Server:
     def __init__(self, bed, app, loop_spec, port):
@@ -197,10 +220,14 @@ class Server:
         kind, opts = parse_loop(loop_spec)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("AIORUSTY_IFACE", None)
-        self.tap = None
+        self.tap = self.client_dev = None
         if kind == "aiorusty":
             self.tap, self.ip, host_ip = bed.new_tap()
             env["AIORUSTY_IFACE"] = f"tap:{self.tap},ip={self.ip}/24"
+            if opts.get("dev") == "afpacket":
+                veth, self.client_dev = bed.new_veth(host_ip)
+                env["AIORUSTY_IFACE"] = f"afpacket:{veth},ip={self.ip}/24"
+                self.tap = None
             if "bp" in opts:
                 env["AIORUSTY_BUSY_POLL_US"] = opts["bp"]
             src = opts.get("src", ROOT)
@@ -221,6 +248,7 @@ class Server:
         self.pid = int(line.split()[1])                 # ip netns exec and taskset exec: the same process
         if self.tap:
             bed.move_tap(self.tap, host_ip)
+            self.client_dev = self.tap
 
     def _readline(self, timeout):
         import selectors
@@ -279,7 +307,7 @@ def link_packets(ns, dev):
 
 
 def measure(bed, server, duration, conns, syscalls=False):
-    dev = server.tap or bed.veth_c
+    dev = server.client_dev or bed.veth_c
     (rx0, tx0) = link_packets(bed.cns, dev)
     counter = None
     if syscalls:        # perf counts the server's system calls (a tracepoint: no PMU needed)
@@ -305,6 +333,7 @@ def measure(bed, server, duration, conns, syscalls=False):
     r["server_tx_frames_per_req"] = (rx1 - rx0) / r["requests"]
     r["server_rx_frames_per_req"] = (tx1 - tx0) / r["requests"]
     r["core_busy_share"] = (b1 - b0) / max(1, t1 - t0)
+    r["body_gbps"] = r["rps"] * BODY_BYTES * 8 / 1e9
     return r
 
 
@@ -320,7 +349,7 @@ def summarize(runs, loops):
         rs = runs[spec]
         s = {f: statistics.median(r[f] for r in rs) for f in FIELDS if all(r[f] is not None for r in rs)}
         s["rps_min"], s["rps_max"] = min(r["rps"] for r in rs), max(r["rps"] for r in rs)
-        for f in ("proc_cpu_share", "server_tx_frames_per_req", "server_rx_frames_per_req", "syscalls_per_req"):
+        for f in ("body_gbps", "proc_cpu_share", "server_tx_frames_per_req", "server_rx_frames_per_req", "syscalls_per_req"):
             if all(r.get(f) is not None for r in rs):
                 s[f] = statistics.median(r[f] for r in rs)
         s["errors"] = sum(r["errors"] for r in rs)
@@ -332,7 +361,7 @@ def summarize(runs, loops):
 
 
 def print_table(results, loops):
-    hdr = (f"{'app':10s} {'loop':26s} {'req/s':>8s} {'min-max':>13s} {'cpu us/req':>10s} {'core0 us/req':>12s} "
+    hdr = (f"{'app':10s} {'loop':26s} {'req/s':>8s} {'min-max':>13s} {'Gbit/s':>7s} {'cpu us/req':>10s} {'core0 us/req':>12s} "
            f"{'cpu%':>5s} {'p50 ms':>7s} {'p99 ms':>7s} {'rps/uv':>6s} {'cpu/uv':>6s} {'core/uv':>7s}")
     print(hdr)
     print("-" * len(hdr))
@@ -341,7 +370,7 @@ def print_table(results, loops):
             s = res["summary"][spec]
             rel = (f"{s['rps_vs_uvloop']:6.2f} {s['proc_cpu_us_per_req_vs_uvloop']:6.2f} "
                    f"{s['core_busy_us_per_req_vs_uvloop']:7.2f}") if "rps_vs_uvloop" in s else f"{'':6s} {'':6s} {'':7s}"
-            print(f"{app:10s} {spec:26s} {s['rps']:8.0f} {s['rps_min']:6.0f}-{s['rps_max']:<6.0f} "
+            print(f"{app:10s} {spec:26s} {s['rps']:8.0f} {s['rps_min']:6.0f}-{s['rps_max']:<6.0f} {s['body_gbps']:7.2f} "
                   f"{s['proc_cpu_us_per_req']:10.1f} {s['core_busy_us_per_req']:12.1f} "
                   f"{s['proc_cpu_share'] * 100:5.0f} {s.get('p50_ms', float('nan')):7.3f} {s.get('p99_ms', float('nan')):7.2f} {rel}")
     print("cpu us/req: server process utime+stime per request; core0 us/req: server core busy time per request "
@@ -359,6 +388,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2 rounds of 2 s (a smoke run, not for the record)")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "http_loops.json"))
     ap.add_argument("--no-json", action="store_true")
+    ap.add_argument("--body", type=int, default=0, help="body bytes per response (default: the 14-byte hello)")
     ap.add_argument("--syscalls", action="store_true", help="also count the server's system calls per request (perf)")
     args = ap.parse_args()
     if args.quick:
@@ -368,6 +398,10 @@ def main():
     if os.cpu_count() < 2:
         raise SystemExit("needs two cores (server on core 0, wrk on core 1)")
     apps = args.apps.split(",")
+    global BODY_BYTES
+    if args.body:
+        os.environ["BENCH_BODY_BYTES"] = str(args.body)
+        BODY_BYTES = args.body
     loops = args.loops.split(",")
     for spec in loops:
         parse_loop(spec)
@@ -392,7 +426,7 @@ def main():
                         runs[spec].append(r)
                         served[spec] += r["requests"]
                         print(f"  {app:9s} round {rnd + 1} {spec:26s} {r['rps']:8.0f} req/s  "
-                              f"{r['proc_cpu_us_per_req']:6.1f} cpu us/req  {r['core_busy_us_per_req']:6.1f} "
+                              f"{r['body_gbps']:6.2f} Gbit/s  {r['proc_cpu_us_per_req']:6.1f} cpu us/req  {r['core_busy_us_per_req']:6.1f} "
                               f"core0 us/req  p99 {r['p99_ms']} ms  frames/req out {r['server_tx_frames_per_req']:.2f} "
                               f"in {r['server_rx_frames_per_req']:.2f}"
                               + (f"  syscalls/req {r['syscalls_per_req']:.2f}" if r.get("syscalls_per_req") else ""),
@@ -415,9 +449,11 @@ def main():
         "machine": platform.node(), "kernel": platform.release(), "cpu": cpu_model(), "cores": os.cpu_count(),
         "versions": versions(),
         "devices": {"asyncio/uvloop": "veth (kernel TCP on both sides)",
-                    "aiorusty": "tap (virtio-net header), kernel side in the client netns"},
+                    "aiorusty": "tap (virtio-net header), kernel side in the client netns",
+                    "aiorusty:dev=afpacket": "AF_PACKET (TPACKET_V2) on a veth whose other end is in the client netns"},
         "pinning": {"server": f"core {SERVER_CORE} (taskset)", "wrk": f"core {CLIENT_CORE} (taskset, -t1)",
                     "rps": f"server-side veth -> core {SERVER_CORE}; client-side veth and tap -> core {CLIENT_CORE}"},
+        "body_bytes": BODY_BYTES,
         "wrk": {"duration_s": args.duration, "connections": args.conns, "threads": 1, "rounds": args.rounds,
                 "order": "alternated, reversed every other round"},
         "busy_poll_us": os.environ.get("AIORUSTY_BUSY_POLL_US", "default"),

@@ -16,7 +16,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))      # the repository (aiorusty)
 
-BODY = b"Hello, World!\n"
+# BENCH_BODY_BYTES=N: a body of N bytes (one `bytes` object written whole, as an app
+# serving a file it read would); the default is the 14-byte hello.
+BODY = (b"x" * int(os.environ["BENCH_BODY_BYTES"])) if os.environ.get("BENCH_BODY_BYTES") else b"Hello, World!\n"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(BODY)) + BODY
 
 

@@ -32,8 +32,21 @@
  * Checksums: frames the kernel or the NIC verified carry TP_STATUS_CSUM_VALID;
  * frames from a local sender (a veth peer) carry TP_STATUS_CSUMNOTREADY, their
  * checksum left to "hardware" that never runs: both are RUSTY_BUF_CSUM_VALID.
- * TX checksums are done in software (rusty_dev_tx), so only RX offload is
- * advertised. A peer that sends TSO/GSO super-frames over a veth (Linux TCP
+ * TX checksums of frames in the ring are finished in software here (the ring
+ * has no per-frame offload request).
+ *
+ * TSO and scatter-gather on tx: frames larger than a slot (a TCP frame of up
+ * to 64 KiB with gso_size, buf.h) or with an external tail go through a second
+ * packet socket per queue with PACKET_VNET_HDR (packet(7)): one sendmsg() of
+ * a virtio-net header (GSO_TCPV4, NEEDS_CSUM, as tap.c writes it) and the
+ * frame from where it lies, which the kernel segments (or hands whole to a
+ * veth peer, whose TCP takes it as one GRO packet). Why a second socket and
+ * not the vnet header on the ring socket: the header would then also sit in
+ * front of every received frame and of every ring slot, and a TX ring slot
+ * cannot hold 64 KiB without making every slot that large. The side socket
+ * has protocol 0 (it receives nothing) and is bound to the interface. Order:
+ * the ring is kicked before a side frame goes, so frames leave in the order
+ * the stack queued them. A peer that sends TSO/GSO super-frames over a veth (Linux TCP
  * does by default) must have them off (`ethtool -K PEER tso off gso off`):
  * frames longer than a buffer are dropped and counted in rx_dropped.
  *
@@ -70,7 +83,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <linux/virtio_net.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "dev.h"
@@ -97,6 +112,7 @@ struct afq {
     /* TX ring */
     uint8_t *tx;
     uint32_t tx_nr, tx_head;
+    int gso_fd;                         /* TSO / scatter-gather frames (PACKET_VNET_HDR); -1: none */
 };
 
 struct afp {
@@ -166,6 +182,34 @@ static struct tpacket2_hdr *tx_slot(const struct afq *q, uint32_t i)
     return (struct tpacket2_hdr *)(q->tx + (size_t)i * FRAME_SIZE);
 }
 
+/* A frame through the side socket: 1 sent (or dropped as malformed), 0 the
+   socket is full (the caller keeps the frame). */
+static int tx_gso(struct rusty_dev *dev, struct afq *q, struct rusty_buf *b)
+{
+    struct virtio_net_hdr h;
+    memset(&h, 0, sizeof(h));
+    if (b->flags & RUSTY_BUF_CSUM_PARTIAL) {
+        h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        h.csum_start = b->csum_start;
+        h.csum_offset = b->csum_offset;
+        if (b->gso_size) {
+            const uint8_t *tcp = rusty_buf_data(b) + b->csum_start;
+            h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+            h.gso_size = b->gso_size;
+            h.hdr_len = (uint16_t)(b->csum_start + (tcp[12] >> 4) * 4);
+        }
+    }
+    struct iovec iov[3] = {{&h, sizeof(h)}, {rusty_buf_data(b), b->len}, {(void *)b->ext, b->ext_len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = b->ext_len ? 3 : 2};
+    if (sendmsg(q->gso_fd, &msg, MSG_DONTWAIT) < 0) {
+        if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)
+            return 0;
+        dev->stats.tx_errors++;
+    }
+    rusty_buf_free(b);
+    return 1;
+}
+
 static int afp_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs, int n, uint64_t now_us)
 {
     struct afp *a = dev->priv;
@@ -174,8 +218,18 @@ static int afp_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
     if (qi < 0)
         return -EINVAL;
     struct afq *q = &a->q[qi];
-    int i, kicked = 0;
+    int i, kicked = 0, pending = 0;
     for (i = 0; i < n; i++) {
+        struct rusty_buf *b = bufs[i];
+        if (q->gso_fd >= 0 && (b->gso_size || b->ext_len)) {
+            if (pending && send(q->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
+                dev->stats.tx_errors++;
+            pending = 0;
+            if (!tx_gso(dev, q, b))
+                break;
+            continue;
+        }
+        rusty_buf_complete_csum(b);     /* a ring slot has no offload request */
         struct tpacket2_hdr *h = tx_slot(q, q->tx_head);
         uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
         if (st != TP_STATUS_AVAILABLE && !(st & TP_STATUS_WRONG_FORMAT)) {
@@ -190,7 +244,6 @@ static int afp_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
         }
         if (st & TP_STATUS_WRONG_FORMAT)
             dev->stats.tx_errors++;     /* an earlier frame the kernel refused */
-        struct rusty_buf *b = bufs[i];
         if (b->len > FRAME_SIZE - TX_DATA_OFF) {
             dev->stats.tx_errors++;
             rusty_buf_free(b);
@@ -202,8 +255,9 @@ static int afp_tx(struct rusty_dev *dev, uint16_t queue, struct rusty_buf **bufs
         __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
         q->tx_head = (q->tx_head + 1) % q->tx_nr;
         rusty_buf_free(b);
+        pending = 1;
     }
-    if (i > 0 && send(q->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
+    if (pending && send(q->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
         dev->stats.tx_errors++;         /* frames stay queued in the ring; the next kick retries */
     return i;
 }
@@ -222,6 +276,8 @@ static void afp_close(struct rusty_dev *dev)
         if (a->q[i].map)
             munmap(a->q[i].map, a->q[i].map_len);
         close(a->q[i].fd);
+        if (a->q[i].gso_fd >= 0)
+            close(a->q[i].gso_fd);
     }
     a->nq = 0;
 }
@@ -297,10 +353,30 @@ static void steer_filter(struct sock_filter *p, uint32_t k, uint32_t n)
     memcpy(p, prog, sizeof(prog));
 }
 
+/* The side socket for TSO and scatter-gather frames (see the header): -errno
+   when the kernel refuses PACKET_VNET_HDR (the device then offers neither). */
+static int open_gso(struct afq *q, int ifindex)
+{
+    int one = 1;
+    q->gso_fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (q->gso_fd < 0)
+        return -errno;
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = 0, .sll_ifindex = ifindex};
+    if (setsockopt(q->gso_fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0 ||
+        bind(q->gso_fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+        int err = -errno;
+        close(q->gso_fd);
+        q->gso_fd = -1;
+        return err;
+    }
+    return 0;
+}
+
 /* One queue: socket, steering filter (n > 1), rings, mmap, bind, promiscuous. */
 static int open_queue(struct afq *q, int ifindex, uint32_t rx_frames, uint32_t k, uint32_t n)
 {
     int one = 1, v2 = TPACKET_V2, err;
+    q->gso_fd = -1;
     q->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (q->fd < 0)
         return -errno;
@@ -405,6 +481,13 @@ int rusty_afpacket_open(const char *ifname, const struct rusty_dev_config *cfg, 
     dev->first_queue = single ? cfg->queue : 0;
     dev->offloads = (flags & RUSTY_DEVF_NO_OFFLOAD) ? 0 : RUSTY_OFF_RX_CSUM;
     a->csum_ok = dev->offloads ? (TP_STATUS_CSUM_VALID | TP_STATUS_CSUMNOTREADY) : 0;
+    if (!(flags & RUSTY_DEVF_NO_OFFLOAD)) {
+        int gso = 1;
+        for (uint16_t i = 0; i < nq && gso; i++)
+            gso = open_gso(&a->q[i], ifindex) == 0;
+        if (gso)
+            dev->offloads |= RUSTY_OFF_TX_CSUM | RUSTY_OFF_TX_SG | RUSTY_OFF_TSO;
+    }
     snprintf(dev->name, sizeof(dev->name), "%s", ifname);
     struct ifreq ifr;
     if (!(cfg && cfg->mtu) && if_query(ifname, SIOCGIFMTU, &ifr) == 0)

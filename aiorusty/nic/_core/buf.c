@@ -108,3 +108,79 @@ void rusty_buf_complete_csum(struct rusty_buf *b)
     field[0] = (uint8_t)(csum >> 8);
     field[1] = (uint8_t)csum;
 }
+
+/* A big buffer: this header, then RUSTY_BIG_SIZE bytes. */
+struct big {
+    struct rusty_big_pool *pool;
+    struct big *next;
+    uint8_t data[];
+};
+
+struct rusty_big_pool {
+    struct big *free_list;
+    uint32_t made, count;
+    uint32_t refs;                      /* the creator's, plus one per buffer out */
+};
+
+struct rusty_big_pool *rusty_big_pool_new(uint32_t count)
+{
+    struct rusty_big_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->count = count;
+    p->refs = 1;
+    return p;
+}
+
+static void big_pool_unref(struct rusty_big_pool *p)
+{
+    if (--p->refs)
+        return;
+    while (p->free_list) {
+        struct big *b = p->free_list;
+        p->free_list = b->next;
+        free(b);
+    }
+    free(p);
+}
+
+void rusty_big_pool_release(struct rusty_big_pool *p)
+{
+    if (p)
+        big_pool_unref(p);
+}
+
+int rusty_big_available(const struct rusty_big_pool *p)
+{
+    return p->free_list || p->made < p->count;
+}
+
+uint8_t *rusty_big_get(struct rusty_big_pool *p, void **owner)
+{
+    struct big *b = p->free_list;
+    if (b) {
+        p->free_list = b->next;
+    } else {
+        if (p->made >= p->count)
+            return NULL;
+        /* Grown on first use only (see buf.h): afterwards buffers are recycled. */
+        b = malloc(sizeof(*b) + RUSTY_BIG_SIZE);
+        if (!b)
+            return NULL;
+        b->pool = p;
+        p->made++;
+    }
+    b->next = NULL;
+    p->refs++;
+    *owner = b;
+    return b->data;
+}
+
+void rusty_big_release(void *owner)
+{
+    struct big *b = owner;
+    struct rusty_big_pool *p = b->pool;
+    b->next = p->free_list;
+    p->free_list = b;
+    big_pool_unref(p);
+}

@@ -164,4 +164,31 @@ struct rusty_buf *rusty_buf_clone(struct rusty_pool *pool, const struct rusty_bu
 /* Finish a RUSTY_BUF_CSUM_PARTIAL checksum in software. */
 void rusty_buf_complete_csum(struct rusty_buf *b);
 
+/*
+ * Large transmit buffers: where a TSO frame's payload is gathered when it is
+ * not one static payload range (bytes the app wrote, in a TCP send ring). A
+ * frame takes one as its external tail (rusty_buf_set_ext with
+ * rusty_big_release as release and the buffer as owner), so the frame owns a
+ * copy of its bytes for as long as any queue or wrapper holds it: the send
+ * ring may grow, be acknowledged and overwritten, or go back to tcp_mem
+ * meanwhile. The pool is reference-counted by its user and by every buffer
+ * out, so frames freed after their stack (a delay line in a wrapper device)
+ * stay safe. Buffers are allocated when first needed, up to `count`, then
+ * recycled: a stack that never sends a large write holds none.
+ */
+#define RUSTY_BIG_SIZE 65536u
+
+struct rusty_big_pool;
+
+/* A pool of at most `count` buffers; NULL when out of memory. */
+struct rusty_big_pool *rusty_big_pool_new(uint32_t count);
+/* Drop the creator's reference: the memory goes when the last buffer comes back. */
+void rusty_big_pool_release(struct rusty_big_pool *p);
+/* Whether a get() would succeed without allocating beyond the cap. */
+int rusty_big_available(const struct rusty_big_pool *p);
+/* A buffer of RUSTY_BIG_SIZE bytes and its owner handle, or NULL when all are out. */
+uint8_t *rusty_big_get(struct rusty_big_pool *p, void **owner);
+/* ext_release of a frame carrying a big buffer. */
+void rusty_big_release(void *owner);
+
 #endif

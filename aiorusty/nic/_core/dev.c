@@ -46,7 +46,8 @@ int rusty_dev_alloc_wrapper(const struct rusty_dev_ops *ops, struct rusty_dev *i
     dev->mtu = inner->mtu;
     dev->queues = inner->queues;
     dev->first_queue = inner->first_queue;
-    /* Wrappers look into and copy frames: they get them linear and cut (no TX_SG, no TSO). */
+    /* Wrappers look into and copy frames: they get them linear and cut (no TX_SG, no
+       TSO) unless they say otherwise (faults.c, when it only drops, delays or reorders). */
     dev->offloads = inner->offloads & ~(uint32_t)(RUSTY_OFF_TX_SG | RUSTY_OFF_TSO);
     memcpy(dev->peer_mac, inner->peer_mac, 6);
     dev->has_peer_mac = inner->has_peer_mac;

@@ -379,6 +379,14 @@ int rusty_faults_wrap(struct rusty_dev *inner, const struct rusty_faults_config 
     f->cfg = *cfg;
     if (!f->cfg.direction)
         f->cfg.direction = 3;
+    /* Drop, reorder, delay and duplicate treat a frame as a whole, so TSO frames
+       (with their external tail) pass through them as the inner device offers:
+       a drop loses a 64 KiB burst, and the stack's retransmission of TSO'd
+       ranges is exercised. Corruption and the rate limit look at the linear
+       bytes, so with either the stack gets linear, MSS-sized frames. (A TSO frame
+       is not duplicated: a clone must be linear; it passes once.) */
+    if (!cfg->corrupt_ppm && !cfg->rate_bps)
+        dev->offloads |= inner->offloads & (RUSTY_OFF_TX_SG | RUSTY_OFF_TSO);
     f->lines = calloc((size_t)dev->queues * 2, sizeof(*f->lines));
     if (!f->lines) {
         free(dev);

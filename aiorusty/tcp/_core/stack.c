@@ -210,6 +210,7 @@ void rusty_stack_free(struct rusty_stack *s)
         rusty_arp_destroy(s);
     for (uint8_t i = 0; i < s->n_ifaces; i++)
         txq_drop(&s->ifaces[i]);
+    rusty_big_pool_release(s->big);     /* frames still held by a device keep it until freed */
     rusty_timers_destroy(&s->timers);
     free(s->socks);
     free(s->events);

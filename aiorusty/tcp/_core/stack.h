@@ -87,6 +87,8 @@ struct rusty_stack {
      * if received: the stack's own "lo". */
     struct rusty_buf *local_head, *local_tail;
     uint32_t local_len;
+    /* Where TSO frames of send-ring bytes are gathered (buf.h), made at the first one. */
+    struct rusty_big_pool *big;
 };
 
 /* ---- stack.c: sockets, events, randomness */

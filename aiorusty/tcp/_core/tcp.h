@@ -231,6 +231,8 @@ struct tcp_cc_ops;
 struct ring_cache {
     void *head[TCP_RING_CACHE_CLASSES]; /* free rings, linked through their first bytes */
     uint32_t count[TCP_RING_CACHE_CLASSES];
+    void *big;                          /* free rings past 64 KiB: next pointer and size in their first bytes */
+    uint64_t big_bytes;
 };
 
 struct rusty_tcp_state {
@@ -330,6 +332,7 @@ void tcp_sndq_clear(struct rusty_stack *s, struct rusty_tcb *t);
 /* Copy [seq, seq+len) out; 1 and *sum = their ones'-complement sum when computed in software. */
 int tcp_sndq_copy(struct rusty_tcb *t, uint32_t seq, uint32_t len, uint8_t *out, uint64_t *sum, int want_sum);
 const uint8_t *tcp_sndq_payload_at(struct rusty_tcb *t, uint32_t seq, uint32_t *run, struct rusty_payload **owner);
+uint32_t tcp_sndq_ring_run(struct rusty_tcb *t, uint32_t seq);
 
 /* ---- tcp_out.c */
 void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now);

@@ -14,7 +14,9 @@
  * once everything in it is acknowledged. A receive ring is allocated by the
  * first segment, grows to hold what arrives, and goes back once the app has
  * read everything. Rings up to 64 KiB are powers of two and kept in a small
- * cache, so request/response traffic does not call malloc per message.
+ * cache, so request/response traffic does not call malloc per message; larger
+ * rings are kept too, up to RING_BIG_CACHE_BYTES in all, for apps that write
+ * megabyte responses.
  *
  * The receive window is auto-tuned to what the application reads per round
  * trip (as Linux's dynamic right-sizing): when the app read more in the last
@@ -55,6 +57,17 @@
 
 #define RING_CACHE_BYTES (1u << 20)     /* per size class */
 #define RING_BIG_STEP (64u << 10)       /* rings past the cached classes grow in 64 KiB steps */
+/* Rings past 64 KiB kept for reuse, in all. Why: an app writing 1 MiB responses
+   drains its ring after each, and a freed megabyte goes back to the kernel
+   (glibc trims or unmaps it), so the next response paid a page fault per 4 KiB
+   of a fresh ring - a fifth of a tap server's time (perf, bench/http_loops.py
+   --body 1048576). Reused only at the same size, which repeating writes ask for. */
+#define RING_BIG_CACHE_BYTES (8u << 20)
+
+struct big_ring {
+    void *next;
+    uint32_t size;
+};
 
 /* ------------------------------------------------------------------ rings */
 
@@ -89,6 +102,16 @@ static void *ring_get(struct rusty_tcp_state *ts, uint32_t size)
         ts->rings.count[k]--;
         return r;
     }
+    if (k < 0) {
+        for (void **at = &ts->rings.big; *at; at = &((struct big_ring *)*at)->next) {
+            struct big_ring *r = *at;
+            if (r->size == size) {
+                *at = r->next;
+                ts->rings.big_bytes -= size;
+                return r;
+            }
+        }
+    }
     return malloc(size);
 }
 
@@ -97,6 +120,14 @@ static void ring_put(struct rusty_tcp_state *ts, void *r, uint32_t size)
     if (!r)
         return;
     int k = cache_class(size);
+    if (k < 0 && ts->rings.big_bytes + size <= RING_BIG_CACHE_BYTES) {
+        struct big_ring *b = r;
+        b->next = ts->rings.big;
+        b->size = size;
+        ts->rings.big = b;
+        ts->rings.big_bytes += size;
+        return;
+    }
     if (k < 0 || ts->rings.count[k] >= RING_CACHE_BYTES / size) {
         free(r);
         return;
@@ -122,6 +153,12 @@ void tcp_buf_destroy(struct rusty_stack *s)
         }
         c->count[k] = 0;
     }
+    while (c->big) {
+        struct big_ring *r = c->big;
+        c->big = r->next;
+        free(r);
+    }
+    c->big_bytes = 0;
 }
 
 /* A connection's ring goes back to the cache (or to malloc). */

@@ -15,7 +15,21 @@
  * The send queue (tcp_sndq.c) holds unacknowledged and unsent bytes, in the
  * send ring or in static payloads; a segment is copied from it into a frame
  * buffer when it is (re)transmitted, so there is no per-segment allocation
- * beyond the frame itself. Segments with ring bytes only leave their checksum
+ * beyond the frame itself.
+ *
+ * TSO (devices with RUSTY_OFF_TSO: tap, AF_PACKET): up to 64 KiB of the queue
+ * leave as one frame that the device (the kernel) cuts into MSS segments. A run
+ * of one static payload goes by reference. A run of ring bytes (what an app
+ * wrote as `bytes`) is copied once into a 64 KiB buffer of the stack's big
+ * pool (buf.h) that the frame owns. Why a copy and not a reference into the
+ * ring: a frame may wait in the interface queue or a wrapper's delay line past
+ * this poll, and meanwhile the ring can grow (realloc), have the frame's bytes
+ * acknowledged (by an earlier copy of the same range) and overwritten by new
+ * writes, or go back to tcp_mem when it empties; a copy is safe on every path
+ * (first transmission, go-back-N after an RTO, a full device) at the price the
+ * MSS path already paid (one copy from ring to frame), and it keeps the write
+ * per 64 KiB instead of per MSS, which is where the time went. With the big
+ * pool out of buffers, segments fall back to MSS frames. Segments with ring bytes only leave their checksum
  * to the device (CSUM_PARTIAL); once payload ranges are queued, segments are
  * checksummed here from the payloads' precomputed sums. Retransmission after an RTO
  * goes back to SND.UNA (go-back-N, as BSD and lwIP do without SACK).
@@ -29,6 +43,10 @@
 
 /* An IPv4 datagram holds 65535 bytes: its header and the largest TCP header leave this. */
 #define TSO_MAX_PAYLOAD (65535u - RUSTY_IPV4_HLEN - 60u)
+/* Big buffers per stack (2 MiB at most, made as first needed): the frames of a
+   few polls' worth of 64 KiB writes; a device that writes at once (tap)
+   gives each back at the end of the poll that made it. */
+#define BIG_BUFFERS 32u
 
 uint32_t tcp_ts_now(uint64_t now)
 {
@@ -108,30 +126,45 @@ static void release_payload(void *owner)
     rusty_payload_free(owner);
 }
 
-/* Whether t's segments may be TSO frames: it has static payload queued and
+/* Whether t's segments may be TSO frames: more than one segment waits and
    its route's device segments (RUSTY_OFF_TSO, which comes with TX_SG). Not
    towards our own addresses: local delivery takes frames linear. Decided once
    per tcp_output, not per segment. */
 static int tso_usable(struct rusty_stack *s, struct rusty_tcb *t)
 {
     const uint32_t need = RUSTY_OFF_TSO | RUSTY_OFF_TX_SG | RUSTY_OFF_TX_CSUM;
-    if (!t->spay)
+    if (tcp_unsent(t) <= t->mss && !t->spay)
         return 0;
     uint32_t nh;
     struct rusty_iface *ifc = rusty_ipv4_route(s, t->rip, &nh);
     return ifc && (ifc->dev->offloads & need) == need && !rusty_iface_by_ip(s, t->rip);
 }
 
+/* Whether a TSO frame of ring bytes can have a big buffer now (the pool is made
+   at the first such frame). */
+static int big_ready(struct rusty_stack *s)
+{
+    if (!s->big)
+        s->big = rusty_big_pool_new(BIG_BUFFERS);
+    return s->big && rusty_big_available(s->big);
+}
+
 /* The most bytes of t's send queue one frame may carry from seq: the MSS, or
-   with TSO a run of one static payload up to an IPv4 datagram's 64 KiB, cut
-   by the device into MSS segments - one frame and one write per 64 KiB on a tap. */
-static uint32_t segment_limit(struct rusty_tcb *t, uint32_t seq, int tso)
+   with TSO a run of one static payload or of ring bytes up to an IPv4
+   datagram's 64 KiB, cut by the device into MSS segments - one frame and one
+   write per 64 KiB on a tap. */
+static uint32_t segment_limit(struct rusty_stack *s, struct rusty_tcb *t, uint32_t seq, int tso)
 {
     uint32_t run = 0;
     if (!tso)
         return t->mss;
     struct rusty_payload *owner;
-    if (!tcp_sndq_payload_at(t, seq, &run, &owner) || run <= t->mss)
+    if (!tcp_sndq_payload_at(t, seq, &run, &owner)) {
+        run = tcp_sndq_ring_run(t, seq);
+        if (run > t->mss && !big_ready(s))
+            return t->mss;
+    }
+    if (run <= t->mss)
         return t->mss;
     uint32_t max = TSO_MAX_PAYLOAD / t->mss * t->mss;
     return run < max ? run : max;
@@ -160,14 +193,18 @@ static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct 
         if (run < len)
             ext = NULL;                 /* the segment spans ring bytes or two ranges: copy it */
     }
-    if (len && len > t->mss && !ext) {         /* only one payload range makes a TSO frame (segment_limit) */
-        rusty_buf_free(b);
-        return -EINVAL;
-    }
-    uint8_t *tcp = rusty_buf_put(b, (uint16_t)(hlen + (ext ? 0 : len)));
+    /* A TSO frame of ring bytes is gathered into a big buffer the frame owns (see the header). */
+    int gather = len > t->mss && !ext;
+    uint8_t *tcp = rusty_buf_put(b, (uint16_t)(hlen + (ext || gather ? 0 : len)));
     if (!tcp) {
         rusty_buf_free(b);
         return -EMSGSIZE;
+    }
+    uint8_t *big = NULL;
+    void *big_owner = NULL;
+    if (gather && (!s->big || !(big = rusty_big_get(s->big, &big_owner)))) {
+        rusty_buf_free(b);
+        return -ENOBUFS;                /* lost as a full pool loses a frame: retransmission repairs it */
     }
     rusty_tcp_emit(h, tcp);
     uint64_t data_sum = 0;
@@ -180,6 +217,11 @@ static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct 
         rusty_buf_set_ext(b, ext, (uint16_t)len, release_payload, owner);
         if (len > t->mss)
             b->gso_size = (uint16_t)t->mss;     /* the device cuts it into MSS segments */
+        set_checksum(b, tcp, src, dst, (uint16_t)(hlen + len));
+    } else if (big) {
+        (void)tcp_sndq_copy(t, seq, len, big, &data_sum, 0);
+        rusty_buf_set_ext(b, big, (uint16_t)len, rusty_big_release, big_owner);
+        b->gso_size = (uint16_t)t->mss;
         set_checksum(b, tcp, src, dst, (uint16_t)(hlen + len));
     } else if (len && tcp_sndq_copy(t, seq, len, tcp + hlen, &data_sum, want_sum))
         set_checksum_full(tcp, hlen, src, dst, (uint16_t)(hlen + len), data_sum);
@@ -331,7 +373,7 @@ void tcp_output(struct rusty_stack *s, struct rusty_tcb *t, uint64_t now)
             uint32_t wnd = t->snd_wnd < cw ? t->snd_wnd : cw;
             uint32_t win_end = t->snd_una + wnd;
             uint32_t usable = seq_gt(win_end, t->snd_nxt) ? seq_diff(win_end, t->snd_nxt) : 0;
-            uint32_t limit = segment_limit(t, t->snd_nxt, tso);
+            uint32_t limit = segment_limit(s, t, t->snd_nxt, tso);
             uint32_t len = avail < limit ? avail : limit;
             if (len > usable)
                 len = usable;

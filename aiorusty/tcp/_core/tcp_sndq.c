@@ -16,7 +16,7 @@
  * it grows as bytes are pushed and goes back when the last is acknowledged).
  *
  * Call chains: rusty_tcp_send / rusty_tcp_send_payload -> tcp_sndq_push_*;
- *              tcp_out.c send_segment -> tcp_sndq_copy;
+ *              tcp_out.c xmit -> tcp_sndq_copy (into a frame, or a big buffer for TSO);
  *              tcp_in.c ack_process -> tcp_sndq_advance;  tcp.c drop/free -> tcp_sndq_clear
  */
 #include <string.h>
@@ -182,6 +182,23 @@ const uint8_t *tcp_sndq_payload_at(struct rusty_tcb *t, uint32_t seq, uint32_t *
         return c->p->data + c->off + skip;
     }
     return NULL;
+}
+
+/* How many of the queue's bytes from seq on lie in the send ring in one run (0
+   when seq is in a static payload range): how far one TSO frame gathered from
+   the ring reaches before a payload range, which goes by reference instead. */
+uint32_t tcp_sndq_ring_run(struct rusty_tcb *t, uint32_t seq)
+{
+    uint32_t skip = seq_diff(seq, t->sbuf_seq);
+    for (uint32_t i = 0; i < t->ccount; i++) {
+        const struct snd_chunk *c = chunk_at(t, i);
+        if (skip >= c->len) {
+            skip -= c->len;
+            continue;
+        }
+        return c->p ? 0 : c->len - skip;
+    }
+    return 0;
 }
 
 /* Copy [seq, seq + len) of the queue to `out`. When the queue holds payload
