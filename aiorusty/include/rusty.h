@@ -240,6 +240,9 @@ struct rusty_stats {
     uint64_t ip_rx;
     uint64_t ip_tx;
     uint64_t ip_malformed;
+    uint64_t ip_bad_options;            /* malformed IP options (RFC 791 3.1) */
+    uint64_t ip_source_routed;          /* datagrams with a source route option (dropped, RFC 7126 4.3-4.4) */
+    uint64_t ip_rx_martian;             /* impossible sources: ours, 0/8, 127/8, 224/4, 240/4, broadcast */
     uint64_t ip_bad_checksum;
     uint64_t ip_not_for_us;
     uint64_t ip_fragments_dropped;

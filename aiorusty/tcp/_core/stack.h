@@ -151,6 +151,11 @@ void rusty_icmp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
 void rusty_icmp_send_unreachable(struct rusty_stack *s, struct rusty_iface *ifc, const struct rusty_buf *b,
                                  const struct rusty_ipv4_repr *ip, uint8_t code, uint64_t now_us);
 
+/* A datagram of ours (b at its IPv4 header) could not be sent: its next hop
+ * did not answer ARP. Its transport hears -EHOSTUNREACH, as from an ICMP host
+ * unreachable (a connect in SYN-SENT fails; a UDP socket gets an error event). */
+void rusty_icmp_link_failure(struct rusty_stack *s, const struct rusty_buf *b);
+
 /* ---- udp.c */
 int rusty_udp_init(struct rusty_stack *s);
 void rusty_udp_destroy(struct rusty_stack *s);
