@@ -180,6 +180,8 @@ struct rusty_event {
 
 #define RUSTY_EV_UDP_READABLE 1         /* datagrams queued on sock (once per poll: drain with recvfrom until -EAGAIN) */
 #define RUSTY_EV_UDP_ERROR 2            /* ICMP error for sock, arg = -errno, arg2 = peer ip */
+#define RUSTY_EV_F_SOFT 1               /* flags of UDP_ERROR: a soft error (net/host unreachable, time
+                                           exceeded, ...), which Linux shows a UDP socket only with IP_RECVERR */
 #define RUSTY_EV_ICMP_ECHO_REPLY 3      /* sock = identifier, arg = sequence, arg2 = source ip */
 #define RUSTY_EV_LIMIT 8                /* a limit refused work for the first time: arg = RUSTY_LIMIT_* (sock 0) */
 #define RUSTY_LIMIT_TCP_MEM 1           /* cfg.tcp_mem: a connection was refused (ENOBUFS) */

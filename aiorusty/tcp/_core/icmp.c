@@ -51,6 +51,22 @@ static int errno_of(uint8_t type, uint8_t code)
     }
 }
 
+/* Which errors are soft (transient: the datagram may get through later) follows
+ * Linux's icmp_err_convert (net/ipv4/icmp.c), itself RFC 1122 4.2.3.9 for codes
+ * 0-5: net and host unreachable (plain and for TOS), fragmentation needed, source
+ * route failed, and time exceeded. */
+static int is_soft(uint8_t type, uint8_t code)
+{
+    if (type == RUSTY_ICMP_TIME_EXCEEDED)
+        return 1;
+    switch (code) {
+    case 0: case 1: case RUSTY_ICMP_FRAG_NEEDED: case 5: case 11: case 12:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int send_icmp(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct rusty_icmp_repr *r,
                      const uint8_t *body, size_t len, const uint8_t *body2, size_t len2, uint64_t now_us)
 {
@@ -80,7 +96,7 @@ static int send_icmp(struct rusty_stack *s, uint32_t src, uint32_t dst, const st
 /* An error quotes the offending datagram's IPv4 header and the start of its
  * payload; the quoted header is truncated, so it is read by hand, not by
  * rusty_ipv4_parse (whose total-length and checksum checks do not apply). */
-static void quote_error(struct rusty_stack *s, const uint8_t *q, size_t len, int err)
+static void quote_error(struct rusty_stack *s, const uint8_t *q, size_t len, int err, int soft)
 {
     if (len < RUSTY_IPV4_HLEN || (q[0] >> 4) != 4) {
         s->stats.icmp_malformed++;
@@ -106,7 +122,7 @@ static void quote_error(struct rusty_stack *s, const uint8_t *q, size_t len, int
     const uint8_t *l4 = q + hlen;
     size_t l4_len = len - hlen;
     if (inner.proto == RUSTY_IPPROTO_UDP)
-        rusty_udp_icmp_error(s, &inner, l4, l4_len, err);
+        rusty_udp_icmp_error(s, &inner, l4, l4_len, err, soft);
     else if (inner.proto == RUSTY_IPPROTO_TCP)
         rusty_tcp_icmp_error(s, &inner, l4, l4_len, err);
 }
@@ -115,7 +131,7 @@ void rusty_icmp_link_failure(struct rusty_stack *s, const struct rusty_buf *b)
 {
     /* Linux: arp_error_report -> ipv4_link_failure -> icmp_send(ICMP_HOST_UNREACH)
      * to ourselves; the message is never built here, its effect is the same. */
-    quote_error(s, rusty_buf_data(b), b->len, -EHOSTUNREACH);
+    quote_error(s, rusty_buf_data(b), b->len, -EHOSTUNREACH, 1);
 }
 
 void rusty_icmp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b,
@@ -147,7 +163,8 @@ void rusty_icmp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
         break;
     case RUSTY_ICMP_DEST_UNREACH:
     case RUSTY_ICMP_TIME_EXCEEDED:
-        quote_error(s, p + RUSTY_ICMP_HLEN, b->len - RUSTY_ICMP_HLEN, errno_of(icmp.type, icmp.code));
+        quote_error(s, p + RUSTY_ICMP_HLEN, b->len - RUSTY_ICMP_HLEN, errno_of(icmp.type, icmp.code),
+                    is_soft(icmp.type, icmp.code));
         break;
     default:
         break;                          /* RFC 1122 3.2.2: unknown types are silently discarded */

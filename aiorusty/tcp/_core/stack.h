@@ -94,6 +94,8 @@ int rusty_sock_alloc(struct rusty_stack *s, uint8_t kind, void *impl, uint32_t *
 void *rusty_sock_get(struct rusty_stack *s, uint32_t handle, uint8_t kind);   /* NULL if stale/wrong kind */
 void rusty_sock_release(struct rusty_stack *s, uint32_t handle);
 void rusty_event_push(struct rusty_stack *s, uint32_t sock, uint16_t type, int32_t arg, uint32_t arg2);
+void rusty_event_push_flags(struct rusty_stack *s, uint32_t sock, uint16_t type, uint16_t flags, int32_t arg,
+                            uint32_t arg2);
 /* A limit (RUSTY_LIMIT_*) refused work: one RUSTY_EV_LIMIT event the first time, for the loop's warning. */
 void rusty_limit_report(struct rusty_stack *s, int limit);
 uint64_t rusty_random(struct rusty_stack *s);
@@ -161,9 +163,10 @@ int rusty_udp_init(struct rusty_stack *s);
 void rusty_udp_destroy(struct rusty_stack *s);
 void rusty_udp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b,
                      const struct rusty_ipv4_repr *ip, uint64_t now_us);
-/* An ICMP error quoting one of our datagrams (inner = quoted IPv4 header, l4 = quoted bytes). */
+/* An ICMP error quoting one of our datagrams (inner = quoted IPv4 header, l4 = quoted bytes);
+ * soft: a transient error (RUSTY_EV_F_SOFT). */
 void rusty_udp_icmp_error(struct rusty_stack *s, const struct rusty_ipv4_repr *inner, const uint8_t *l4,
-                          size_t l4_len, int err);
+                          size_t l4_len, int err, int soft);
 
 /* ---- tcp.c */
 int rusty_tcp_init(struct rusty_stack *s);
