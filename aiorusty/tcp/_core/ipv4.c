@@ -21,8 +21,8 @@
  * - IP options are checked (RFC 791 3.1 syntax, wire.c; malformed ones drop the
  *   datagram, ip_bad_options) and then skipped (not passed up; RFC 1122 3.2.1.8
  *   wants them passed to the transport layer, which uses none of them here).
- *   Source-routed datagrams are dropped (ip_source_routed), as RFC 7126 4.3.2 and
- *   4.4.2 advise and Linux does by default (accept_source_route 0): we would
+ *   Source-routed datagrams are dropped (ip_source_routed), as RFC 7126 4.3.5 and
+ *   4.4.5 advise and Linux does by default (accept_source_route 0): we would
  *   answer without the reversed route RFC 1122 3.2.1.8 asks for.
  * - Martian sources (martian_source) are dropped and counted (ip_rx_martian).
  * - Identification: a counter (RFC 6864: with DF set it has no meaning).

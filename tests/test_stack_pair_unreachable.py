@@ -4,7 +4,8 @@ the packets held for it hear, as on Linux (neigh_invalidate -> arp_error_report 
 ipv4_link_failure, an ICMP host unreachable to ourselves). A connect fails with
 EHOSTUNREACH, not ETIMEDOUT two minutes later; a UDP socket gets a soft error event,
 which a socket without IP_RECVERR (asyncio's) does not see. Time is virtual here; the
-loop test (tests/loop/test_unreachable.py) meets the same over the loop, in real time."""
+loop test (tests/loop/test_tcp.py, test_connect_to_silent_neighbour_...) meets the same
+over the loop, in real time."""
 
 import errno
 
