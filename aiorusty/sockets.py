@@ -52,6 +52,7 @@ _KernelSocket = _socket_module.socket       # the class the switch replaces, kep
 _EV_TCP_CLOSED = lib.RUSTY_EV_TCP_CLOSED
 _EV_TCP_CONNECTED = lib.RUSTY_EV_TCP_CONNECTED
 _EV_UDP_ERROR = lib.RUSTY_EV_UDP_ERROR
+_EV_F_SOFT = lib.RUSTY_EV_F_SOFT
 _EPHEMERAL = (32768, 60999)                 # Linux's ip_local_port_range
 _WILDCARDS = (None, "", "0.0.0.0")
 
@@ -105,7 +106,7 @@ class _Handle:
             self.connecting = False
             if arg < 0:
                 self.error = -arg
-        elif typ == _EV_UDP_ERROR:
+        elif typ == _EV_UDP_ERROR and not flags & _EV_F_SOFT:   # soft: Linux needs IP_RECVERR to show it
             self.error = -arg
         self._wake()
 

@@ -1,10 +1,13 @@
 """Interface spec parsing: good specs round-trip, bad ones name the problem."""
 
+import dataclasses
 import ipaddress
+import re
 
 import pytest
 
 from aiorusty import Interface, InterfaceSpecError
+from aiorusty.nic import Faults
 
 
 def test_full_tap_spec():
@@ -104,3 +107,26 @@ def test_bad_address_forms_name_the_value(value, words):
 def test_host_may_not_be_a_secondary_address():
     with pytest.raises(InterfaceSpecError, match="must differ"):
         Interface.parse("tap:t,ip=10.0.0.2-10.0.0.5/24,host=10.0.0.4/24")
+
+
+def _unknown(key):
+    try:
+        Interface.parse(f"loopback,{key}=1")
+    except InterfaceSpecError as e:
+        return "unknown key" in str(e)
+    return False
+
+
+def test_unknown_key_error_lists_every_key_the_parser_accepts():
+    with pytest.raises(InterfaceSpecError) as e:
+        Interface.parse("loopback,colour=blue")
+    listed = re.search(r"known keys: ([^)]*)\)", str(e.value)).group(1).split(", ")
+    assert len(listed) == len(set(listed))
+    assert not [k for k in listed if _unknown(k)]          # every listed key is one
+    # Every key the parser takes: the fields of Interface and Faults as spelled in specs
+    # (probed, not read from the parser's table), aliases and unit-named fault keys too.
+    candidates = {f.name for f in dataclasses.fields(Interface)} | {f.name for f in dataclasses.fields(Faults)}
+    candidates |= {"gw", "gateway", "delay", "jitter", "rate", "faults_dir", "dir", "direction"}
+    accepted = {k for k in candidates if not _unknown(k)}
+    assert accepted <= set(listed), accepted - set(listed)
+    assert {"gateway", "faults_dir"} <= set(listed)          # left out by the hand-written list

@@ -78,8 +78,8 @@ def check_accounting(h, frames):
                  "ip_rx") == n
     # ... and each IPv4 datagram exactly once at the IP layer
     assert delta(before, after, "ip_rx") == delta(
-        before, after, "ip_malformed", "ip_bad_checksum", "ip_not_for_us", "ip_fragments_dropped",
-        "ip_unknown_protocol", "icmp_rx", "udp_rx", "tcp_rx")
+        before, after, "ip_malformed", "ip_bad_checksum", "ip_bad_options", "ip_source_routed", "ip_rx_martian",
+        "ip_not_for_us", "ip_fragments_dropped", "ip_unknown_protocol", "icmp_rx", "udp_rx", "tcp_rx")
     # nothing leaked
     assert h.stack.stats()["pool_free"] == h.pool_full
     return before, after
@@ -150,6 +150,6 @@ def test_mutated_valid_frames(h, mutations):
 def test_valid_frames_are_not_drops(h):
     """The baseline the mutations start from is accepted (so the fuzz reaches deep)."""
     before, after = check_accounting(h, valid_frames(h))
-    assert delta(before, after, "eth_rx_malformed", "ip_malformed", "ip_bad_checksum", "arp_malformed",
-                 "icmp_malformed", "udp_malformed", "udp_bad_checksum") == 0
+    assert delta(before, after, "eth_rx_malformed", "ip_malformed", "ip_bad_checksum", "ip_bad_options",
+                 "ip_rx_martian", "arp_malformed", "icmp_malformed", "udp_malformed", "udp_bad_checksum") == 0
     assert delta(before, after, "icmp_echo_requests") == 1 and delta(before, after, "udp_no_port") == 1

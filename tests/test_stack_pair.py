@@ -555,7 +555,7 @@ def test_time_exceeded_and_foreign_quotes(link):
     s.poll(T0 + 1)
     (out,) = drain(b)
     quoted = out.ip_header + out.l4[:8]
-    # time exceeded from a router: EHOSTUNREACH
+    # time exceeded from a router: EHOSTUNREACH, a soft error
     b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 1, icmp(11, 0, 0, quoted))))
     # an error about a datagram we never sent (source not ours): ignored
     foreign = ipv4("10.0.0.9", PEER, 17, udp("10.0.0.9", PEER, 5353, 53, b"q"))[:28]
@@ -563,7 +563,7 @@ def test_time_exceeded_and_foreign_quotes(link):
     # a truncated quote (less than 8 bytes of the datagram): malformed
     b.send(eth(mac(smac), PEER_MAC, ETH_IP, ipv4(PEER, ME, 1, icmp(3, 3, 0, quoted[:24]))))
     events = s.poll(T0 + 2)
-    assert events == [(h, lib.RUSTY_EV_UDP_ERROR, 0, -errno.EHOSTUNREACH, 0x0A000001)]
+    assert events == [(h, lib.RUSTY_EV_UDP_ERROR, lib.RUSTY_EV_F_SOFT, -errno.EHOSTUNREACH, 0x0A000001)]
     assert s.stats()["icmp_malformed"] == 1
 
 

@@ -66,6 +66,13 @@ def test_ipv4_with_options_emits_without():
     assert csum(out) == 0xFFFF
 
 
+def test_ipv4_malformed_options_are_eproto():
+    # RFC 791 3.1: an option of length 1 counts less than its own type and length octets.
+    hdr = bytearray(bytes.fromhex("46000018" "00014000" "40110000" "0a000001" "0a000002") + bytes.fromhex("94010000"))
+    hdr[10:12] = (0xFFFF ^ csum(bytes(hdr))).to_bytes(2, "big")
+    assert parse(IPV4, bytes(hdr)) == -errno.EPROTO
+
+
 def test_icmp_roundtrip_and_checksum():
     assert parse(ICMP, ICMP_ECHO) == ICMP_ECHO[:8]
     assert csum(ICMP_ECHO) == 0xFFFF

@@ -182,6 +182,8 @@ struct rusty_event {
 
 #define RUSTY_EV_UDP_READABLE 1         /* datagrams queued on sock (once per poll: drain with recvfrom until -EAGAIN) */
 #define RUSTY_EV_UDP_ERROR 2            /* ICMP error for sock, arg = -errno, arg2 = peer ip */
+#define RUSTY_EV_F_SOFT 1               /* flags of UDP_ERROR: a soft error (net/host unreachable, time
+                                           exceeded, ...), which Linux shows a UDP socket only with IP_RECVERR */
 #define RUSTY_EV_ICMP_ECHO_REPLY 3      /* sock = identifier, arg = sequence, arg2 = source ip */
 #define RUSTY_EV_LIMIT 8                /* a limit refused work for the first time: arg = RUSTY_LIMIT_* (sock 0) */
 #define RUSTY_LIMIT_TCP_MEM 1           /* cfg.tcp_mem: a connection was refused (ENOBUFS) */
@@ -242,6 +244,9 @@ struct rusty_stats {
     uint64_t ip_rx;
     uint64_t ip_tx;
     uint64_t ip_malformed;
+    uint64_t ip_bad_options;            /* malformed IP options (RFC 791 3.1) */
+    uint64_t ip_source_routed;          /* datagrams with a source route option (dropped, RFC 7126 4.3-4.4) */
+    uint64_t ip_rx_martian;             /* impossible sources: ours, 0/8, 127/8, 224/4, 240/4, broadcast */
     uint64_t ip_bad_checksum;
     uint64_t ip_not_for_us;
     uint64_t ip_fragments_dropped;

@@ -198,44 +198,70 @@ class Interface:
         return dataclasses.replace(self, queue=queue)
 
 
-def _set_key(fields, key, value):
-    if key == "ip":
-        fields["ip"], fields["addresses"] = parse_ips(value)
-    elif key in ("gw", "gateway"):
-        fields["gateway"] = ipaddress.IPv4Address(value)
-    elif key == "host":
-        if "/" not in value:
-            raise InterfaceSpecError(f"host={value} needs a prefix length, as in host=10.0.0.1/24")
-        fields["host"] = ipaddress.IPv4Interface(value)
-    elif key == "mtu":
-        mtu = int(value)
-        if not 68 <= mtu <= 1500:
-            raise InterfaceSpecError(f"mtu={value} out of range (68..1500; frame buffers are 2 KiB)")
-        fields["mtu"] = mtu
-    elif key == "mac":
-        if not _MAC.match(value):
-            raise InterfaceSpecError(f"mac={value} is not a MAC address like 02:52:00:00:00:01")
-        fields["mac"] = value.lower()
-    elif key == "queue" and value.lower() == QUEUE_AUTO:
+def _set_ip(fields, key, value):
+    fields["ip"], fields["addresses"] = parse_ips(value)
+
+
+def _set_gateway(fields, key, value):
+    fields["gateway"] = ipaddress.IPv4Address(value)
+
+
+def _set_host(fields, key, value):
+    if "/" not in value:
+        raise InterfaceSpecError(f"host={value} needs a prefix length, as in host=10.0.0.1/24")
+    fields["host"] = ipaddress.IPv4Interface(value)
+
+
+def _set_mtu(fields, key, value):
+    mtu = int(value)
+    if not 68 <= mtu <= 1500:
+        raise InterfaceSpecError(f"mtu={value} out of range (68..1500; frame buffers are 2 KiB)")
+    fields["mtu"] = mtu
+
+
+def _set_mac(fields, key, value):
+    if not _MAC.match(value):
+        raise InterfaceSpecError(f"mac={value} is not a MAC address like 02:52:00:00:00:01")
+    fields["mac"] = value.lower()
+
+
+def _set_count(fields, key, value):
+    if key == "queue" and value.lower() == QUEUE_AUTO:
         fields["queue"] = QUEUE_AUTO
-    elif key == "queue" and not value.isdigit():
+        return
+    if key == "queue" and not value.isdigit():
         raise InterfaceSpecError(f"queue={value} should be a queue index K (0..N-1, with queues=N) or auto")
-    elif key in ("queues", "queue", "pool", "ring"):
-        n = int(value)
-        low = 1 if key in ("queues",) else 0
-        high = {"queues": 16, "queue": _U16}.get(key, _U32)
-        if not low <= n <= high:
-            raise InterfaceSpecError(f"{key}={value} out of range ({low}..{high})")
-        fields[key] = n
-    elif key == "offload":
-        fields["offload"] = _bool(key, value)
-    elif key == "pcap":
-        fields["pcap"] = value
-    elif key == "trace":
-        fields["trace"] = _bool(key, value)
-    else:
-        known = "ip, gw, host, mtu, mac, queues, queue, pool, ring, offload, pcap, trace, " + ", ".join(FAULT_KEYS[:-1])
-        raise InterfaceSpecError(f"unknown key {key!r} (known keys: {known})")
+    n = int(value)
+    low = 1 if key == "queues" else 0
+    high = {"queues": 16, "queue": _U16}.get(key, _U32)       # what the C config holds
+    if not low <= n <= high:
+        raise InterfaceSpecError(f"{key}={value} out of range ({low}..{high})")
+    fields[key] = n
+
+
+def _set_flag(fields, key, value):
+    fields[key] = _bool(key, value)
+
+
+def _set_pcap(fields, key, value):
+    fields["pcap"] = value
+
+
+# Every key a spec may carry besides the fault keys, and what sets it. The unknown-key
+# error lists this table and FAULT_KEYS, so a new key is listed as soon as it is parsed.
+_SETTERS = {
+    "ip": _set_ip, "gw": _set_gateway, "gateway": _set_gateway, "host": _set_host, "mtu": _set_mtu,
+    "mac": _set_mac, "queues": _set_count, "queue": _set_count, "pool": _set_count, "ring": _set_count,
+    "offload": _set_flag, "pcap": _set_pcap, "trace": _set_flag,
+}
+KEYS = tuple(_SETTERS) + FAULT_KEYS
+
+
+def _set_key(fields, key, value):
+    setter = _SETTERS.get(key)
+    if setter is None:
+        raise InterfaceSpecError(f"unknown key {key!r} (known keys: {', '.join(KEYS)})")
+    setter(fields, key, value)
 
 
 def parse_ips(value):

@@ -2,8 +2,10 @@
 
 Owns: sendto (with asyncio's buffering when the stack pushes back), receiving
 (UDP_READABLE -> drain the socket's queue -> datagram_received), ICMP errors
-(UDP_ERROR -> error_received, for connected endpoints only: Linux reports ICMP
-errors to connected UDP sockets only, and aiorusty matches the kernel), and the
+(UDP_ERROR -> error_received, for connected endpoints and hard errors only: Linux
+reports ICMP errors to connected UDP sockets only, and soft ones - net or host
+unreachable, an unanswered ARP among them, time exceeded - not at all without
+IP_RECVERR, which asyncio does not set; aiorusty matches the kernel), and the
 connected-endpoint rules asyncio applies (sendto address must be None or the
 peer; datagrams from other peers are dropped, as connect() makes the kernel do),
 and the socket options create_datagram_endpoint's arguments set (socket_options).
@@ -31,6 +33,7 @@ __all__ = ["StackDatagramTransport", "socket_options"]
 
 _EV_READABLE = lib.RUSTY_EV_UDP_READABLE
 _EV_ERROR = lib.RUSTY_EV_UDP_ERROR
+_EV_F_SOFT = lib.RUSTY_EV_F_SOFT
 _SEND_EMPTY = sys.version_info >= (3, 13)
 _HEADER = 8 if sys.version_info >= (3, 13) else 0     # 3.13 counts the UDP header in the buffer size
 _NO_REUSE_ADDRESS = sys.version_info >= (3, 11)      # the argument is gone, not only refused
@@ -93,7 +96,7 @@ class StackDatagramTransport(_StackTransport, DatagramTransport):
     def _stack_event(self, typ, flags, arg, arg2):
         if typ == _EV_READABLE:
             self._read_ready()
-        elif typ == _EV_ERROR:
+        elif typ == _EV_ERROR and not flags & _EV_F_SOFT:
             self._error_event(-arg, arg2)
 
     def _read_ready(self):

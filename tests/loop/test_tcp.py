@@ -16,6 +16,7 @@ from aiorusty.transports.zerocopy import ViewProtocol
 from aiorusty.loop import RustyEventLoop
 
 from ._base import AsyncioBase, RustyBase, have_tcp
+from .test_udp import Recorder
 
 cv = contextvars.ContextVar("cv", default="unset")
 
@@ -614,6 +615,25 @@ class TestTCP_Rusty(_TestTCP, RustyBase):
             with self.assertRaises(asyncio.CancelledError):
                 await task
         self.run_loop(main())                    # teardown checks no stack socket is left
+
+    def test_connect_to_silent_neighbour_fails_with_ehostunreach(self):
+        # As on Linux: three ARP requests, 1 s apart, go unanswered and the connect fails
+        # with EHOSTUNREACH (not ETIMEDOUT after two minutes of SYN retries). A connected
+        # UDP endpoint to the same host hears nothing: a soft error, which the kernel
+        # shows only to sockets with IP_RECVERR.
+        async def main():
+            utr, upr = await self.loop.create_datagram_endpoint(lambda: Recorder(self.loop),
+                                                                remote_addr=("10.77.0.9", 9))
+            utr.sendto(b"anyone?")
+            with self.assertRaises(OSError) as cm:
+                await self.loop.create_connection(lambda: Proto(self.loop), "10.77.0.9", 80)
+            self.assertEqual(cm.exception.errno, errno.EHOSTUNREACH)
+            self.assertIn("Connect call failed", str(cm.exception))
+            await asyncio.sleep(0.05)
+            self.assertTrue(upr.errors.empty())
+            utr.close()
+            await upr.lost
+        self.run_loop(main(), timeout=30)
 
     def test_connection_routing(self):
         async def main():

@@ -125,3 +125,25 @@ def test_unknown_options_skipped(p):
     opts = b"\xfe\x06abcd" + tcp_options(mss=1000) + b"\x01\x01"
     c = p.passive_open(options=opts)
     assert c.info()["mss"] == 1000
+
+
+@pytest.mark.parametrize("announced", [1, 47])
+def test_tiny_peer_mss_is_floored_at_48(p, announced):
+    """A peer's MSS of 1 cut 1960 bytes into 1960 segments; Linux floors it at
+    TCP_MIN_SND_MSS (48), and so does the stack."""
+    c = p.passive_open(mss=announced)
+    assert c.info()["mss"] == 48
+    p.stack.tcp_send(c.sock, b"m" * 1960, p.now)
+    p.poll()
+    sizes = [len(s.payload) for s in c.segs()]
+    assert sizes and set(sizes) == {48}, sizes
+
+
+def test_tiny_mss_in_syn_ack_is_floored_at_48(p):
+    c = p.active_open(mss=1)
+    assert c.info()["mss"] == 48
+
+
+def test_mss_at_the_floor_is_kept(p):
+    c = p.passive_open(mss=49)
+    assert c.info()["mss"] == 49

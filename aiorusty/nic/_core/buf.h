@@ -28,6 +28,8 @@
 #define RUSTY_BUF_CSUM_PARTIAL 1u       /* tx: L4 checksum field holds the pseudo-header sum; finish it
                                            over [csum_start, end) and store at csum_start + csum_offset */
 #define RUSTY_BUF_CSUM_VALID 2u         /* rx: the device verified the L4 checksum */
+#define RUSTY_BUF_LOCAL 4u              /* rx: sent by this stack to its own address (ipv4.c local
+                                           delivery), never seen on a wire */
 
 struct rusty_pool;
 

@@ -10,7 +10,7 @@
  *
  * Call chain: rusty_eth_input -> rusty_arp_input -> (reply) rusty_eth_output
  *             rusty_ipv4_output -> rusty_arp_output -> rusty_eth_output | hold + request
- *             rusty_timers_run -> entry_timer (retry, expire, give up)
+ *             rusty_timers_run -> entry_timer (retry, expire, give up -> rusty_icmp_link_failure)
  *
  * Entry states (the neighbour states of RFC 4861 7.3.2, reduced to what ARP needs):
  *   INCOMPLETE  a request is outstanding; packets are held in a list linked
@@ -18,7 +18,8 @@
  *               unres_qlen; RFC 1122 2.3.2.2 asks for at least one; past the
  *               bound the oldest is dropped).
  *               Requests go out every RETRY_US; after MAX_REQUESTS unanswered the
- *               held packets are dropped (arp_unresolved_drops) and the entry freed.
+ *               entry is freed and the held packets are reported unreachable to
+ *               their senders and dropped (resolution_failed).
  *   REACHABLE   confirmed within cfg.arp_timeout_us; used as is.
  *   STALE       the timeout passed; still used (RFC 1122 2.3.2.1 prefers not to
  *               flush a working entry), and the first use sends a unicast request
@@ -265,13 +266,36 @@ static void set_reachable(struct rusty_stack *s, struct arp_entry *e, const uint
         send_held(s, e);
 }
 
+/* MAX_REQUESTS went unanswered: each held packet is reported to its sender as
+ * unreachable, then dropped (arp_unresolved_drops). RFC 4861 7.2.2 asks this of
+ * IPv6 neighbour discovery (ICMP address unreachable for every queued packet);
+ * Linux does the same for ARP (neigh_invalidate -> arp_error_report), so a
+ * connect to a silent on-link host fails with EHOSTUNREACH after about 3 s
+ * rather than timing out its SYNs after two minutes. The entry is freed first:
+ * a transport told of the failure may send again, and must start afresh. */
+static void resolution_failed(struct rusty_stack *s, struct arp_entry *e)
+{
+    struct rusty_buf *held = e->hold_head;
+    e->hold_head = e->hold_tail = NULL;
+    e->nhold = 0;
+    entry_free(s, e);
+    while (held) {
+        struct rusty_buf *next = held->next;
+        held->next = NULL;
+        rusty_icmp_link_failure(s, held);
+        rusty_buf_free(held);
+        s->stats.arp_unresolved_drops++;
+        held = next;
+    }
+}
+
 static void entry_timer(struct rusty_stack *s, struct rusty_timer *timer, uint64_t now_us)
 {
     struct arp_entry *e = (struct arp_entry *)timer;
     switch (e->state) {
     case ARP_INCOMPLETE:
         if (e->requests >= MAX_REQUESTS) {
-            entry_free(s, e);           /* counts the held packets as unresolved drops */
+            resolution_failed(s, e);
             return;
         }
         send_request(s, e, 0);

@@ -4,11 +4,13 @@
  * Owns: echo replies to echo requests, echo requests on the user's behalf
  * (rusty_icmp_echo) and the RUSTY_EV_ICMP_ECHO_REPLY events for their replies,
  * rate-limited destination-unreachable messages, and handing received ICMP
- * errors to the transport that sent the quoted datagram.
+ * errors to the transport that sent the quoted datagram (and, as if a host
+ * unreachable had come back, link-layer failures: rusty_icmp_link_failure).
  * Not: what UDP/TCP do with an error (rusty_udp_icmp_error, rusty_tcp_icmp_error).
  *
  * Call chain: rusty_ipv4_input -> rusty_icmp_input -> echo reply -> rusty_ipv4_output
  *                                                 -> error -> rusty_{udp,tcp}_icmp_error
+ *             arp.c (resolution failed) -> rusty_icmp_link_failure -> rusty_{udp,tcp}_icmp_error
  *             rusty_ipv4_input / rusty_udp_input -> rusty_icmp_send_unreachable
  *
  * Counters: icmp_echo_requests / icmp_echo_replies count echo messages
@@ -49,6 +51,22 @@ static int errno_of(uint8_t type, uint8_t code)
     }
 }
 
+/* Which errors are soft (transient: the datagram may get through later) follows
+ * Linux's icmp_err_convert (net/ipv4/icmp.c), itself RFC 1122 4.2.3.9 for codes
+ * 0-5: net and host unreachable (plain and for TOS), fragmentation needed, source
+ * route failed, and time exceeded. */
+static int is_soft(uint8_t type, uint8_t code)
+{
+    if (type == RUSTY_ICMP_TIME_EXCEEDED)
+        return 1;
+    switch (code) {
+    case 0: case 1: case RUSTY_ICMP_FRAG_NEEDED: case 5: case 11: case 12:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int send_icmp(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct rusty_icmp_repr *r,
                      const uint8_t *body, size_t len, const uint8_t *body2, size_t len2, uint64_t now_us)
 {
@@ -78,7 +96,7 @@ static int send_icmp(struct rusty_stack *s, uint32_t src, uint32_t dst, const st
 /* An error quotes the offending datagram's IPv4 header and the start of its
  * payload; the quoted header is truncated, so it is read by hand, not by
  * rusty_ipv4_parse (whose total-length and checksum checks do not apply). */
-static void input_error(struct rusty_stack *s, const struct rusty_icmp_repr *icmp, const uint8_t *q, size_t len)
+static void quote_error(struct rusty_stack *s, const uint8_t *q, size_t len, int err, int soft)
 {
     if (len < RUSTY_IPV4_HLEN || (q[0] >> 4) != 4) {
         s->stats.icmp_malformed++;
@@ -101,13 +119,19 @@ static void input_error(struct rusty_stack *s, const struct rusty_icmp_repr *icm
     inner.dst = rd32(q + 16);
     if (!rusty_iface_by_ip(s, inner.src))
         return;                         /* not about a datagram of ours */
-    int err = errno_of(icmp->type, icmp->code);
     const uint8_t *l4 = q + hlen;
     size_t l4_len = len - hlen;
     if (inner.proto == RUSTY_IPPROTO_UDP)
-        rusty_udp_icmp_error(s, &inner, l4, l4_len, err);
+        rusty_udp_icmp_error(s, &inner, l4, l4_len, err, soft);
     else if (inner.proto == RUSTY_IPPROTO_TCP)
         rusty_tcp_icmp_error(s, &inner, l4, l4_len, err);
+}
+
+void rusty_icmp_link_failure(struct rusty_stack *s, const struct rusty_buf *b)
+{
+    /* Linux: arp_error_report -> ipv4_link_failure -> icmp_send(ICMP_HOST_UNREACH)
+     * to ourselves; the message is never built here, its effect is the same. */
+    quote_error(s, rusty_buf_data(b), b->len, -EHOSTUNREACH, 1);
 }
 
 void rusty_icmp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b,
@@ -139,7 +163,8 @@ void rusty_icmp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
         break;
     case RUSTY_ICMP_DEST_UNREACH:
     case RUSTY_ICMP_TIME_EXCEEDED:
-        input_error(s, &icmp, p + RUSTY_ICMP_HLEN, b->len - RUSTY_ICMP_HLEN);
+        quote_error(s, p + RUSTY_ICMP_HLEN, b->len - RUSTY_ICMP_HLEN, errno_of(icmp.type, icmp.code),
+                    is_soft(icmp.type, icmp.code));
         break;
     default:
         break;                          /* RFC 1122 3.2.2: unknown types are silently discarded */

@@ -18,8 +18,13 @@
  * - Weak host model (RFC 1122 3.3.4.2): a datagram for any of our addresses is
  *   accepted on any interface. Limited (255.255.255.255) and directed subnet
  *   broadcasts of the receiving interface are accepted for UDP only.
- * - IP options are accepted and skipped (not passed up; RFC 1122 3.2.1.8 wants
- *   them passed to the transport layer, which uses none of them here).
+ * - IP options are checked (RFC 791 3.1 syntax, wire.c; malformed ones drop the
+ *   datagram, ip_bad_options) and then skipped (not passed up; RFC 1122 3.2.1.8
+ *   wants them passed to the transport layer, which uses none of them here).
+ *   Source-routed datagrams are dropped (ip_source_routed), as RFC 7126 4.3.5 and
+ *   4.4.5 advise and Linux does by default (accept_source_route 0): we would
+ *   answer without the reversed route RFC 1122 3.2.1.8 asks for.
+ * - Martian sources (martian_source) are dropped and counted (ip_rx_martian).
  * - Identification: a counter (RFC 6864: with DF set it has no meaning).
  */
 #include <errno.h>
@@ -39,6 +44,31 @@ static int is_broadcast_for(const struct rusty_iface *ifc, uint32_t ip)
     return ifc->prefix_len > 0 && ifc->prefix_len < 31 && ip == (ifc->ip | ~ifc->netmask);
 }
 
+/* A source no datagram arriving on a link may carry (RFC 1122 3.2.1.3, RFC 1812
+ * 5.3.7), checked as Linux's ip_route_input_slow (net/ipv4/route.c) and
+ * fib_validate_source (net/ipv4/fib_frontend.c) do by default: multicast and
+ * class E (224/4, 240/4, the limited broadcast among them), "this network" 0/8
+ * (0.0.0.0 to the limited broadcast excepted: a host still learning its address,
+ * RFC 2131 4.1), loopback 127/8 (route_localnet off), the receiving interface's
+ * directed broadcast, and any address of ours (accept_local off). The last stops
+ * a LAND attack: one SYN from our own address and port to itself would have the
+ * stack answer itself through its local queue, forever. Our own datagrams
+ * delivered through that queue (RUSTY_BUF_LOCAL) are what Linux receives on lo,
+ * and are not checked. */
+static int martian_source(struct rusty_stack *s, const struct rusty_iface *ifc, const struct rusty_buf *b,
+                          uint32_t src, uint32_t dst)
+{
+    if (b->flags & RUSTY_BUF_LOCAL)
+        return 0;
+    if ((src >> 28) >= 0xe)
+        return 1;
+    if ((src >> 24) == 0)
+        return !(src == 0 && dst == 0xffffffffu);
+    if ((src >> 24) == 127)
+        return 1;
+    return is_broadcast_for(ifc, src) || rusty_iface_by_ip(s, src) != NULL;
+}
+
 void rusty_ipv4_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b, uint64_t now_us)
 {
     struct rusty_ipv4_repr ip;
@@ -47,6 +77,8 @@ void rusty_ipv4_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
     if (err) {
         if (err == -EBADMSG)
             s->stats.ip_bad_checksum++;
+        else if (err == -EPROTO)
+            s->stats.ip_bad_options++;
         else
             s->stats.ip_malformed++;
         rusty_buf_free(b);
@@ -54,9 +86,13 @@ void rusty_ipv4_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
     }
     /* Ethernet pads short frames to 60 bytes: the datagram ends at total_len. */
     b->len = ip.total_len;
-    /* RFC 1122 3.2.1.3: a source that is broadcast, multicast or class E is discarded. */
-    if (ip.src == 0xffffffffu || (ip.src >> 28) >= 0xe || is_broadcast_for(ifc, ip.src)) {
-        s->stats.ip_malformed++;
+    if (martian_source(s, ifc, b, ip.src, ip.dst)) {
+        s->stats.ip_rx_martian++;
+        rusty_buf_free(b);
+        return;
+    }
+    if (ip.source_routed) {
+        s->stats.ip_source_routed++;    /* see the header comment */
         rusty_buf_free(b);
         return;
     }
@@ -169,6 +205,7 @@ static int local_queue(struct rusty_stack *s, struct rusty_iface *ifc, struct ru
     rusty_eth_emit(&eth, h);
     if (b->flags & RUSTY_BUF_CSUM_PARTIAL)
         b->flags = RUSTY_BUF_CSUM_VALID;
+    b->flags |= RUSTY_BUF_LOCAL;        /* not a martian (rusty_ipv4_input) */
     b->queue = ifc->index;              /* which interface "received" it */
     b->next = NULL;
     if (s->local_tail)

@@ -379,6 +379,12 @@ static int events_grow(struct rusty_stack *s)
    out of memory) they are, counted: the user's poll falls that far behind. */
 void rusty_event_push(struct rusty_stack *s, uint32_t sock, uint16_t type, int32_t arg, uint32_t arg2)
 {
+    rusty_event_push_flags(s, sock, type, 0, arg, arg2);
+}
+
+void rusty_event_push_flags(struct rusty_stack *s, uint32_t sock, uint16_t type, uint16_t flags, int32_t arg,
+                            uint32_t arg2)
+{
     if (s->ev_count >= s->ev_cap && events_grow(s) != 0) {
         s->stats.events_dropped++;
         return;
@@ -386,7 +392,7 @@ void rusty_event_push(struct rusty_stack *s, uint32_t sock, uint16_t type, int32
     struct rusty_event *e = &s->events[(s->ev_head + s->ev_count) % s->ev_cap];
     e->sock = sock;
     e->type = type;
-    e->flags = 0;
+    e->flags = flags;
     e->arg = arg;
     e->arg2 = arg2;
     s->ev_count++;

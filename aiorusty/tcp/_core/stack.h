@@ -96,6 +96,8 @@ int rusty_sock_alloc(struct rusty_stack *s, uint8_t kind, void *impl, uint32_t *
 void *rusty_sock_get(struct rusty_stack *s, uint32_t handle, uint8_t kind);   /* NULL if stale/wrong kind */
 void rusty_sock_release(struct rusty_stack *s, uint32_t handle);
 void rusty_event_push(struct rusty_stack *s, uint32_t sock, uint16_t type, int32_t arg, uint32_t arg2);
+void rusty_event_push_flags(struct rusty_stack *s, uint32_t sock, uint16_t type, uint16_t flags, int32_t arg,
+                            uint32_t arg2);
 /* A limit (RUSTY_LIMIT_*) refused work: one RUSTY_EV_LIMIT event the first time, for the loop's warning. */
 void rusty_limit_report(struct rusty_stack *s, int limit);
 uint64_t rusty_random(struct rusty_stack *s);
@@ -153,14 +155,20 @@ void rusty_icmp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rus
 void rusty_icmp_send_unreachable(struct rusty_stack *s, struct rusty_iface *ifc, const struct rusty_buf *b,
                                  const struct rusty_ipv4_repr *ip, uint8_t code, uint64_t now_us);
 
+/* A datagram of ours (b at its IPv4 header) could not be sent: its next hop
+ * did not answer ARP. Its transport hears -EHOSTUNREACH, as from an ICMP host
+ * unreachable (a connect in SYN-SENT fails; a UDP socket gets an error event). */
+void rusty_icmp_link_failure(struct rusty_stack *s, const struct rusty_buf *b);
+
 /* ---- udp.c */
 int rusty_udp_init(struct rusty_stack *s);
 void rusty_udp_destroy(struct rusty_stack *s);
 void rusty_udp_input(struct rusty_stack *s, struct rusty_iface *ifc, struct rusty_buf *b,
                      const struct rusty_ipv4_repr *ip, uint64_t now_us);
-/* An ICMP error quoting one of our datagrams (inner = quoted IPv4 header, l4 = quoted bytes). */
+/* An ICMP error quoting one of our datagrams (inner = quoted IPv4 header, l4 = quoted bytes);
+ * soft: a transient error (RUSTY_EV_F_SOFT). */
 void rusty_udp_icmp_error(struct rusty_stack *s, const struct rusty_ipv4_repr *inner, const uint8_t *l4,
-                          size_t l4_len, int err);
+                          size_t l4_len, int err, int soft);
 
 /* ---- tcp.c */
 int rusty_tcp_init(struct rusty_stack *s);

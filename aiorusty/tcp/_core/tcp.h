@@ -61,6 +61,7 @@ const char *rusty_tcp_state_name(int state);
 #define TCP_KEEP_CNT 9
 #define TCP_PERSIST_MIN_US 200000u
 #define TCP_DEFAULT_MSS 536u            /* RFC 9293 3.7.1: when the peer sends no MSS option */
+#define TCP_MIN_SND_MSS 48u             /* floor on the peer's MSS (Linux TCP_MIN_SND_MSS, see take_options) */
 #define TCP_MAX_OOO 8                   /* out-of-order ranges held (holes are bounded) */
 #define TCP_DUPACK_THRESH 3             /* RFC 5681 3.2 */
 #define TCP_MAX_WSCALE 14               /* RFC 7323 2.3 */

@@ -112,8 +112,15 @@ static void take_options(struct rusty_stack *s, struct rusty_tcb *t, const struc
     }
     if (h->sack_permitted)
         t->flags |= TF_SACK_OK;
+    /* A peer announcing a tiny MSS (1 byte) would have us cut every write into
+       as many segments as bytes, and keep as many in flight: a cheap way to make
+       us work per byte. Linux floors the send MSS at TCP_MIN_SND_MSS
+       (__tcp_mtu_to_mss, net/ipv4/tcp_output.c, since CVE-2019-11479); RFC 9293
+       3.7.1's Eff.snd.MSS has no floor. Here the floor applies to the peer's
+       value only, so our own interface's MTU still bounds the segments. */
+    uint16_t peer = t->peer_mss < TCP_MIN_SND_MSS ? TCP_MIN_SND_MSS : t->peer_mss;
     uint16_t ours = tcp_mss_for(s, t->rip);
-    uint16_t mss = t->peer_mss < ours ? t->peer_mss : ours;
+    uint16_t mss = peer < ours ? peer : ours;
     /* Payload per segment leaves room for the options every segment carries. */
     if ((t->flags & TF_TS) && mss > 64)
         mss -= 12;

@@ -345,7 +345,7 @@ int rusty_udp_recvfrom(struct rusty_stack *s, uint32_t sock, uint8_t *buf, size_
 }
 
 void rusty_udp_icmp_error(struct rusty_stack *s, const struct rusty_ipv4_repr *inner, const uint8_t *l4,
-                          size_t l4_len, int err)
+                          size_t l4_len, int err, int soft)
 {
     if (l4_len < 4)
         return;
@@ -353,5 +353,5 @@ void rusty_udp_icmp_error(struct rusty_stack *s, const struct rusty_ipv4_repr *i
     struct udp_sock *k = lookup(s->udp, inner->src, sport);
     if (!k)
         return;
-    rusty_event_push(s, k->handle, RUSTY_EV_UDP_ERROR, err, inner->dst);
+    rusty_event_push_flags(s, k->handle, RUSTY_EV_UDP_ERROR, soft ? RUSTY_EV_F_SOFT : 0, err, inner->dst);
 }

@@ -71,6 +71,66 @@ void rusty_arp_emit(const struct rusty_arp_repr *r, uint8_t *out)
 
 /* ---- IPv4 (RFC 791 3.1, RFC 1122 3.2.1.1-3.2.1.2) */
 
+#define IPOPT_EOL 0
+#define IPOPT_NOP 1
+#define IPOPT_RR 7                      /* record route */
+#define IPOPT_TS 68                     /* internet timestamp */
+#define IPOPT_LSRR 131                  /* loose source and record route */
+#define IPOPT_SSRR 137                  /* strict source and record route */
+
+/* RFC 791 3.1 option syntax: EOL ends the list, NOP is one octet, every other
+ * option is type, length (counting type and length, so at least 2), data, and
+ * ends inside the header. The route options (RR, LSRR, SSRR) have a pointer
+ * octet of at least 4 that, while the route is not full, leaves room for a
+ * whole address, and appear at most once; the timestamp's pointer is at least 5.
+ * A datagram breaking them is dropped, as Linux's ip_options_compile
+ * (net/ipv4/ip_options.c) does; Linux also answers with Parameter Problem
+ * (RFC 1122 3.2.2.5, a SHOULD), which this stack does not send. Sets *srr when
+ * a source route is present. */
+static int ipv4_options_check(const uint8_t *p, size_t len, uint8_t *srr)
+{
+    uint8_t seen_rr = 0;
+    *srr = 0;
+    size_t i = 0;
+    while (i < len) {
+        uint8_t type = p[i];
+        if (type == IPOPT_EOL)
+            break;
+        if (type == IPOPT_NOP) {
+            i++;
+            continue;
+        }
+        if (len - i < 2)
+            return -EPROTO;
+        uint8_t olen = p[i + 1];
+        if (olen < 2 || olen > len - i)
+            return -EPROTO;
+        uint8_t ptr = olen > 2 ? p[i + 2] : 0;
+        switch (type) {
+        case IPOPT_RR:
+        case IPOPT_LSRR:
+        case IPOPT_SSRR:
+            if (olen < 3 || ptr < 4 || (ptr <= olen && ptr + 3 > olen))
+                return -EPROTO;
+            if (type == IPOPT_RR ? seen_rr : *srr)
+                return -EPROTO;         /* RFC 791: "appears at most once in a datagram" */
+            if (type == IPOPT_RR)
+                seen_rr = 1;
+            else
+                *srr = 1;
+            break;
+        case IPOPT_TS:
+            if (olen < 4 || ptr < 5)
+                return -EPROTO;
+            break;
+        default:
+            break;                      /* other options: only their length is ours to check */
+        }
+        i += olen;
+    }
+    return 0;
+}
+
 int rusty_ipv4_parse(const uint8_t *data, size_t len, struct rusty_ipv4_repr *out)
 {
     if (len < RUSTY_IPV4_HLEN)
@@ -96,7 +156,7 @@ int rusty_ipv4_parse(const uint8_t *data, size_t len, struct rusty_ipv4_repr *ou
     out->proto = data[9];
     out->src = rd32(data + 12);
     out->dst = rd32(data + 16);
-    return 0;
+    return ipv4_options_check(data + RUSTY_IPV4_HLEN, hlen - RUSTY_IPV4_HLEN, &out->source_routed);
 }
 
 void rusty_ipv4_emit(const struct rusty_ipv4_repr *r, uint8_t *out)

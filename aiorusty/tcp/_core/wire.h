@@ -60,11 +60,13 @@ struct rusty_ipv4_repr {
     uint16_t ident;
     uint16_t frag;                      /* flags + offset field as on the wire */
     uint8_t proto, ttl, tos;
+    uint8_t source_routed;              /* a loose or strict source route option is present */
 };
 #define RUSTY_IPV4_DF 0x4000
 #define RUSTY_IPV4_MF 0x2000
 #define RUSTY_IPV4_OFFMASK 0x1fff
-/* Checks version, IHL, total length against len, and the header checksum (-EBADMSG). */
+/* Checks version, IHL, total length against len (-EINVAL), the header checksum
+ * (-EBADMSG), then the options' syntax (RFC 791 3.1; -EPROTO). */
 int rusty_ipv4_parse(const uint8_t *data, size_t len, struct rusty_ipv4_repr *out);
 /* Emits a 20-byte header with its checksum filled in. */
 void rusty_ipv4_emit(const struct rusty_ipv4_repr *r, uint8_t *out);
