@@ -156,6 +156,7 @@ class RustySelector(selectors.BaseSelector):
         self._last_activity = 0         # now_us of the last poll that returned events
         self._last_epoll = 0            # now_us of the last epoll of the kernel fds
         self._active = False            # output queued since the last tick (note_activity)
+        self.batching = False           # True while _dispatch runs stack events (see "Writes at once")
         self.now_us = time.monotonic_ns() // 1000    # the time of this tick's stack poll
         self._device_fds = set()
         self.transports = {id(st): {} for st in self.stacks}    # stack -> {socket handle: transport}
@@ -318,6 +319,13 @@ class RustySelector(selectors.BaseSelector):
 
     def _dispatch(self):
         """Run queued stack events on their transports (one Handle run per tick)."""
+        self.batching = True
+        try:
+            self._dispatch_batches()
+        finally:
+            self.batching = False
+
+    def _dispatch_batches(self):
         batches, self._pending = self._pending, []
         clock = time.monotonic_ns
         for b, (transports, events, stack) in enumerate(batches):

@@ -9,6 +9,7 @@ stack handle. Not: reading or writing (datagram.py, stream.py).
 
 import contextvars
 import logging
+import time
 import warnings
 from asyncio import transports
 
@@ -39,6 +40,7 @@ class _StackTransport(transports._FlowControlMixin):
         self._conn_lost = 0
         self._buffer_size = 0
         self._context = contextvars.copy_context()
+        self._selector = loop._selector
         self._extra["socket"] = StackSocket(self, self._sock_type, self._sock_proto)
         loop._stack_register(stack, handle, self)
 
@@ -91,6 +93,19 @@ class _StackTransport(transports._FlowControlMixin):
         self._call_soon(self._read_ready)
         if self._loop.get_debug():
             log.debug("%r resumes reading", self)
+
+    def _handed(self, now_us=None):
+        """The stack took bytes (or a FIN) from this transport: keep the loop polling for
+        the answer and, outside the selector's batch of stack events, send them now.
+
+        Inside the batch the tick's output step follows the callbacks, and the writes of
+        a tick leave together; anywhere else (a task, a timer, call_soon, a thread-safe
+        callback) nothing would send them until the loop's next tick, and a callback
+        that blocks after writing would hold them back (see stream.py: Write path)."""
+        sel = self._selector
+        sel._active = True
+        if not sel.batching:
+            self._stack.output(time.monotonic_ns() // 1000 if now_us is None else now_us)
 
     def get_write_buffer_size(self):
         return self._buffer_size

@@ -147,7 +147,7 @@ class StackDatagramTransport(_StackTransport, DatagramTransport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal write error on datagram transport")
             return _STOPPED
-        self._loop._stack_note_activity()
+        self._handed()
         return _SENT
 
     def _schedule_flush(self):

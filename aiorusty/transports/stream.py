@@ -30,6 +30,7 @@ import errno
 import os
 import socket
 import sys
+import time
 import weakref
 from asyncio import BufferedProtocol, Transport, constants
 
@@ -51,6 +52,8 @@ _EAGAIN = -errno.EAGAIN
 # Looked up once: these run once or twice per request.
 _tcp_recv = lib.rusty_tcp_recv
 _tcp_send = lib.rusty_tcp_send
+_output = lib.rusty_stack_output
+_clock = time.monotonic_ns
 _SHUT_WR = socket.SHUT_WR
 _unpack = ffi.unpack
 
@@ -300,11 +303,23 @@ class StackStreamTransport(_StackTransport, Transport):
             # The common case, _send_bytes inlined: one C call into the send ring. Anything
             # else (the ring took part or none, an error) goes the general way below.
             sel = self._selector
-            ret = _tcp_send(self._stack._ptr, self._handle, data, len(data), sel.now_us)
-            if ret == len(data):
-                sel._active = True              # sel.note_activity()
-                self._write_tick = sel.ticks
-                return
+            if sel.batching:
+                ret = _tcp_send(self._stack._ptr, self._handle, data, len(data), sel.now_us)
+                if ret == len(data):
+                    sel._active = True          # sel.note_activity(); the tick's output sends it
+                    self._write_tick = sel.ticks
+                    return
+            else:
+                # Outside the batch nothing else would send it before the next tick: out
+                # now, stamped with the time now (the tick's may be long past).
+                ptr, now = self._stack._ptr, _clock() // 1000
+                ret = _tcp_send(ptr, self._handle, data, len(data), now)
+                if ret > 0:
+                    _output(ptr, now)
+                    sel._active = True
+                    self._write_tick = sel.ticks
+                    if ret == len(data):
+                        return
             if ret > 0:
                 data = memoryview(data)[ret:]   # a view of the rest: no copy of a big write
         if isinstance(data, StaticPayload):
@@ -358,13 +373,16 @@ class StackStreamTransport(_StackTransport, Transport):
         except ValueError as exc:
             self._fatal_error(exc, "Fatal write error on socket transport")
             return None
+        sel = self._selector
+        now = sel.now_us if sel.batching else _clock() // 1000
         # bytes go to cffi as the const uint8_t * itself; other buffers need a view.
         n = self._sent(_tcp_send(ptr, self._handle, data if type(data) is bytes else ffi.from_buffer(data),
-                                 len(data), self._selector.now_us))
+                                 len(data), now))
         if n is None:
             return None
-        self._selector.note_activity()
-        self._write_tick = self._selector.ticks
+        if n:
+            self._handed(now)
+        self._write_tick = sel.ticks
         return n
 
     def _sent(self, ret):
@@ -386,7 +404,8 @@ class StackStreamTransport(_StackTransport, Transport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal write error on socket transport")
             return None
-        self._selector.note_activity()
+        if n:
+            self._handed()
         self._write_tick = self._selector.ticks
         return n
 
@@ -475,6 +494,8 @@ class StackStreamTransport(_StackTransport, Transport):
             self._stack.tcp_shutdown(self._handle, socket.SHUT_WR)
         except OSError as exc:
             self._fatal_error(exc, "Fatal error on shutdown")
+            return
+        self._handed()
 
     def _drop_buffer(self):
         self._buffer.clear()
@@ -509,7 +530,13 @@ class StackStreamTransport(_StackTransport, Transport):
         if fin_now and not self._eof and not self._eof_seen and self._handle is not None \
                 and self._stack._ptr is not None:
             # An error (reset meanwhile) needs no report: connection_lost follows anyway.
-            lib.rusty_tcp_shutdown(self._stack._ptr, self._handle, _SHUT_WR, self._selector.now_us)
+            sel = self._selector
+            if sel.batching:
+                lib.rusty_tcp_shutdown(self._stack._ptr, self._handle, _SHUT_WR, sel.now_us)
+            else:
+                now = _clock() // 1000
+                lib.rusty_tcp_shutdown(self._stack._ptr, self._handle, _SHUT_WR, now)
+                self._handed(now)
         self._conn_lost += 1
         self._call_soon(self._call_connection_lost, None)
 
