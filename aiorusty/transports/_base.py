@@ -94,7 +94,7 @@ class _StackTransport(transports._FlowControlMixin):
         if self._loop.get_debug():
             log.debug("%r resumes reading", self)
 
-    def _handed(self, now_us=None):
+    def _handed(self):
         """The stack took bytes (or a FIN) from this transport: keep the loop polling for
         the answer and, outside the selector's batch of stack events, send them now.
 
@@ -105,7 +105,8 @@ class _StackTransport(transports._FlowControlMixin):
         sel = self._selector
         sel._active = True
         if not sel.batching:
-            self._stack.output(time.monotonic_ns() // 1000 if now_us is None else now_us)
+            # The time now: the tick's may be long past (a callback before this one blocked).
+            self._stack.output(time.monotonic_ns() // 1000)
 
     def get_write_buffer_size(self):
         return self._buffer_size
