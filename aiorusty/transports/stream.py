@@ -108,7 +108,6 @@ class StackStreamTransport(_StackTransport, Transport):
         self._flush_queued = False
         self._write_tick = -1             # the selector tick of the last write (see _close_sent)
         self._peek_out = None           # rusty_tcp_peek's out-arguments, for a ViewProtocol only
-        self._selector = loop._selector
         self._reader = _not_started     # until connection_made has run (see _start)
         self.set_protocol(protocol)
         if server is not None:
