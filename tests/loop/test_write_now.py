@@ -6,15 +6,17 @@ loop, must get the bytes while the writer is blocked. The writer blocks on an
 Event that the peer sets when the reply has arrived, bounded by BLOCK_S, so the
 assertion is about order (arrived during the block), never about a duration.
 
-Writers: an asyncio streams handler (a task), call_soon from data_received, a
-timer, call_soon_threadsafe from another thread; write then write_eof (the FIN
+Writers: an asyncio streams handler (a task; write and writelines), call_soon
+from data_received, a timer, call_soon_threadsafe from another thread; write then write_eof (the FIN
 too), write then close; a UDP sendto from call_soon. One body runs on stock
 asyncio (kernel loopback, the peer a second asyncio loop) and on aiorusty (the
 writer's stack and the peer's stack joined by a shm link, each polled by its own
 loop in its own thread: no kernel in the path, no root).
 
 Inside the batch (data_received itself) a write waits for the tick's output step
-that follows the batch, as documented in aiorusty/transports/stream.py.
+that follows the batch, as documented in aiorusty/_selector.py ("Writes at once"):
+TestWriteBatching_Rusty checks that writes made there still leave as one
+segment, and the same writes made from call_soon as one segment each.
 """
 
 import asyncio
@@ -184,6 +186,16 @@ class _TestWriteNow:
             return await asyncio.start_server(handle, self.HOST, 0)
         return serve
 
+    def test_streams_handler_writelines_then_blocks(self):
+        async def serve(on_request):
+            async def handle(reader, writer):
+                await reader.readline()
+                on_request(lambda reply: writer.writelines([reply[:2], reply[2:]]))
+                await reader.read()
+                writer.close()
+            return await asyncio.start_server(handle, self.HOST, 0)
+        self.assertEqual(self.served(serve), REPLY)
+
     def test_write_then_write_eof_then_block(self):
         self.assertEqual(self.served(self._closing_server(lambda w: w.write_eof()), eof=True), REPLY)
 
@@ -238,6 +250,47 @@ class TestWriteNow_Rusty(_TestWriteNow, RustyBase):
             self.peer_loop.run_until_complete(asyncio.sleep(0.005))
             self.loop.run_until_complete(asyncio.sleep(0.005))
         super().check_leaks()
+
+
+@unittest.skipUnless(have_tcp(), "aiorusty.tcp.Stack has no TCP yet")
+class TestWriteBatching_Rusty(RustyBase):
+    """What the rule keeps: writes inside the batch leave together, one segment for the
+    lot; the same writes from call_soon leave one segment each (counted in frames)."""
+
+    PIECES = 16
+
+    def frames_for_replies(self, schedule):
+        loop, pieces = self.loop, self.PIECES
+
+        class Server(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                schedule(lambda: [self.transport.write(b"%02d" % i) for i in range(pieces)])
+
+        async def main():
+            server = await loop.create_server(Server, self.HOST, 0)
+            reader, writer = await asyncio.open_connection(self.HOST, server.sockets[0].getsockname()[1])
+            await asyncio.sleep(0.05)           # the handshake's last ACK is in
+            before = self.stacks[0].stats()["eth_tx_frames"]
+            writer.write(REQUEST)
+            got = await reader.readexactly(2 * pieces)
+            sent = self.stacks[0].stats()["eth_tx_frames"] - before
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+            self.assertEqual(got, b"".join(b"%02d" % i for i in range(pieces)))
+            return sent
+        return self.run_loop(main())
+
+    def test_writes_inside_the_batch_leave_in_one_segment(self):
+        self.assertEqual(self.frames_for_replies(lambda cb: cb()), 1)
+
+    def test_writes_outside_the_batch_leave_one_segment_each(self):
+        self.assertEqual(self.frames_for_replies(self.loop.call_soon), self.PIECES)
+
 
 if __name__ == "__main__":
     unittest.main()
