@@ -59,6 +59,28 @@ batch has run OUTPUT_AFTER_US: the two sides then work in turns on parts of
 the connections. shm small requests, 16 connections: 134k -> 241k req/s, the
 server's CPU per request 7.3 -> 4.1 us (aiorusty bench).
 
+Writes at once. A kernel socket's send() transmits before it returns; on the
+stack a write only queues into the send ring, and its segments are built by the
+stack's output step (rusty_tcp_poll_end + device flush, inside every poll, or
+rusty_stack_output alone). While _dispatch runs a batch of stack events,
+`batching` is True: a write made there (data_received, eof_received, a WRITABLE
+flush) is left for the output step that follows the batch (the next poll, or
+the OUTPUT_AFTER_US step above), so the replies of one poll leave together and a
+tick crosses into C as often as before. A write made anywhere else (a task's
+step, a timer, call_soon, a thread-safe callback, connection_made) has no such
+step coming before the loop's next tick, and a callback that blocks after
+writing (a synchronous call, a thread join, time.sleep) would hold its bytes
+back while the peer waits: the transport calls rusty_stack_output once after
+handing them over (_StackTransport._handed), stamped with a fresh clock read
+(the tick's time may be long past). The price is one C call per such write and
+segments no bigger than the write; writelines() hands all its pieces over
+before one output. Measured by bench/write_now.py (bench/results/write_now.json):
+sending every write at once cost the in-batch servers CPU per request, this
+rule costs them nothing and costs the out-of-batch writers the extra output per
+write only. The one difference from a kernel socket left: a callback
+inside the batch that blocks after writing holds its bytes until it returns
+(sending those at once too is the cost the in-batch figures show).
+
 A kernel fd made ready by call_soon_threadsafe or a signal (asyncio's self-pipe)
 is registered in the same epoll, so both wake a sleeping loop at once.
 
@@ -156,6 +178,7 @@ class RustySelector(selectors.BaseSelector):
         self._last_activity = 0         # now_us of the last poll that returned events
         self._last_epoll = 0            # now_us of the last epoll of the kernel fds
         self._active = False            # output queued since the last tick (note_activity)
+        self.batching = False           # True while _dispatch runs stack events: see "Writes at once"
         self.now_us = time.monotonic_ns() // 1000    # the time of this tick's stack poll
         self._device_fds = set()
         self.transports = {id(st): {} for st in self.stacks}    # stack -> {socket handle: transport}
@@ -202,6 +225,15 @@ class RustySelector(selectors.BaseSelector):
         Only a flag: the next tick stamps it with the time it reads anyway, so a
         write costs no clock read."""
         self._active = True
+
+    def handed(self, stack):
+        """The stack took bytes (or a FIN) from a transport or a stack socket: keep
+        polling for the answer and, outside the batch of stack events, send them now
+        (see "Writes at once" above)."""
+        self._active = True
+        if not self.batching:
+            # The time now: the tick's may be long past (a callback before this one blocked).
+            stack.output(time.monotonic_ns() // 1000)
 
     # -- one tick ---------------------------------------------------------------
 
@@ -318,6 +350,13 @@ class RustySelector(selectors.BaseSelector):
 
     def _dispatch(self):
         """Run queued stack events on their transports (one Handle run per tick)."""
+        self.batching = True
+        try:
+            self._dispatch_batches()
+        finally:
+            self.batching = False
+
+    def _dispatch_batches(self):
         batches, self._pending = self._pending, []
         clock = time.monotonic_ns
         for b, (transports, events, stack) in enumerate(batches):

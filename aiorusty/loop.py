@@ -175,9 +175,6 @@ class RustyEventLoop(SockMethods, _Base):
         if self._selector is not None:
             self._selector.transports[id(stack)].pop(handle, None)
 
-    def _stack_note_activity(self):
-        self._selector.note_activity()
-
     def __repr__(self):
         where = "no stack" if self._stack is None else f"stack {len(self._rusty_config.interfaces)} iface(s)"
         return f"<{type(self).__name__} running={self.is_running()} closed={self.is_closed()} {where}>"

@@ -394,7 +394,7 @@ class StackSocket(_KernelSocket):
         sent = h.stack.tcp_send(h.handle, data)
         if not sent and len(data):
             raise _would_block("send")
-        h.loop._stack_note_activity()
+        h.loop._selector.handed(h.stack)
         return sent
 
     def sendall(self, data, flags=0):
@@ -415,7 +415,7 @@ class StackSocket(_KernelSocket):
             self.bind(("0.0.0.0" if self._bound is None else self._bound[0], 0))
         h = self._handle_or_raise("sendto")
         n = h.stack.udp_sendto(h.handle, data, (_ipconv.literal(addr[0]), int(addr[1])))
-        h.loop._stack_note_activity()
+        h.loop._selector.handed(h.stack)
         return n
 
     def shutdown(self, how):
@@ -424,7 +424,7 @@ class StackSocket(_KernelSocket):
         h = self._handle_or_raise("shutdown")
         if h.kind == _socket_module.SOCK_STREAM and not h.listening:
             h.stack.tcp_shutdown(h.handle, how)
-            h.loop._stack_note_activity()
+            h.loop._selector.handed(h.stack)
 
     def close(self):
         side, finalizer = self._stack_side, self._finalizer

@@ -39,6 +39,7 @@ class _StackTransport(transports._FlowControlMixin):
         self._conn_lost = 0
         self._buffer_size = 0
         self._context = contextvars.copy_context()
+        self._selector = loop._selector
         self._extra["socket"] = TransportSocket(self, self._sock_type, self._sock_proto)
         loop._stack_register(stack, handle, self)
 
@@ -91,6 +92,16 @@ class _StackTransport(transports._FlowControlMixin):
         self._call_soon(self._read_ready)
         if self._loop.get_debug():
             log.debug("%r resumes reading", self)
+
+    def _handed(self):
+        """The stack took bytes (or a FIN) from this transport: keep the loop polling for
+        the answer and, outside the selector's batch of stack events, send them now.
+
+        Inside the batch the tick's output step follows the callbacks, and the writes of
+        a tick leave together; anywhere else (a task, a timer, call_soon, a thread-safe
+        callback) nothing would send them until the loop's next tick, and a callback
+        that blocks after writing would hold them back (see stream.py: Write path)."""
+        self._selector.handed(self._stack)
 
     def get_write_buffer_size(self):
         return self._buffer_size

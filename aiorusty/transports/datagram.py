@@ -15,8 +15,14 @@ empty datagrams are sent on 3.13+ and ignored before; an exception raised by
 datagram_received goes to the loop's exception handler and the transport stays
 open; an error from the stack's sendto goes to error_received.
 
+A datagram handed to the stack waits in its interface's transmit queue for
+the output step: inside the selector's batch of stack events that is the step
+after the batch; a sendto() anywhere else outputs at once, as a write does
+(RustySelector, "Writes at once").
+
 Call chain: RustySelector._dispatch -> _stack_event -> _read_ready ->
-Stack.udp_recvfrom (C) -> protocol.datagram_received.
+Stack.udp_recvfrom (C) -> protocol.datagram_received;  sendto ->
+Stack.udp_sendto (C) [-> Stack.output (C) outside the batch].
 """
 
 import collections
@@ -172,7 +178,7 @@ class StackDatagramTransport(_StackTransport, DatagramTransport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal write error on datagram transport")
             return _STOPPED
-        self._loop._stack_note_activity()
+        self._handed()
         return _SENT
 
     def _schedule_flush(self):

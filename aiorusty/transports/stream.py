@@ -10,17 +10,27 @@ get_extra_info('socket') whose TCP_NODELAY/SO_KEEPALIVE act on the connection.
 Not: connecting/accepting (aiorusty.server), the TCP state machine (C).
 
 Write path: a write() into an empty buffer goes to the stack's send ring at
-once (as asyncio's send() would): rusty_tcp_send only queues, and segments
-are built when the stack polls, so the writes of one tick still leave as
-full segments. What the stack's send buffer cannot take, and writes behind
-it, queue here in order, count in get_write_buffer_size() and are handed
-over once per tick, coalesced, just before the selector polls the stack
-(RustySelector.flush), or on the next WRITABLE event.
+once (as asyncio's send() would); rusty_tcp_send only queues, and segments
+are built by the stack's output step. When they are built is the rule of
+RustySelector ("Writes at once"):
+  - inside the selector's batch of stack events (data_received,
+    eof_received, buffer_updated, ...), at the output step that follows the
+    batch, so the writes of one tick leave together, as full segments;
+  - anywhere else (a task, a timer, call_soon, a thread-safe callback,
+    connection_made), at once: the write calls rusty_stack_output, so a
+    caller that blocks after writing does not hold its bytes back. The
+    same holds for write_eof() and for the FIN close() sends after a write.
+    writelines() hands every piece to the stack first and outputs once.
+What the stack's send buffer cannot take, and writes behind it, queue here in
+order, count in get_write_buffer_size() and are handed over once per tick,
+coalesced, just before the selector polls the stack (RustySelector.flush), or
+on the next WRITABLE event.
 
 Call chains: RustySelector._dispatch -> _reader (for a READABLE event; the
 others go through _stack_event) -> rusty_tcp_recv (C) ->
-protocol.data_received;  write -> rusty_tcp_send (C)
-| (queue) -> RustySelector.select -> _write_ready -> rusty_tcp_send (C).
+protocol.data_received;  write -> rusty_tcp_send (C) [-> rusty_stack_output (C)
+outside the batch] | (queue) -> RustySelector.select -> _write_ready ->
+rusty_tcp_send (C).
 Errors from protocol callbacks and the stack take asyncio's one path:
 _fatal_error -> _force_close -> _call_connection_lost.
 """
@@ -30,6 +40,7 @@ import errno
 import os
 import socket
 import sys
+import time
 import weakref
 from asyncio import BufferedProtocol, Transport, constants
 
@@ -51,6 +62,8 @@ _EAGAIN = -errno.EAGAIN
 # Looked up once: these run once or twice per request.
 _tcp_recv = lib.rusty_tcp_recv
 _tcp_send = lib.rusty_tcp_send
+_output = lib.rusty_stack_output
+_clock = time.monotonic_ns
 _SHUT_WR = socket.SHUT_WR
 _unpack = ffi.unpack
 
@@ -95,7 +108,6 @@ class StackStreamTransport(_StackTransport, Transport):
         self._flush_queued = False
         self._write_tick = -1             # the selector tick of the last write (see _close_sent)
         self._peek_out = None           # rusty_tcp_peek's out-arguments, for a ViewProtocol only
-        self._selector = loop._selector
         self._reader = _not_started     # until connection_made has run (see _start)
         self.set_protocol(protocol)
         if server is not None:
@@ -299,13 +311,15 @@ class StackStreamTransport(_StackTransport, Transport):
                 and self._stack._ptr is not None):
             # The common case, _send_bytes inlined: one C call into the send ring. Anything
             # else (the ring took part or none, an error) goes the general way below.
-            sel = self._selector
-            ret = _tcp_send(self._stack._ptr, self._handle, data, len(data), sel.now_us)
-            if ret == len(data):
-                sel._active = True              # sel.note_activity()
-                self._write_tick = sel.ticks
-                return
+            sel, ptr = self._selector, self._stack._ptr
+            ret = _tcp_send(ptr, self._handle, data, len(data), sel.now_us)
             if ret > 0:
+                if not sel.batching:
+                    _output(ptr, _clock() // 1000)     # self._handed(), inlined
+                sel._active = True
+                self._write_tick = sel.ticks
+                if ret == len(data):
+                    return
                 data = memoryview(data)[ret:]   # a view of the rest: no copy of a big write
         if isinstance(data, StaticPayload):
             self._write_payload(data)
@@ -363,7 +377,8 @@ class StackStreamTransport(_StackTransport, Transport):
                                  len(data), self._selector.now_us))
         if n is None:
             return None
-        self._selector.note_activity()
+        if n:
+            self._handed()
         self._write_tick = self._selector.ticks
         return n
 
@@ -386,7 +401,8 @@ class StackStreamTransport(_StackTransport, Transport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal write error on socket transport")
             return None
-        self._selector.note_activity()
+        if n:
+            self._handed()
         self._write_tick = self._selector.ticks
         return n
 
@@ -409,8 +425,21 @@ class StackStreamTransport(_StackTransport, Transport):
         self._conn_lost += 1
 
     def writelines(self, list_of_data):
-        for data in list_of_data:
-            self.write(data)
+        # Outside the batch, every piece is handed to the stack first and the lot
+        # output once: segments as full as one write of the joined bytes would make.
+        sel = self._selector
+        if sel.batching:
+            for data in list_of_data:
+                self.write(data)
+            return
+        sel.batching = True
+        try:
+            for data in list_of_data:
+                self.write(data)
+        finally:
+            sel.batching = False
+        if self._handle is not None and self._stack._ptr is not None:
+            self._handed()
 
     def _write_ready(self):
         """Hand the buffer to the stack (once per tick from RustySelector._flush, or on WRITABLE)."""
@@ -475,6 +504,8 @@ class StackStreamTransport(_StackTransport, Transport):
             self._stack.tcp_shutdown(self._handle, socket.SHUT_WR)
         except OSError as exc:
             self._fatal_error(exc, "Fatal error on shutdown")
+            return
+        self._handed()
 
     def _drop_buffer(self):
         self._buffer.clear()
@@ -510,6 +541,7 @@ class StackStreamTransport(_StackTransport, Transport):
                 and self._stack._ptr is not None:
             # An error (reset meanwhile) needs no report: connection_lost follows anyway.
             lib.rusty_tcp_shutdown(self._stack._ptr, self._handle, _SHUT_WR, self._selector.now_us)
+            self._handed()
         self._conn_lost += 1
         self._call_soon(self._call_connection_lost, None)
 
