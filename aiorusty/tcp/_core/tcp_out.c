@@ -194,7 +194,7 @@ static int xmit(struct rusty_stack *s, uint32_t src, uint32_t dst, const struct 
             ext = NULL;                 /* the segment spans ring bytes or two ranges: copy it */
     }
     /* A TSO frame of ring bytes is gathered into a big buffer the frame owns (see the header). */
-    int gather = len > t->mss && !ext;
+    int gather = len && !ext && len > t->mss;   /* len 0 (an RST reply) has no t */
     uint8_t *tcp = rusty_buf_put(b, (uint16_t)(hlen + (ext || gather ? 0 : len)));
     if (!tcp) {
         rusty_buf_free(b);
